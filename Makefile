@@ -1,0 +1,56 @@
+# One entry point for set-up, serving, tests and benchmarks. Everything installs into .venv.
+SHELL := /bin/bash
+PYTHON_SYS ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+HTTP_PORT ?= 8000
+GRPC_PORT ?= 8001
+METRICS_PORT ?= 8002
+POLICY ?= ltr
+LLM_MODE ?= timing
+
+TOKENIZER := build/tokenizer/tokenizer.model
+LLAMA_MODELS_VERSION := 0.3.0
+
+.PHONY: help setup deploy stop test tokenizer clean
+
+help:
+	@echo "make deploy   set up what is missing, start tritonserver on 127.0.0.1 (POLICY=$(POLICY) LLM_MODE=$(LLM_MODE))"
+	@echo "make stop     stop that server"
+	@echo "make test     unit + integration tests (starts its own servers on free ports)"
+
+# The virtual environment, rebuilt when requirements change.
+$(VENV)/.installed: requirements.txt pyproject.toml
+	@command -v $(PYTHON_SYS) >/dev/null || { echo "needs $(PYTHON_SYS)"; exit 1; }
+	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements.txt
+	$(PIP) install -q --no-deps --config-settings editable_mode=compat -e .
+	touch $@
+
+# Meta's Llama-3 tokenizer file, taken from the PyPI package llama-models (no hub download).
+$(TOKENIZER): | $(VENV)/.installed
+	mkdir -p build/tokenizer/download
+	$(PIP) download -q --no-deps llama-models==$(LLAMA_MODELS_VERSION) -d build/tokenizer/download
+	$(PY) -c "import zipfile,glob; zipfile.ZipFile(glob.glob('build/tokenizer/download/llama_models-*.whl')[0]).extract('llama_models/llama3/tokenizer.model', 'build/tokenizer/download')"
+	mv build/tokenizer/download/llama_models/llama3/tokenizer.model $@
+	rm -rf build/tokenizer/download
+
+tokenizer: $(TOKENIZER)
+
+setup: $(VENV)/.installed $(TOKENIZER)
+
+deploy: setup
+	$(PY) -m serving.deploy start --policy $(POLICY) --llm-mode $(LLM_MODE) \
+		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
+
+stop:
+	@if [ -x $(PY) ]; then $(PY) -m serving.deploy stop; else echo "nothing deployed"; fi
+
+test: setup
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf build .deploy results/*.csv results/*.html

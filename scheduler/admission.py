@@ -1,0 +1,99 @@
+"""An asyncio admission gate: at most `max_inflight` requests run in the engine at once.
+
+The engine (TensorRT-LLM) keeps its own FCFS queue and takes no priorities, so ordering has to
+happen before it: requests wait here, in a `RequestQueue`, and enter the engine only when one of
+`max_inflight` slots (about the engine's batch capacity) is free. Every path out of a slot —
+completion, failure, client cancellation — goes through `release`, so no slot leaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Callable
+
+from scheduler.queue import RequestQueue
+from scheduler.request import QueuedRequest
+
+
+class RequestCancelled(Exception):
+    """The client cancelled the request while it waited for admission."""
+
+
+class AdmissionGate:
+    """Queue + slot counter, driven from one asyncio event loop."""
+
+    def __init__(self, queue: RequestQueue, max_inflight: int) -> None:
+        if max_inflight <= 0:
+            raise ValueError("max_inflight must be positive")
+        self.queue = queue
+        self.max_inflight = max_inflight
+        self.inflight = 0
+        self._waiters: dict[str, asyncio.Future[None]] = {}
+
+    async def acquire(
+        self,
+        request: QueuedRequest,
+        is_cancelled: Callable[[], bool] | None = None,
+        poll_interval_s: float = 0.1,
+    ) -> None:
+        """Wait until `request` holds a slot.
+
+        Raises QueueFull when the queue is at its bound, RequestCancelled when `is_cancelled()`
+        turns true while waiting (checked every `poll_interval_s`); in both cases no slot is held.
+        """
+        if self.inflight < self.max_inflight and len(self.queue) == 0:
+            self.inflight += 1  # nobody waits, so nobody is overtaken
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.queue.push(request)  # may raise QueueFull before anything is held
+        self._waiters[request.request_id] = future
+        try:
+            while True:
+                try:
+                    await asyncio.wait_for(asyncio.shield(future), poll_interval_s)
+                    return
+                except asyncio.TimeoutError:
+                    if is_cancelled is not None and is_cancelled():
+                        raise RequestCancelled(request.request_id) from None
+        except BaseException:
+            self._abandon(request.request_id, future)
+            raise
+
+    def release(self) -> None:
+        """Give a slot back and admit the next waiting requests."""
+        if self.inflight <= 0:
+            raise RuntimeError("release() without a held slot")
+        self.inflight -= 1
+        self._admit_waiting()
+
+    @asynccontextmanager
+    async def slot(
+        self,
+        request: QueuedRequest,
+        is_cancelled: Callable[[], bool] | None = None,
+        poll_interval_s: float = 0.1,
+    ) -> AsyncIterator[None]:
+        """`async with gate.slot(req):` holds a slot for the body and always gives it back."""
+        await self.acquire(request, is_cancelled, poll_interval_s)
+        try:
+            yield
+        finally:
+            self.release()
+
+    def _admit_waiting(self) -> None:
+        while self.inflight < self.max_inflight:
+            request = self.queue.pop()
+            if request is None:
+                return
+            future = self._waiters.pop(request.request_id)
+            self.inflight += 1
+            future.set_result(None)
+
+    def _abandon(self, request_id: str, future: asyncio.Future[None]) -> None:
+        """Undo a wait that ended by cancellation: leave the queue, or hand back a slot that was
+        granted in the same instant."""
+        if self.queue.remove(request_id) is not None:
+            self._waiters.pop(request_id, None)
+        elif future.done() and not future.cancelled():
+            self.release()

@@ -1,0 +1,1 @@
+"""Serving glue shared by the Triton models, the launcher and the tests (no Triton import)."""
