@@ -1,0 +1,142 @@
+"""Triton model `ltr_scheduler`: parses tensors and config, then hands each request to
+serving.relay.Relay, which queues it (scheduler/), admits it and streams it through BLS calls
+to the LLM model. This file holds only the Triton seams: the BLS client and the response sink."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import AsyncIterator
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from scheduler import AdmissionGate, RequestQueue, StarvationConfig, make_policy
+from serving.relay import Job, Relay
+from serving.triton_params import model_parameters
+
+PASS_THROUGH = ("end_id", "pad_id", "stop_words_list", "bad_words_list", "temperature", "runtime_top_k", "runtime_top_p", "seed")
+
+
+class BLSClient:
+    """Streams tokens from the LLM model with BLS. The response iterator blocks, so each `next`
+    runs on a worker thread and the event loop keeps serving the other requests."""
+
+    def __init__(self, model_name: str, workers: int) -> None:
+        self.model_name = model_name
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bls")
+
+    def _request(self, job: Job, extra: list) -> "pb_utils.InferenceRequest":
+        inputs = [
+            pb_utils.Tensor("input_ids", job.input_ids[None, :]),
+            pb_utils.Tensor("input_lengths", np.array([[job.input_ids.size]], dtype=np.int32)),
+            pb_utils.Tensor("request_output_len", np.array([[job.max_tokens]], dtype=np.int32)),
+        ] + [pb_utils.Tensor(name, value) for name, value in job.llm_inputs.items()] + extra
+        return pb_utils.InferenceRequest(
+            model_name=self.model_name,
+            inputs=inputs,
+            requested_output_names=["output_ids", "sequence_length"],
+            request_id=job.request_id,
+        )
+
+    async def stream(self, job: Job) -> AsyncIterator[list[int]]:
+        streaming = pb_utils.Tensor("streaming", np.array([[True]]))
+        responses = await self._request(job, [streaming]).async_exec(decoupled=True)
+        loop = asyncio.get_running_loop()
+        while (response := await loop.run_in_executor(self.executor, next, responses, None)) is not None:
+            if response.has_error():
+                raise RuntimeError(response.error().message())
+            ids = pb_utils.get_output_tensor_by_name(response, "output_ids")
+            if ids is not None:
+                yield ids.as_numpy().reshape(-1).tolist()
+
+    async def stop(self, job: Job) -> None:
+        """TensorRT-LLM's way to stop a running request: a request with the same id and `stop`."""
+        stop = pb_utils.Tensor("stop", np.array([[True]]))
+        responses = await self._request(job, [stop]).async_exec(decoupled=True)
+        await asyncio.get_running_loop().run_in_executor(self.executor, lambda: list(responses))
+
+
+class TritonSink:
+    """A request's decoupled response sender, speaking the postprocessing model's tensors."""
+
+    def __init__(self, request) -> None:
+        self.request = request
+        self.sender = request.get_response_sender()
+
+    def is_cancelled(self) -> bool:
+        return self.request.is_cancelled()
+
+    def send_tokens(self, token_ids: list[int], context_ids: list[int], final: bool) -> None:
+        tensors = [
+            pb_utils.Tensor("output_ids", np.array([[token_ids]], dtype=np.int32).reshape(1, 1, -1)),
+            pb_utils.Tensor("sequence_length", np.array([[len(token_ids)]], dtype=np.int32)),
+            pb_utils.Tensor("context_ids", np.array([context_ids], dtype=np.int32).reshape(1, -1)),
+            pb_utils.Tensor("is_final", np.array([[final]])),
+        ]
+        flags = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL if final else 0
+        self.sender.send(pb_utils.InferenceResponse(output_tensors=tensors), flags=flags)
+
+    def send_error(self, message: str) -> None:
+        self.sender.send(
+            pb_utils.InferenceResponse(error=pb_utils.TritonError(message)),
+            flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL,
+        )
+
+    def close(self) -> None:
+        self.sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        params = model_parameters(json.loads(args["model_config"]))
+        queue = RequestQueue(
+            make_policy(params["policy"]),
+            StarvationConfig(int(params["starvation_threshold"]), int(params["starvation_quantum"])),
+            max_size=int(params["max_queue_size"]),
+        )
+        max_inflight = int(params["max_inflight"])
+        self.gate = AdmissionGate(queue, max_inflight)
+        self.relay = Relay(
+            self.gate,
+            BLSClient(params["llm_model"], workers=2 * max_inflight + 4),
+            cancel_poll_s=int(params["cancel_poll_ms"]) / 1000,
+        )
+        pb_utils.Logger.log_info(f"ltr_scheduler: policy={params['policy']} max_inflight={max_inflight}")
+
+    async def execute(self, requests: list) -> None:
+        await asyncio.gather(*(self._serve(request) for request in requests))
+        return None
+
+    async def _serve(self, request) -> None:
+        sink = TritonSink(request)
+        try:
+            job = self._job(request)
+        except ValueError as exc:
+            sink.send_error(str(exc))
+            return
+        await self.relay.serve(job, sink)
+
+    def _job(self, request) -> Job:
+        def scalar(name: str):
+            tensor = pb_utils.get_input_tensor_by_name(request, name)
+            return None if tensor is None else tensor.as_numpy().reshape(-1)[0].item()
+
+        input_ids = pb_utils.get_input_tensor_by_name(request, "input_ids").as_numpy()
+        if input_ids.shape[0] != 1:
+            raise ValueError(f"send one prompt per request (got a batch of {input_ids.shape[0]})")
+        passed = {}
+        for name in PASS_THROUGH:
+            tensor = pb_utils.get_input_tensor_by_name(request, name)
+            if tensor is not None and tensor.as_numpy().size:
+                passed[name] = tensor.as_numpy()
+        return Job(
+            request_id=uuid.uuid4().hex,  # unique per LLM call; client ids may repeat
+            input_ids=input_ids.reshape(-1).astype(np.int32),
+            max_tokens=int(scalar("request_output_len")),
+            score=float(scalar("score")),
+            streaming=bool(scalar("streaming") or False),
+            llm_inputs=passed,
+        )

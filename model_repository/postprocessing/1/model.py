@@ -1,0 +1,44 @@
+"""Triton model `postprocessing`: token ids (+ context) → text via serving.detokenize."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from serving.detokenize import chunk_text
+from serving.llama3_tokenizer import load_tokenizer
+from serving.triton_params import model_parameters
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        params = model_parameters(json.loads(args["model_config"]))
+        self.tokenizer = load_tokenizer(params["tokenizer_path"] or None)
+        first_special = self.tokenizer.bos_id  # Llama-3: all special tokens sit at ids >= 128000
+        self.keep = (lambda i: i < first_special) if params["skip_special_tokens"].lower() == "true" else (lambda i: True)
+
+    def execute(self, requests: list) -> list:
+        responses = []
+        for request in requests:
+            tokens = pb_utils.get_input_tensor_by_name(request, "TOKENS_BATCH").as_numpy()
+            lengths = pb_utils.get_input_tensor_by_name(request, "SEQUENCE_LENGTH").as_numpy()
+            context = pb_utils.get_input_tensor_by_name(request, "CONTEXT_IDS").as_numpy().reshape(-1)
+            final = bool(pb_utils.get_input_tensor_by_name(request, "IS_FINAL").as_numpy().reshape(-1)[0])
+            new_ids = tokens.reshape(-1)[: int(lengths.reshape(-1)[0])]
+            text = chunk_text(
+                self.tokenizer.decode_bytes,
+                [int(i) for i in context if self.keep(int(i))],
+                [int(i) for i in new_ids if self.keep(int(i))],
+                final,
+            )
+            responses.append(
+                pb_utils.InferenceResponse(
+                    output_tensors=[
+                        pb_utils.Tensor("OUTPUT", np.array([[text.encode("utf-8")]], dtype=np.object_)),
+                        pb_utils.Tensor("OUTPUT_TOKEN_COUNT", np.array([[new_ids.size]], dtype=np.int32)),
+                    ]
+                )
+            )
+        return responses

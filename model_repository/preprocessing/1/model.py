@@ -1,0 +1,67 @@
+"""Triton model `preprocessing`: parse tensors, call serving.preprocess, answer each request."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from predictor.runtime import PredictorTokenizer, latest_version_dir
+from serving.llama3_tokenizer import load_tokenizer
+from serving.preprocess import BadRequest, Limits, check_max_tokens, decode_text, encode_prompt, pad_to_multiple, word_list
+from serving.triton_params import model_parameters, optional_input
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        params = model_parameters(json.loads(args["model_config"]))
+        self.tokenizer = load_tokenizer(params["tokenizer_path"] or None)
+        self.add_bos = params["add_bos"].lower() == "true"
+        self.limits = Limits(int(params["max_input_len"]), int(params["max_output_len"]))
+        predictor_dir = Path(args["model_repository"]).parent / params["predictor_model"]
+        self.predictor_tokenizer = PredictorTokenizer.from_dir(latest_version_dir(predictor_dir))
+        self.pad_multiple = int(params["predictor_pad_multiple"])
+
+    def execute(self, requests: list) -> list:
+        responses = []
+        for request in requests:
+            try:
+                responses.append(pb_utils.InferenceResponse(output_tensors=self._prepare(request)))
+            except BadRequest as exc:
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc))))
+        return responses
+
+    def _prepare(self, request) -> list:
+        queries = pb_utils.get_input_tensor_by_name(request, "QUERY").as_numpy().reshape(-1)
+        if queries.size != 1:
+            raise BadRequest(f"send one prompt per request (got a batch of {queries.size})")
+        text = decode_text(queries[0])
+        max_tokens = check_max_tokens(
+            int(pb_utils.get_input_tensor_by_name(request, "REQUEST_OUTPUT_LEN").as_numpy().reshape(-1)[0]), self.limits
+        )
+        input_ids = encode_prompt(self.tokenizer, text, self.limits, self.add_bos)
+        end_id = optional_input(request, "END_ID", self.tokenizer.eot_id)
+        pad_id = optional_input(request, "PAD_ID", self.tokenizer.pad_id)
+        bad = self._words(request, "BAD_WORDS_DICT")
+        stop = self._words(request, "STOP_WORDS_DICT")
+        pred_ids, pred_mask = self.predictor_tokenizer.encode([text])
+        pred_ids, pred_mask = pad_to_multiple(pred_ids, pred_mask, self.pad_multiple)
+        tensor = pb_utils.Tensor
+        return [
+            tensor("INPUT_ID", input_ids[None, :]),
+            tensor("REQUEST_INPUT_LEN", np.array([[input_ids.size]], dtype=np.int32)),
+            tensor("REQUEST_OUTPUT_LEN", np.array([[max_tokens]], dtype=np.int32)),
+            tensor("BAD_WORDS_IDS", bad[None]),
+            tensor("STOP_WORDS_IDS", stop[None]),
+            tensor("OUT_END_ID", np.array([[end_id]], dtype=np.int32)),
+            tensor("OUT_PAD_ID", np.array([[pad_id]], dtype=np.int32)),
+            tensor("PREDICTOR_INPUT_IDS", pred_ids.astype(np.int64)),
+            tensor("PREDICTOR_ATTENTION_MASK", pred_mask.astype(np.int64)),
+        ]
+
+    def _words(self, request, name: str) -> np.ndarray:
+        tensor = pb_utils.get_input_tensor_by_name(request, name)
+        words = [] if tensor is None else [w for w in tensor.as_numpy().reshape(-1) if len(w)]
+        return word_list(self.tokenizer, words)
