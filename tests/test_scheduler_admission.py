@@ -1,0 +1,126 @@
+"""AdmissionGate: slot limit, priority order of admission, cancellation, no leaked slots."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from scheduler import AdmissionGate, QueuedRequest, QueueFull, RequestCancelled, RequestQueue, make_policy
+
+
+def gate(policy: str = "ltr", max_inflight: int = 1, max_size: int | None = None) -> AdmissionGate:
+    return AdmissionGate(RequestQueue(make_policy(policy), max_size=max_size), max_inflight)
+
+
+def test_waiting_requests_are_admitted_in_policy_order():
+    async def scenario() -> list[str]:
+        g = gate("ltr", max_inflight=1)
+        order: list[str] = []
+        blocker = asyncio.Event()
+
+        async def run(rid: str, score: float, hold: asyncio.Event | None = None) -> None:
+            async with g.slot(QueuedRequest(rid, score=score)):
+                order.append(rid)
+                if hold is not None:
+                    await hold.wait()
+
+        first = asyncio.create_task(run("busy", 0.0, blocker))
+        await asyncio.sleep(0)
+        tasks = [asyncio.create_task(run(rid, s)) for rid, s in [("long", 9.0), ("mid", 5.0), ("short", 1.0)]]
+        await asyncio.sleep(0.01)
+        assert g.inflight == 1 and len(g.queue) == 3
+        blocker.set()
+        await asyncio.gather(first, *tasks)
+        assert g.inflight == 0
+        return order
+
+    assert asyncio.run(scenario()) == ["busy", "short", "mid", "long"]
+
+
+def test_cancelled_waiter_leaves_the_queue_without_taking_a_slot():
+    async def scenario() -> None:
+        g = gate(max_inflight=1)
+        release = asyncio.Event()
+        cancelled = {"flag": False}
+
+        async def hold() -> None:
+            async with g.slot(QueuedRequest("busy")):
+                await release.wait()
+
+        holder = asyncio.create_task(hold())
+        await asyncio.sleep(0)
+        waiter = asyncio.create_task(g.acquire(QueuedRequest("w", score=1.0), lambda: cancelled["flag"], 0.01))
+        await asyncio.sleep(0.02)
+        assert len(g.queue) == 1
+        cancelled["flag"] = True
+        with pytest.raises(RequestCancelled):
+            await waiter
+        assert len(g.queue) == 0 and g.inflight == 1
+        release.set()
+        await holder
+        assert g.inflight == 0
+
+    asyncio.run(scenario())
+
+
+def test_task_cancellation_while_waiting_also_cleans_up():
+    async def scenario() -> None:
+        g = gate(max_inflight=1)
+        await g.acquire(QueuedRequest("busy"))
+        waiter = asyncio.create_task(g.acquire(QueuedRequest("w")))
+        await asyncio.sleep(0.01)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert len(g.queue) == 0
+        g.release()
+        assert g.inflight == 0
+
+    asyncio.run(scenario())
+
+
+def test_full_queue_rejects_without_holding_anything():
+    async def scenario() -> None:
+        g = gate(max_inflight=1, max_size=1)
+        await g.acquire(QueuedRequest("busy"))
+        waiting = asyncio.create_task(g.acquire(QueuedRequest("w1")))
+        await asyncio.sleep(0.01)
+        with pytest.raises(QueueFull):
+            await g.acquire(QueuedRequest("w2"))
+        assert g.inflight == 1 and len(g.queue) == 1
+        g.release()
+        await waiting
+        g.release()
+        assert g.inflight == 0
+
+    asyncio.run(scenario())
+
+
+def test_failure_inside_the_slot_releases_it():
+    async def scenario() -> None:
+        g = gate(max_inflight=2)
+        with pytest.raises(RuntimeError):
+            async with g.slot(QueuedRequest("x")):
+                raise RuntimeError("engine failed")
+        assert g.inflight == 0
+
+    asyncio.run(scenario())
+
+
+def test_never_more_than_max_inflight():
+    async def scenario() -> int:
+        g = gate("fcfs", max_inflight=3)
+        peak = 0
+
+        async def run(i: int) -> None:
+            nonlocal peak
+            async with g.slot(QueuedRequest(f"r{i}")):
+                peak = max(peak, g.inflight)
+                await asyncio.sleep(0.001 * (i % 4))
+
+        await asyncio.gather(*(run(i) for i in range(50)))
+        assert g.inflight == 0 and len(g.queue) == 0
+        return peak
+
+    assert asyncio.run(scenario()) == 3

@@ -1,0 +1,170 @@
+"""RequestQueue: policy order, arrival tie-breaks, starvation bound, removal, bounds, cost."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from scheduler import QueuedRequest, QueueFull, RequestQueue, StarvationConfig, make_policy
+
+
+def req(rid: str, score: float = 0.0, max_tokens: int = 10, arrival: float = 0.0) -> QueuedRequest:
+    return QueuedRequest(rid, score=score, max_tokens=max_tokens, arrival=arrival)
+
+
+def drain(queue: RequestQueue) -> list[str]:
+    out = []
+    while (r := queue.pop()) is not None:
+        out.append(r.request_id)
+    return out
+
+
+def test_fcfs_keeps_arrival_order_whatever_the_scores():
+    q = RequestQueue(make_policy("fcfs"))
+    for i, score in enumerate([5.0, 1.0, 3.0, 0.0]):
+        q.push(req(f"r{i}", score=score))
+    assert drain(q) == ["r0", "r1", "r2", "r3"]
+
+
+def test_ltr_orders_by_score_and_breaks_ties_by_arrival():
+    q = RequestQueue(make_policy("ltr"))
+    for rid, score in [("a", 2.0), ("b", 1.0), ("c", 2.0), ("d", -1.0), ("e", 1.0)]:
+        q.push(req(rid, score=score))
+    assert drain(q) == ["d", "b", "e", "a", "c"]
+
+
+def test_oracle_orders_by_remaining_tokens():
+    q = RequestQueue(make_policy("oracle"))
+    q.push(req("long", max_tokens=500))
+    q.push(req("short", max_tokens=5))
+    resumed = req("resumed", max_tokens=500)
+    resumed.attained = 499  # one token left after a preemption
+    q.push(resumed)
+    assert drain(q) == ["resumed", "short", "long"]
+
+
+def test_unknown_policy_names_the_known_ones():
+    with pytest.raises(ValueError, match="fcfs"):
+        make_policy("sjf-typo")
+
+
+def test_starvation_promotes_a_request_after_threshold_admissions():
+    threshold = 5
+    q = RequestQueue(make_policy("ltr"), StarvationConfig(threshold=threshold, quantum=3))
+    q.push(req("long", score=100.0))
+    admitted = []
+    for i in range(20):  # a steady stream of short requests that would overtake it forever
+        q.push(req(f"s{i}", score=0.0))
+        admitted.append(q.pop().request_id)
+    assert "long" in admitted
+    assert admitted.index("long") == threshold  # overtaken exactly `threshold` times
+    assert q.stats().promoted_total == 1
+
+
+def test_promoted_request_carries_its_quantum():
+    q = RequestQueue(make_policy("ltr"), StarvationConfig(threshold=1, quantum=7))
+    q.push(req("long", score=9.0))
+    q.push(req("short", score=0.0))
+    assert q.pop().request_id == "short"
+    promoted = q.pop()
+    assert promoted.request_id == "long" and promoted.promoted_for == 7
+
+
+def test_starvation_disabled_lets_ltr_starve():
+    q = RequestQueue(make_policy("ltr"), StarvationConfig(threshold=0))
+    q.push(req("long", score=100.0))
+    for i in range(50):
+        q.push(req(f"s{i}", score=0.0))
+        assert q.pop().request_id != "long"
+
+
+def test_starvation_bound_holds_for_every_request_under_random_load():
+    """Once overtaken `threshold` times a request is promoted; only older requests (promoted
+    first) can still go before it. So wait <= threshold + requests older than it still waiting."""
+    threshold = 8
+    rng = random.Random(0)
+    q = RequestQueue(make_policy("ltr"), StarvationConfig(threshold=threshold))
+    pushed_at: dict[str, int] = {}
+    older_waiting: dict[str, int] = {}
+    worst_excess = -threshold
+    admissions = 0
+    for i in range(3000):
+        for _ in range(rng.choice([0, 0, 1, 2])):
+            rid = f"r{i}-{rng.random()}"
+            older_waiting[rid] = len(q)
+            q.push(req(rid, score=rng.random()))
+            pushed_at[rid] = admissions
+        if len(q):
+            r = q.pop()
+            waited = admissions - pushed_at[r.request_id]
+            worst_excess = max(worst_excess, waited - older_waiting[r.request_id])
+            admissions += 1
+    assert worst_excess <= threshold
+    assert q.stats().promoted_total > 0
+
+
+def test_remove_takes_a_request_out_and_the_rest_keep_order():
+    q = RequestQueue(make_policy("ltr"))
+    for rid, score in [("a", 1.0), ("b", 2.0), ("c", 3.0)]:
+        q.push(req(rid, score=score))
+    assert q.remove("a").request_id == "a"
+    assert q.remove("a") is None
+    assert "a" not in q and len(q) == 2
+    assert drain(q) == ["b", "c"]
+    assert q.stats().removed_total == 1
+
+
+def test_bounded_queue_rejects_with_overloaded_error_and_recovers():
+    q = RequestQueue(make_policy("fcfs"), max_size=2)
+    q.push(req("a"))
+    q.push(req("b"))
+    with pytest.raises(QueueFull, match="overloaded"):
+        q.push(req("c"))
+    q.pop()
+    q.push(req("c"))  # room again
+    assert q.stats().rejected_total == 1
+
+
+def test_duplicate_ids_are_refused():
+    q = RequestQueue(make_policy("fcfs"))
+    q.push(req("a"))
+    with pytest.raises(ValueError, match="already queued"):
+        q.push(req("a"))
+
+
+def test_peek_matches_pop():
+    q = RequestQueue(make_policy("ltr"), StarvationConfig(threshold=2))
+    rng = random.Random(1)
+    for i in range(200):
+        q.push(req(f"r{i}", score=rng.random()))
+        if i % 3 == 0:
+            q.remove(f"r{rng.randrange(i + 1)}")
+        if i % 2 == 0 and len(q):
+            expected = q.peek()
+            assert q.pop() is expected
+
+
+def test_heap_stays_compact_after_many_removals():
+    q = RequestQueue(make_policy("ltr"))
+    for i in range(10_000):
+        q.push(req(f"r{i}", score=float(i)))
+    for i in range(0, 10_000, 2):
+        q.remove(f"r{i}")
+    assert len(q._heap) <= 2 * len(q) + 64
+
+
+def test_operations_stay_cheap_with_ten_thousand_waiting():
+    """Not a timing assertion on a noisy machine: a generous bound that an O(n) scan per
+    operation (10,000 x 10,000 steps) could not meet."""
+    q = RequestQueue(make_policy("ltr"), StarvationConfig(threshold=200))
+    rng = random.Random(2)
+    for i in range(10_000):
+        q.push(req(f"w{i}", score=rng.random()))
+    start = time.perf_counter()
+    for i in range(10_000):
+        q.push(req(f"n{i}", score=rng.random()))
+        q.pop()
+    assert time.perf_counter() - start < 5.0
+    assert len(q) == 10_000
