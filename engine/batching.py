@@ -1,0 +1,238 @@
+"""Clock-agnostic core of an iteration-level (continuous / in-flight) batching engine.
+
+One `step()` is one engine iteration: admit waiting requests into free batch slots (FCFS, like
+TensorRT-LLM's own queue), run the context phase of newly admitted requests (which yields their first
+token) and one decode token for every other running request, and return the emitted tokens with the
+iteration's duration from the `CostModel`. The caller owns the clock: the Triton stand-in sleeps the
+duration (`engine.realtime`), the simulator adds it to virtual time.
+
+KV-cache accounting, in tokens, follows TensorRT-LLM's two `batch_scheduler_policy` values:
+* `guaranteed_no_evict`: admission reserves prompt + max_new_tokens, so nothing is ever evicted;
+* `max_utilization`: admission needs only the current context; the cache grows one token per step and
+  when it runs out, running requests are preempted (KV dropped, recomputed on resume), the victim chosen
+  by `victim_key` (largest key first; default: the most recently admitted, as vLLM does).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Sequence
+
+from engine.cost_model import CostModel
+from engine.tokens import ConstantTokenSource, TokenSource
+
+KvPolicy = Literal["guaranteed_no_evict", "max_utilization"]
+FinishReason = Literal["length", "end_id", "stop_words", "cancelled"]
+
+
+@dataclass(eq=False)
+class EngineRequest:
+    """One generation request as the engine sees it. `generated` survives preemption."""
+
+    request_id: str
+    prompt_len: int
+    max_new_tokens: int
+    prompt_ids: Sequence[int] | None = None
+    end_id: int | None = None
+    stop_words: tuple[tuple[int, ...], ...] = ()
+    seed: int = 0
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    payload: Any = field(default=None, repr=False)
+    generated: int = 0
+    output_ids: list[int] = field(default_factory=list, repr=False)
+    finish_reason: FinishReason | None = None
+    keep_output_ids: bool = True
+    admit_seq: int = -1  # admission order, for the default preemption victim
+    kv_tokens: int = 0  # KV tokens currently held (or reserved) in the cache
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
+
+    @property
+    def remaining(self) -> int:
+        return self.max_new_tokens - self.generated
+
+
+@dataclass
+class StepResult:
+    """What one iteration did; `duration_s` is its modelled length."""
+
+    duration_s: float
+    emitted: list[tuple[EngineRequest, int]]
+    finished: list[EngineRequest]
+    admitted: list[EngineRequest]
+    preempted: list[EngineRequest]
+    prefill_tokens: int
+    batch_size: int
+
+
+class BatchingEngine:
+    """Fixed batch slots, an FCFS waiting queue and a KV budget; advanced one iteration per `step()`."""
+
+    def __init__(
+        self,
+        cost_model: CostModel | None = None,
+        max_batch_size: int = 64,
+        kv_budget_tokens: int | None = None,
+        kv_policy: KvPolicy = "guaranteed_no_evict",
+        token_source: TokenSource | None = None,
+        victim_key: Callable[[EngineRequest], float] | None = None,
+        requeue_preempted: bool = True,
+    ) -> None:
+        if max_batch_size < 1:
+            raise ValueError("max_batch_size must be >= 1")
+        self.cost_model = cost_model or CostModel()
+        self.max_batch_size = max_batch_size
+        self.kv_budget = kv_budget_tokens if kv_budget_tokens else self.cost_model.kv_budget_tokens()
+        self.kv_policy: KvPolicy = kv_policy
+        self.tokens: TokenSource = token_source or ConstantTokenSource()
+        self.victim_key = victim_key or (lambda r: float(r.admit_seq))
+        self.requeue_preempted = requeue_preempted
+        self.waiting: deque[EngineRequest] = deque()
+        self.running: list[EngineRequest] = []
+        self.kv_used = 0
+        self._admit_counter = 0
+        self._by_id: dict[str, EngineRequest] = {}
+
+    # ----------------------------------------------------------------- submission / cancellation
+    def admission_need(self, req: EngineRequest) -> int:
+        """KV tokens a request needs to be admitted under the engine's policy."""
+        if self.kv_policy == "guaranteed_no_evict":
+            return req.prompt_len + req.max_new_tokens
+        return req.prompt_len + req.generated + 1
+
+    def submit(self, req: EngineRequest) -> None:
+        """Queue a request (FCFS). Raises ValueError for requests the engine can never run."""
+        if req.prompt_len <= 0:
+            raise ValueError("empty prompt: input_lengths must be >= 1")
+        if req.max_new_tokens <= 0:
+            raise ValueError("request_output_len must be >= 1")
+        if req.request_id in self._by_id:
+            raise ValueError(f"duplicate request id {req.request_id!r}")
+        if self.admission_need(req) > self.kv_budget:
+            raise ValueError(
+                f"request needs {self.admission_need(req)} KV tokens, more than the cache holds "
+                f"({self.kv_budget})"
+            )
+        req.finish_reason = None
+        self.waiting.append(req)
+        self._by_id[req.request_id] = req
+
+    def cancel(self, request_id: str) -> EngineRequest | None:
+        """Drop a waiting or running request and free its slot and KV; None if unknown."""
+        req = self._by_id.pop(request_id, None)
+        if req is None:
+            return None
+        if req in self.running:
+            self.running.remove(req)
+            self._free(req)
+        else:
+            self.waiting.remove(req)
+        req.finish_reason = "cancelled"
+        self.tokens.release(req)
+        return req
+
+    # ------------------------------------------------------------------------------ the iteration
+    @property
+    def idle(self) -> bool:
+        return not self.running and not self.waiting
+
+    @property
+    def num_active(self) -> int:
+        return len(self.running) + len(self.waiting)
+
+    def _free(self, req: EngineRequest) -> None:
+        self.kv_used -= req.kv_tokens
+        req.kv_tokens = 0
+
+    def _admit(self) -> list[EngineRequest]:
+        admitted: list[EngineRequest] = []
+        while self.waiting and len(self.running) < self.max_batch_size:
+            req = self.waiting[0]
+            need = self.admission_need(req)
+            if self.kv_used + need > self.kv_budget:
+                break  # FCFS: the head of the queue blocks the rest, as in TensorRT-LLM
+            self.waiting.popleft()
+            req.kv_tokens = need if self.kv_policy == "guaranteed_no_evict" else need - 1
+            self.kv_used += req.kv_tokens
+            req.admit_seq = self._admit_counter
+            self._admit_counter += 1
+            self.running.append(req)
+            admitted.append(req)
+        return admitted
+
+    def _preempt_for_growth(self) -> list[EngineRequest]:
+        """max_utilization: make room for one more token per running request."""
+        victims: list[EngineRequest] = []
+        while self.running and self.kv_used + len(self.running) > self.kv_budget:
+            victim = max(self.running, key=self.victim_key)
+            self.running.remove(victim)
+            self._free(victim)
+            self.tokens.release(victim)
+            victims.append(victim)
+            if self.requeue_preempted:
+                self.waiting.appendleft(victim)
+            else:
+                del self._by_id[victim.request_id]
+        return victims
+
+    def step(self) -> StepResult:
+        """Run one iteration; an idle engine returns an empty result of zero duration."""
+        admitted = self._admit()
+        admitted_set = set(map(id, admitted))
+        preempted = self._preempt_for_growth() if self.kv_policy == "max_utilization" else []
+        running = self.running
+        if not running:
+            return StepResult(0.0, [], [], admitted, preempted, 0, 0)
+
+        prompts: list[int] = []
+        context = 0
+        decode = 0
+        for req in running:
+            if id(req) in admitted_set:
+                prompts.append(req.prompt_len + req.generated)  # recompute after a preemption
+            else:
+                decode += 1
+                context += req.prompt_len + req.generated
+        duration = self.cost_model.step_s(prompts, decode, context)
+
+        new_tokens = self.tokens.next_tokens(running)
+        emitted: list[tuple[EngineRequest, int]] = []
+        finished: list[EngineRequest] = []
+        grow = self.kv_policy == "max_utilization"
+        still: list[EngineRequest] = []
+        for req, tok in zip(running, new_tokens):
+            req.generated += 1
+            if grow:
+                req.kv_tokens += 1
+                self.kv_used += 1
+            if req.keep_output_ids or req.stop_words:
+                req.output_ids.append(tok)
+            emitted.append((req, tok))
+            reason = self._finish_reason(req, tok)
+            if reason is None:
+                still.append(req)
+            else:
+                req.finish_reason = reason
+                self._free(req)
+                self.tokens.release(req)
+                del self._by_id[req.request_id]
+                finished.append(req)
+        self.running = still
+        return StepResult(duration, emitted, finished, admitted, preempted, sum(prompts), len(running))
+
+    @staticmethod
+    def _finish_reason(req: EngineRequest, tok: int) -> FinishReason | None:
+        if req.end_id is not None and tok == req.end_id:
+            return "end_id"
+        for words in req.stop_words:
+            n = len(words)
+            if n and req.output_ids[-n:] == list(words):
+                return "stop_words"
+        if req.generated >= req.max_new_tokens:
+            return "length"
+        return None

@@ -1,0 +1,198 @@
+"""Turn the `tensorrt_llm` model's config parameters and input tensors into engine objects.
+
+Kept out of `model.py` so that it is tested without Triton. `LTR_LLM_MODE` (timing | hf) in the
+environment wins over the `mode` parameter, so a launcher can switch modes at deploy time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal, Mapping
+
+import numpy as np
+
+from engine.batching import BatchingEngine, EngineRequest, KvPolicy
+from engine.cost_model import CostModel
+from engine.tokens import TokenSource, WordTokenSource
+
+Mode = Literal["timing", "hf"]
+MODE_ENV = "LTR_LLM_MODE"
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Engine-wide settings from config.pbtxt `parameters`."""
+
+    mode: Mode = "timing"
+    max_batch_slots: int = 64
+    max_input_len: int = 4096
+    max_output_len: int = 4096
+    kv_budget_tokens: int = 0  # 0: from the cost model
+    kv_policy: KvPolicy = "guaranteed_no_evict"
+    exclude_input_in_output: bool = True
+    cost_model: CostModel = CostModel()
+    hf_hidden_size: int = 256
+    hf_num_layers: int = 2
+    hf_num_heads: int = 4
+    hf_num_kv_heads: int = 2
+    hf_intermediate_size: int = 512
+    hf_seed: int = 0
+    hf_threads: int = 1
+
+    @classmethod
+    def from_parameters(
+        cls, params: Mapping[str, str], environ: Mapping[str, str] | None = None
+    ) -> "EngineSettings":
+        env = os.environ if environ is None else environ
+        p = {k: str(v).strip() for k, v in params.items()}
+
+        def num(key: str, default: float, kind: type = int) -> float:
+            value = p.get(key, "")
+            return kind(value) if value != "" else default
+
+        mode = (env.get(MODE_ENV) or p.get("mode") or "timing").strip().lower()
+        if mode not in ("timing", "hf"):
+            raise ValueError(f"mode must be 'timing' or 'hf', got {mode!r}")
+        policy = p.get("batch_scheduler_policy") or "guaranteed_no_evict"
+        if policy not in ("guaranteed_no_evict", "max_utilization"):
+            raise ValueError(f"unknown batch_scheduler_policy {policy!r}")
+        overrides: dict[str, object] = {}
+        if p.get("gpu"):
+            overrides["gpu"] = p["gpu"]
+        for key, field_name in (
+            ("cost_bandwidth_efficiency", "bandwidth_efficiency"),
+            ("cost_mfu", "mfu"),
+            ("cost_step_overhead_s", "step_overhead_s"),
+            ("kv_cache_free_gpu_mem_fraction", "kv_cache_mem_fraction"),
+        ):
+            if p.get(key):
+                overrides[field_name] = float(p[key])
+        return cls(
+            mode=mode,  # type: ignore[arg-type]
+            max_batch_slots=int(num("max_batch_slots", 64)),
+            max_input_len=int(num("max_input_len", 4096)),
+            max_output_len=int(num("max_output_len", 4096)),
+            kv_budget_tokens=int(num("max_tokens_in_paged_kv_cache", 0)),
+            kv_policy=policy,  # type: ignore[arg-type]
+            exclude_input_in_output=p.get("exclude_input_in_output", "true").lower() in ("1", "true", "yes"),
+            cost_model=CostModel().with_overrides(**overrides),
+            hf_hidden_size=int(num("hf_hidden_size", 256)),
+            hf_num_layers=int(num("hf_num_layers", 2)),
+            hf_num_heads=int(num("hf_num_heads", 4)),
+            hf_num_kv_heads=int(num("hf_num_kv_heads", 2)),
+            hf_intermediate_size=int(num("hf_intermediate_size", 512)),
+            hf_seed=int(num("hf_seed", 0)),
+            hf_threads=int(num("hf_threads", 1)),
+        )
+
+    def token_source(self) -> TokenSource:
+        if self.mode == "timing":
+            return WordTokenSource()
+        from engine.hf_llama import HfLlamaConfig, HfLlamaTokenSource
+
+        return HfLlamaTokenSource(
+            HfLlamaConfig(
+                hidden_size=self.hf_hidden_size,
+                num_layers=self.hf_num_layers,
+                num_heads=self.hf_num_heads,
+                num_kv_heads=self.hf_num_kv_heads,
+                intermediate_size=self.hf_intermediate_size,
+                seed=self.hf_seed,
+                threads=self.hf_threads,
+            )
+        )
+
+    def build_engine(self) -> BatchingEngine:
+        return BatchingEngine(
+            cost_model=self.cost_model,
+            max_batch_size=self.max_batch_slots,
+            kv_budget_tokens=self.kv_budget_tokens or None,
+            kv_policy=self.kv_policy,
+            token_source=self.token_source(),
+        )
+
+
+def _scalar(tensors: Mapping[str, np.ndarray], name: str, default: float | None = None) -> float | None:
+    arr = tensors.get(name)
+    if arr is None or np.asarray(arr).size == 0:
+        return default
+    return np.asarray(arr).reshape(-1)[0].item()
+
+
+def parse_word_list(arr: np.ndarray | None) -> tuple[tuple[int, ...], ...]:
+    """TensorRT-LLM's [2, N] word-list format: row 0 flattened ids, row 1 end offsets (-1 padded)."""
+    if arr is None:
+        return ()
+    a = np.asarray(arr)
+    if a.size == 0:
+        return ()
+    a = a.reshape(-1, 2, a.shape[-1])[0]
+    ids, offsets = a[0], a[1]
+    words: list[tuple[int, ...]] = []
+    start = 0
+    for end in offsets:
+        end = int(end)
+        if end < 0:
+            break
+        if end > start:
+            words.append(tuple(int(t) for t in ids[start:end]))
+        start = end
+    return tuple(words)
+
+
+def parse_request(
+    request_id: str, tensors: Mapping[str, np.ndarray], settings: EngineSettings, default_seed: int = 0
+) -> tuple[EngineRequest, bool, bool]:
+    """Input tensors of one Triton request → (EngineRequest, streaming, exclude_input_in_output).
+
+    Raises ValueError with a message for the client when the request is bad.
+    """
+    ids = tensors.get("input_ids")
+    if ids is None:
+        raise ValueError("input_ids is required")
+    ids = np.asarray(ids)
+    if ids.ndim >= 2 and ids.shape[0] != 1:
+        raise ValueError(f"the stand-in takes one sequence per request, got batch {ids.shape[0]}")
+    ids = ids.reshape(-1)
+    length = _scalar(tensors, "input_lengths", float(ids.size))
+    length = int(length) if length is not None else int(ids.size)
+    if length <= 0 or ids.size == 0:
+        raise ValueError("empty prompt: input_ids/input_lengths must hold at least one token")
+    if length > ids.size:
+        raise ValueError(f"input_lengths {length} exceeds the {ids.size} ids given")
+    if length > settings.max_input_len:
+        raise ValueError(f"prompt of {length} tokens exceeds max_input_len {settings.max_input_len}")
+    out_len = _scalar(tensors, "request_output_len")
+    if out_len is None:
+        raise ValueError("request_output_len is required")
+    out_len = int(out_len)
+    if out_len <= 0:
+        raise ValueError(f"request_output_len must be >= 1, got {out_len}")
+    if out_len > settings.max_output_len:
+        raise ValueError(f"request_output_len {out_len} exceeds max_output_len {settings.max_output_len}")
+    beam = _scalar(tensors, "beam_width", 1)
+    if beam is not None and int(beam) != 1:
+        raise ValueError("the stand-in supports beam_width 1 only")
+    end_id = _scalar(tensors, "end_id")
+    seed = _scalar(tensors, "seed")
+    if seed is None:
+        seed = _scalar(tensors, "random_seed", default_seed)
+    top_k = _scalar(tensors, "runtime_top_k", 0)
+    top_p = _scalar(tensors, "runtime_top_p", 1.0)
+    temperature = _scalar(tensors, "temperature", 1.0)
+    streaming = bool(_scalar(tensors, "streaming", False))
+    req = EngineRequest(
+        request_id=request_id,
+        prompt_len=length,
+        max_new_tokens=out_len,
+        prompt_ids=[int(t) for t in ids[:length]],
+        end_id=int(end_id) if end_id is not None else None,
+        stop_words=parse_word_list(tensors.get("stop_words_list")),
+        seed=int(seed) if seed is not None else default_seed,
+        temperature=float(temperature) if temperature is not None else 1.0,
+        top_k=int(top_k or 0),
+        top_p=float(top_p) if top_p is not None else 1.0,
+    )
+    excl = _scalar(tensors, "exclude_input_in_output")
+    return req, streaming, settings.exclude_input_in_output if excl is None else bool(excl)

@@ -1,0 +1,73 @@
+"""Where generated token ids come from: the engine core asks a `TokenSource` once per step.
+
+The `timing` stand-in uses `WordTokenSource` (cheap, readable, deterministic per request seed);
+`hf` mode uses `engine.hf_llama.HfLlamaTokenSource`, which really runs a small Llama model.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, Sequence
+
+import numpy as np
+
+from engine.vocab import COMMA_ID, PERIOD_ID, WORD_IDS
+
+if TYPE_CHECKING:
+    from engine.batching import EngineRequest
+
+
+class TokenSource(Protocol):
+    """Produces the next token of every running request for one engine step."""
+
+    def next_tokens(self, requests: Sequence["EngineRequest"]) -> list[int]:
+        """One token per request, in order. A request with `generated == 0` is in its context phase."""
+        ...
+
+    def release(self, request: "EngineRequest") -> None:
+        """Forget per-request state (finished, cancelled or preempted)."""
+        ...
+
+
+class WordTokenSource:
+    """Random common English words with punctuation, never a special token.
+
+    Deterministic per request: the stream depends only on the request's `seed`, so a preempted and
+    resumed request continues the same text. End ids are never produced, so a request generates
+    exactly its `max_new_tokens` tokens, as in the usual serving benchmarks.
+    """
+
+    def __init__(self) -> None:
+        self._rngs: dict[int, np.random.Generator] = {}
+
+    def next_tokens(self, requests: Sequence["EngineRequest"]) -> list[int]:
+        out: list[int] = []
+        for req in requests:
+            rng = self._rngs.get(id(req))
+            if rng is None:
+                rng = np.random.default_rng(req.seed)
+                rng.random(req.generated)  # keep the stream aligned after a preemption
+                self._rngs[id(req)] = rng
+            u = rng.random()
+            if u < 0.07 and req.generated > 0:
+                out.append(PERIOD_ID)
+            elif u < 0.12 and req.generated > 0:
+                out.append(COMMA_ID)
+            else:
+                out.append(WORD_IDS[int(u * 1e6) % len(WORD_IDS)])
+        return out
+
+    def release(self, request: "EngineRequest") -> None:
+        self._rngs.pop(id(request), None)
+
+
+class ConstantTokenSource:
+    """Emits one fixed token: the cheapest source, for the simulator and tests."""
+
+    def __init__(self, token_id: int = WORD_IDS[0]) -> None:
+        self.token_id = token_id
+
+    def next_tokens(self, requests: Sequence["EngineRequest"]) -> list[int]:
+        return [self.token_id] * len(requests)
+
+    def release(self, request: "EngineRequest") -> None:
+        return None

@@ -1,0 +1,121 @@
+"""CPU stand-in for TensorRT-LLM's `tensorrt_llm` Triton model (decoupled python backend).
+
+Thin: it parses config parameters and input tensors (engine.settings), runs the iteration-level
+batching engine (engine.batching) in a background thread (engine.realtime) and turns emitted tokens
+into responses with TensorRT-LLM's outputs `output_ids` [batch, beam, tokens] and `sequence_length`
+[batch, beam]. Streaming sends one response per iteration with the new token; the last one carries
+TRITONSERVER_RESPONSE_COMPLETE_FINAL. Bad requests get an error response of their own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+try:
+    import engine  # noqa: F401  (installed editable in the venv)
+except ImportError:  # running from a checkout: the repository root is three levels up
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+from engine.batching import EngineRequest
+from engine.realtime import RealtimeEngine
+from engine.settings import EngineSettings, parse_request
+
+INPUT_NAMES = (
+    "input_ids", "input_lengths", "request_output_len", "end_id", "pad_id", "stop_words_list",
+    "bad_words_list", "beam_width", "temperature", "runtime_top_k", "runtime_top_p", "seed",
+    "random_seed", "exclude_input_in_output", "streaming",
+)
+FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+
+
+@dataclass
+class _Context:
+    """Per-request Triton state kept in EngineRequest.payload."""
+
+    request: Any
+    sender: Any
+    streaming: bool
+    exclude_input: bool
+    done: bool = False
+    tokens: list[int] = field(default_factory=list)
+
+
+def _response(ids: list[int]) -> Any:
+    out = np.asarray(ids, dtype=np.int32).reshape(1, 1, -1)
+    length = np.asarray([[len(ids)]], dtype=np.int32)
+    return pb_utils.InferenceResponse(
+        output_tensors=[pb_utils.Tensor("output_ids", out), pb_utils.Tensor("sequence_length", length)]
+    )
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict[str, Any]) -> None:
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        self.settings = EngineSettings.from_parameters(params)
+        self._ids = itertools.count()
+        self.runner = RealtimeEngine(
+            self.settings.build_engine(),
+            on_tokens=self._on_tokens,
+            on_finish=self._on_finish,
+            is_cancelled=lambda r: r.payload.request.is_cancelled(),
+            sleep_modelled_time=self.settings.mode == "timing",
+        )
+        self.runner.start()
+        pb_utils.Logger.log_info(
+            f"tensorrt_llm stand-in: mode={self.settings.mode} slots={self.settings.max_batch_slots} "
+            f"kv_budget={self.runner.core.kv_budget} tokens policy={self.settings.kv_policy}"
+        )
+
+    def execute(self, requests: list[Any]) -> None:
+        for request in requests:
+            sender = request.get_response_sender()
+            try:
+                tensors = {}
+                for name in INPUT_NAMES:
+                    t = pb_utils.get_input_tensor_by_name(request, name)
+                    if t is not None:
+                        tensors[name] = t.as_numpy()
+                n = next(self._ids)
+                eng_req, streaming, exclude = parse_request(f"req-{n}", tensors, self.settings, n)
+                eng_req.payload = _Context(request, sender, streaming, exclude)
+                eng_req.keep_output_ids = self.settings.mode == "hf"
+                self.runner.submit(eng_req)
+            except (ValueError, TypeError) as exc:
+                sender.send(
+                    pb_utils.InferenceResponse(error=pb_utils.TritonError(f"tensorrt_llm: {exc}")),
+                    flags=FINAL,
+                )
+        return None
+
+    def _on_tokens(self, req: EngineRequest, ids: list[int], final: bool) -> None:
+        ctx: _Context = req.payload
+        if ctx.streaming:
+            ctx.sender.send(_response(ids), flags=FINAL if final else 0)
+            ctx.done = final
+        else:
+            ctx.tokens.extend(ids)
+
+    def _on_finish(self, req: EngineRequest) -> None:
+        ctx: _Context = req.payload
+        if ctx.done:
+            return
+        ctx.done = True
+        if req.finish_reason == "cancelled":
+            ctx.sender.send(flags=FINAL)
+        elif ctx.streaming:
+            ctx.sender.send(flags=FINAL)
+        else:
+            ids = ctx.tokens if ctx.exclude_input else list(req.prompt_ids or []) + ctx.tokens
+            ctx.sender.send(_response(ids), flags=FINAL)
+
+    def finalize(self) -> None:
+        self.runner.stop()

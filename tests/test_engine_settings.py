@@ -1,0 +1,59 @@
+"""Config parameters and input tensors → engine objects, as the Triton stand-in parses them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.settings import EngineSettings, parse_request, parse_word_list
+
+PARAMS = {"mode": "timing", "max_batch_slots": "8", "max_input_len": "16", "max_output_len": "32",
+          "max_tokens_in_paged_kv_cache": "0", "batch_scheduler_policy": "guaranteed_no_evict"}
+
+
+def tensors(ids: list[int], out: int, **extra: np.ndarray) -> dict[str, np.ndarray]:
+    t = {"input_ids": np.array([ids], np.int32), "input_lengths": np.array([len(ids)], np.int32),
+         "request_output_len": np.array([out], np.int32)}
+    t.update(extra)
+    return t
+
+
+def test_env_overrides_mode() -> None:
+    assert EngineSettings.from_parameters(PARAMS, environ={}).mode == "timing"
+    assert EngineSettings.from_parameters(PARAMS, environ={"LTR_LLM_MODE": "hf"}).mode == "hf"
+    with pytest.raises(ValueError):
+        EngineSettings.from_parameters({**PARAMS, "mode": "fast"}, environ={})
+
+
+def test_parameters_reach_engine() -> None:
+    s = EngineSettings.from_parameters({**PARAMS, "max_tokens_in_paged_kv_cache": "500",
+                                        "cost_step_overhead_s": "0.002"}, environ={})
+    eng = s.build_engine()
+    assert eng.max_batch_size == 8 and eng.kv_budget == 500
+    assert s.cost_model.step_overhead_s == 0.002
+
+
+def test_parse_good_request() -> None:
+    s = EngineSettings.from_parameters(PARAMS, environ={})
+    req, streaming, exclude = parse_request(
+        "x", tensors([1, 2, 3], 5, streaming=np.array([True]), end_id=np.array([128009], np.int32),
+                     seed=np.array([7], np.uint64)), s)
+    assert (req.prompt_len, req.max_new_tokens, req.end_id, req.seed) == (3, 5, 128009, 7)
+    assert streaming and exclude
+
+
+@pytest.mark.parametrize("ids,out,msg", [
+    ([], 5, "empty"), ([1, 2], 0, "request_output_len"), (list(range(17)), 5, "max_input_len"),
+    ([1], 33, "max_output_len"),
+])
+def test_parse_bad_requests(ids: list[int], out: int, msg: str) -> None:
+    s = EngineSettings.from_parameters(PARAMS, environ={})
+    with pytest.raises(ValueError, match=msg):
+        parse_request("x", tensors(ids, out), s)
+
+
+def test_word_list_format() -> None:
+    # Two stop words: [5, 6] and [9]; offsets 2, 3; padded with -1.
+    arr = np.array([[[5, 6, 9, 0], [2, 3, -1, -1]]], np.int32)
+    assert parse_word_list(arr) == ((5, 6), (9,))
+    assert parse_word_list(None) == ()
