@@ -23,12 +23,19 @@ class RequestCancelled(Exception):
 class AdmissionGate:
     """Queue + slot counter, driven from one asyncio event loop."""
 
-    def __init__(self, queue: RequestQueue, max_inflight: int) -> None:
+    def __init__(
+        self,
+        queue: RequestQueue,
+        max_inflight: int,
+        on_change: Callable[["AdmissionGate"], None] | None = None,
+    ) -> None:
         if max_inflight <= 0:
             raise ValueError("max_inflight must be positive")
         self.queue = queue
         self.max_inflight = max_inflight
         self.inflight = 0
+        self.admitted_total = 0
+        self.on_change = on_change  # observers (metrics) see every change of queue or slots
         self._waiters: dict[str, asyncio.Future[None]] = {}
 
     async def acquire(
@@ -44,9 +51,14 @@ class AdmissionGate:
         """
         if self.inflight < self.max_inflight and len(self.queue) == 0:
             self.inflight += 1  # nobody waits, so nobody is overtaken
+            self.admitted_total += 1
+            self._changed()
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.queue.push(request)  # may raise QueueFull before anything is held
+        try:
+            self.queue.push(request)  # may raise QueueFull before anything is held
+        finally:
+            self._changed()
         self._waiters[request.request_id] = future
         try:
             while True:
@@ -66,6 +78,7 @@ class AdmissionGate:
             raise RuntimeError("release() without a held slot")
         self.inflight -= 1
         self._admit_waiting()
+        self._changed()
 
     @asynccontextmanager
     async def slot(
@@ -88,6 +101,7 @@ class AdmissionGate:
                 return
             future = self._waiters.pop(request.request_id)
             self.inflight += 1
+            self.admitted_total += 1
             future.set_result(None)
 
     def _abandon(self, request_id: str, future: asyncio.Future[None]) -> None:
@@ -95,5 +109,10 @@ class AdmissionGate:
         granted in the same instant."""
         if self.queue.remove(request_id) is not None:
             self._waiters.pop(request_id, None)
+            self._changed()
         elif future.done() and not future.cancelled():
             self.release()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self)

@@ -89,6 +89,40 @@ class TritonSink:
         self.sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
 
+class SchedulerMetrics:
+    """Prometheus metrics of the scheduler on Triton's metrics port (`ltr_scheduler_*`)."""
+
+    COUNTED = ("admitted", "promoted", "rejected", "removed")
+
+    def __init__(self, policy: str) -> None:
+        labels = {"policy": policy}
+        gauge, counter = pb_utils.MetricFamily.GAUGE, pb_utils.MetricFamily.COUNTER
+        self.waiting = pb_utils.MetricFamily(
+            name="ltr_scheduler_waiting_requests", description="Requests waiting for admission", kind=gauge
+        ).Metric(labels=labels)
+        self.inflight = pb_utils.MetricFamily(
+            name="ltr_scheduler_inflight_requests", description="Requests admitted into the LLM", kind=gauge
+        ).Metric(labels=labels)
+        family = pb_utils.MetricFamily(
+            name="ltr_scheduler_requests_total",
+            description="Scheduler decisions: admitted, promoted (starvation), rejected (queue full), removed (cancelled while waiting)",
+            kind=counter,
+        )
+        self.counters = {name: family.Metric(labels={**labels, "event": name}) for name in self.COUNTED}
+        self.last = dict.fromkeys(self.COUNTED, 0)
+
+    def update(self, gate: AdmissionGate) -> None:
+        stats = gate.queue.stats()
+        self.waiting.set(stats.waiting)
+        self.inflight.set(gate.inflight)
+        now = {"admitted": gate.admitted_total, "promoted": stats.promoted_total,
+               "rejected": stats.rejected_total, "removed": stats.removed_total}
+        for name, value in now.items():
+            if value > self.last[name]:
+                self.counters[name].increment(value - self.last[name])
+                self.last[name] = value
+
+
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         params = model_parameters(json.loads(args["model_config"]))
@@ -98,7 +132,8 @@ class TritonPythonModel:
             max_size=int(params["max_queue_size"]),
         )
         max_inflight = int(params["max_inflight"])
-        self.gate = AdmissionGate(queue, max_inflight)
+        self.metrics = SchedulerMetrics(params["policy"])
+        self.gate = AdmissionGate(queue, max_inflight, on_change=self.metrics.update)
         self.relay = Relay(
             self.gate,
             BLSClient(params["llm_model"], workers=2 * max_inflight + 4),

@@ -1,0 +1,39 @@
+"""Stream an answer from the deployed ensemble over gRPC.
+
+    python -m loadtest.client "What is the capital of France?" --max-tokens 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import tritonclient.grpc as grpcclient
+
+from loadtest.grpc_stream import Chunk, stream_generate
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("prompt")
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--url", default="127.0.0.1:8001", help="gRPC host:port (GRPC_PORT of make deploy)")
+    parser.add_argument("--model", default="ensemble")
+    parser.add_argument("--temperature", type=float)
+    args = parser.parse_args(argv)
+    optional = {} if args.temperature is None else {"temperature": args.temperature}
+    client = grpcclient.InferenceServerClient(args.url)
+    tokens = 0
+    for item in stream_generate(client, args.prompt, args.max_tokens, model=args.model, **optional):
+        if isinstance(item, str):
+            print(f"\nerror: {item}", file=sys.stderr)
+            return 1
+        assert isinstance(item, Chunk)
+        tokens += item.tokens
+        print(item.text, end="", flush=True)
+    print(f"\n[{tokens} tokens]", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

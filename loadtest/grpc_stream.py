@@ -1,0 +1,131 @@
+"""Stream one generation from the ensemble over gRPC with tritonclient.
+
+Shared by the command-line client, the integration tests and the load tests, so that all of them
+speak to the server the way a user's client does.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException, np_to_triton_dtype
+
+DEFAULT_MODEL = "ensemble"
+
+
+@dataclass
+class Chunk:
+    text: str
+    tokens: int
+    at: float  # time.perf_counter() when it arrived
+
+
+@dataclass
+class Generation:
+    """One finished request, with what load tests report: TTFT, TPOT, latency."""
+
+    chunks: list[Chunk] = field(default_factory=list)
+    sent_at: float = 0.0
+    error: str | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(c.text for c in self.chunks)
+
+    @property
+    def tokens(self) -> int:
+        return sum(c.tokens for c in self.chunks)
+
+    @property
+    def ttft_s(self) -> float | None:
+        first = next((c for c in self.chunks if c.tokens), None)
+        return None if first is None else first.at - self.sent_at
+
+    @property
+    def latency_s(self) -> float | None:
+        return None if not self.chunks else self.chunks[-1].at - self.sent_at
+
+    @property
+    def tpot_s(self) -> float | None:
+        """Mean time per output token after the first one."""
+        if self.tokens < 2 or self.ttft_s is None:
+            return None
+        last_token = max(c.at for c in self.chunks if c.tokens)
+        return (last_token - self.sent_at - self.ttft_s) / (self.tokens - 1)
+
+
+def _tensor(name: str, value: np.ndarray) -> grpcclient.InferInput:
+    tensor = grpcclient.InferInput(name, list(value.shape), np_to_triton_dtype(value.dtype))
+    tensor.set_data_from_numpy(value)
+    return tensor
+
+
+def ensemble_inputs(prompt: str | bytes, max_tokens: int, stream: bool = True, **optional: float | int) -> list:
+    """TensorRT-LLM ensemble inputs; optional ones (temperature, top_k, top_p, end_id, ...)
+    are sent only when given."""
+    text = prompt if isinstance(prompt, bytes) else prompt.encode("utf-8")
+    inputs = [
+        _tensor("text_input", np.array([[text]], dtype=np.object_)),
+        _tensor("max_tokens", np.array([[max_tokens]], dtype=np.int32)),
+        _tensor("stream", np.array([[stream]], dtype=bool)),
+    ]
+    dtypes = {"temperature": np.float32, "top_p": np.float32, "top_k": np.int32, "end_id": np.int32,
+              "pad_id": np.int32, "seed": np.uint64}
+    for name, value in optional.items():
+        inputs.append(_tensor(name, np.array([[value]], dtype=dtypes[name])))
+    return inputs
+
+
+def stream_generate(
+    client: grpcclient.InferenceServerClient,
+    prompt: str | bytes,
+    max_tokens: int,
+    model: str = DEFAULT_MODEL,
+    timeout_s: float = 600.0,
+    **optional: float | int,
+) -> Iterator[Chunk | str]:
+    """Yield chunks as they arrive; an error ends the stream with its message (a str)."""
+    results: queue.Queue = queue.Queue()
+    client.start_stream(callback=lambda result, error: results.put((result, error)))
+    try:
+        client.async_stream_infer(
+            model,
+            ensemble_inputs(prompt, max_tokens, stream=True, **optional),
+            request_id=uuid.uuid4().hex,
+            enable_empty_final_response=True,
+        )
+        while True:
+            result, error = results.get(timeout=timeout_s)
+            if error is not None:
+                yield error.message() if isinstance(error, InferenceServerException) else str(error)
+                return
+            response = result.get_response()
+            text = result.as_numpy("text_output")
+            if text is not None:
+                tokens = result.as_numpy("output_token_count")
+                yield Chunk(
+                    text=b"".join(text.reshape(-1)).decode("utf-8"),
+                    tokens=int(tokens.reshape(-1)[0]) if tokens is not None else 0,
+                    at=time.perf_counter(),
+                )
+            if response.parameters["triton_final_response"].bool_param:
+                return
+    finally:
+        client.stop_stream()
+
+
+def generate(client: grpcclient.InferenceServerClient, prompt: str | bytes, max_tokens: int, **kw) -> Generation:
+    """Run one streamed request to completion and collect its timings."""
+    gen = Generation(sent_at=time.perf_counter())
+    for item in stream_generate(client, prompt, max_tokens, **kw):
+        if isinstance(item, str):
+            gen.error = item
+        else:
+            gen.chunks.append(item)
+    return gen
