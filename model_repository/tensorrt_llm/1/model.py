@@ -45,6 +45,7 @@ class _Context:
     streaming: bool
     exclude_input: bool
     done: bool = False
+    stop_requested: bool = False  # set by a `stop` request with the same request id
     tokens: list[int] = field(default_factory=list)
 
 
@@ -62,11 +63,12 @@ class TritonPythonModel:
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         self.settings = EngineSettings.from_parameters(params)
         self._ids = itertools.count()
+        self._by_request_id: dict[str, _Context] = {}  # Triton request id -> live request
         self.runner = RealtimeEngine(
             self.settings.build_engine(),
             on_tokens=self._on_tokens,
             on_finish=self._on_finish,
-            is_cancelled=lambda r: r.payload.request.is_cancelled(),
+            is_cancelled=lambda r: r.payload.stop_requested or r.payload.request.is_cancelled(),
             sleep_modelled_time=self.settings.mode == "timing",
         )
         self.runner.start()
@@ -78,6 +80,10 @@ class TritonPythonModel:
     def execute(self, requests: list[Any]) -> None:
         for request in requests:
             sender = request.get_response_sender()
+            stop = pb_utils.get_input_tensor_by_name(request, "stop")
+            if stop is not None and bool(stop.as_numpy().reshape(-1)[0]):
+                self._stop(request.request_id(), sender)
+                continue
             try:
                 tensors = {}
                 for name in INPUT_NAMES:
@@ -87,6 +93,8 @@ class TritonPythonModel:
                 n = next(self._ids)
                 eng_req, streaming, exclude = parse_request(f"req-{n}", tensors, self.settings, n)
                 eng_req.payload = _Context(request, sender, streaming, exclude)
+                if request.request_id():
+                    self._by_request_id[request.request_id()] = eng_req.payload
                 eng_req.keep_output_ids = self.settings.mode == "hf"
                 self.runner.submit(eng_req)
             except (ValueError, TypeError) as exc:
@@ -104,8 +112,16 @@ class TritonPythonModel:
         else:
             ctx.tokens.extend(ids)
 
+    def _stop(self, request_id: str, sender: Any) -> None:
+        """Mark the live request with this id to leave the batch at the next step."""
+        ctx = self._by_request_id.get(request_id)
+        if ctx is not None:
+            ctx.stop_requested = True
+        sender.send(flags=FINAL)
+
     def _on_finish(self, req: EngineRequest) -> None:
         ctx: _Context = req.payload
+        self._by_request_id.pop(ctx.request.request_id(), None)
         if ctx.done:
             return
         ctx.done = True
