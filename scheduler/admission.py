@@ -9,10 +9,13 @@ completion, failure, client cancellation — goes through `release`, so no slot 
 from __future__ import annotations
 
 import asyncio
+import logging
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Callable
 
 from scheduler.queue import RequestQueue
+
+log = logging.getLogger(__name__)
 from scheduler.request import QueuedRequest
 
 
@@ -114,5 +117,9 @@ class AdmissionGate:
             self.release()
 
     def _changed(self) -> None:
+        """Tell the observer; its failure must never cost a request its slot or its place."""
         if self.on_change is not None:
-            self.on_change(self)
+            try:
+                self.on_change(self)
+            except Exception:
+                log.exception("admission observer failed")

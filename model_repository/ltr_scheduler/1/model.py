@@ -97,17 +97,23 @@ class SchedulerMetrics:
     def __init__(self, policy: str) -> None:
         labels = {"policy": policy}
         gauge, counter = pb_utils.MetricFamily.GAUGE, pb_utils.MetricFamily.COUNTER
-        self.waiting = pb_utils.MetricFamily(
-            name="ltr_scheduler_waiting_requests", description="Requests waiting for admission", kind=gauge
-        ).Metric(labels=labels)
-        self.inflight = pb_utils.MetricFamily(
-            name="ltr_scheduler_inflight_requests", description="Requests admitted into the LLM", kind=gauge
-        ).Metric(labels=labels)
+        # The families must outlive their metrics, so they are kept on self.
+        self.families = [
+            pb_utils.MetricFamily(
+                name="ltr_scheduler_waiting_requests", description="Requests waiting for admission", kind=gauge
+            ),
+            pb_utils.MetricFamily(
+                name="ltr_scheduler_inflight_requests", description="Requests admitted into the LLM", kind=gauge
+            ),
+        ]
+        self.waiting = self.families[0].Metric(labels=labels)
+        self.inflight = self.families[1].Metric(labels=labels)
         family = pb_utils.MetricFamily(
             name="ltr_scheduler_requests_total",
             description="Scheduler decisions: admitted, promoted (starvation), rejected (queue full), removed (cancelled while waiting)",
             kind=counter,
         )
+        self.families.append(family)
         self.counters = {name: family.Metric(labels={**labels, "event": name}) for name in self.COUNTED}
         self.last = dict.fromkeys(self.COUNTED, 0)
 
