@@ -60,10 +60,10 @@ class Generation:
         return (last_token - self.sent_at - self.ttft_s) / (self.tokens - 1)
 
 
-def _tensor(name: str, value: np.ndarray) -> grpcclient.InferInput:
-    tensor = grpcclient.InferInput(name, list(value.shape), np_to_triton_dtype(value.dtype))
-    tensor.set_data_from_numpy(value)
-    return tensor
+def tensor(name: str, value: np.ndarray) -> grpcclient.InferInput:
+    infer_input = grpcclient.InferInput(name, list(value.shape), np_to_triton_dtype(value.dtype))
+    infer_input.set_data_from_numpy(value)
+    return infer_input
 
 
 def ensemble_inputs(prompt: str | bytes, max_tokens: int, stream: bool = True, **optional: float | int) -> list:
@@ -71,15 +71,36 @@ def ensemble_inputs(prompt: str | bytes, max_tokens: int, stream: bool = True, *
     are sent only when given."""
     text = prompt if isinstance(prompt, bytes) else prompt.encode("utf-8")
     inputs = [
-        _tensor("text_input", np.array([[text]], dtype=np.object_)),
-        _tensor("max_tokens", np.array([[max_tokens]], dtype=np.int32)),
-        _tensor("stream", np.array([[stream]], dtype=bool)),
+        tensor("text_input", np.array([[text]], dtype=np.object_)),
+        tensor("max_tokens", np.array([[max_tokens]], dtype=np.int32)),
+        tensor("stream", np.array([[stream]], dtype=bool)),
     ]
     dtypes = {"temperature": np.float32, "top_p": np.float32, "top_k": np.int32, "end_id": np.int32,
               "pad_id": np.int32, "seed": np.uint64}
     for name, value in optional.items():
-        inputs.append(_tensor(name, np.array([[value]], dtype=dtypes[name])))
+        inputs.append(tensor(name, np.array([[value]], dtype=dtypes[name])))
     return inputs
+
+
+def stream_infer(
+    client: grpcclient.InferenceServerClient, model: str, inputs: list, timeout_s: float = 600.0
+) -> Iterator[grpcclient.InferResult | str]:
+    """Yield each response of one decoupled request until its final flag; an error ends the
+    stream with its message (a str)."""
+    results: queue.Queue = queue.Queue()
+    client.start_stream(callback=lambda result, error: results.put((result, error)))
+    try:
+        client.async_stream_infer(model, inputs, request_id=uuid.uuid4().hex, enable_empty_final_response=True)
+        while True:
+            result, error = results.get(timeout=timeout_s)
+            if error is not None:
+                yield error.message() if isinstance(error, InferenceServerException) else str(error)
+                return
+            yield result
+            if result.get_response().parameters["triton_final_response"].bool_param:
+                return
+    finally:
+        client.stop_stream()
 
 
 def stream_generate(
@@ -90,34 +111,20 @@ def stream_generate(
     timeout_s: float = 600.0,
     **optional: float | int,
 ) -> Iterator[Chunk | str]:
-    """Yield chunks as they arrive; an error ends the stream with its message (a str)."""
-    results: queue.Queue = queue.Queue()
-    client.start_stream(callback=lambda result, error: results.put((result, error)))
-    try:
-        client.async_stream_infer(
-            model,
-            ensemble_inputs(prompt, max_tokens, stream=True, **optional),
-            request_id=uuid.uuid4().hex,
-            enable_empty_final_response=True,
-        )
-        while True:
-            result, error = results.get(timeout=timeout_s)
-            if error is not None:
-                yield error.message() if isinstance(error, InferenceServerException) else str(error)
-                return
-            response = result.get_response()
-            text = result.as_numpy("text_output")
-            if text is not None:
-                tokens = result.as_numpy("output_token_count")
-                yield Chunk(
-                    text=b"".join(text.reshape(-1)).decode("utf-8"),
-                    tokens=int(tokens.reshape(-1)[0]) if tokens is not None else 0,
-                    at=time.perf_counter(),
-                )
-            if response.parameters["triton_final_response"].bool_param:
-                return
-    finally:
-        client.stop_stream()
+    """Yield the ensemble's text chunks as they arrive; an error ends the stream (a str)."""
+    inputs = ensemble_inputs(prompt, max_tokens, stream=True, **optional)
+    for result in stream_infer(client, model, inputs, timeout_s):
+        if isinstance(result, str):
+            yield result
+            return
+        text = result.as_numpy("text_output")
+        if text is not None:
+            tokens = result.as_numpy("output_token_count")
+            yield Chunk(
+                text=b"".join(text.reshape(-1)).decode("utf-8"),
+                tokens=int(tokens.reshape(-1)[0]) if tokens is not None else 0,
+                at=time.perf_counter(),
+            )
 
 
 def generate(client: grpcclient.InferenceServerClient, prompt: str | bytes, max_tokens: int, **kw) -> Generation:

@@ -73,14 +73,3 @@ def word_list(tokenizer: Tokenizer, words: Sequence[bytes | str]) -> np.ndarray:
     out[0, len(ids):] = 0
     out[1, : len(offsets)] = offsets
     return out
-
-
-def pad_to_multiple(ids: np.ndarray, mask: np.ndarray, multiple: int) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad predictor inputs (mask 0) to a multiple of `multiple` tokens, so that Triton's
-    dynamic batcher, which batches only equal shapes, can batch prompts of similar length."""
-    length = ids.shape[-1]
-    target = -(-length // multiple) * multiple
-    if target == length:
-        return ids, mask
-    pad = [(0, 0)] * (ids.ndim - 1) + [(0, target - length)]
-    return np.pad(ids, pad), np.pad(mask, pad)

@@ -10,7 +10,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from loadtest.grpc_stream import _tensor, generate
+from loadtest.grpc_stream import generate, tensor
 from tests.serving_helpers import http_generate, http_generate_stream, metric_value, start_server
 
 pytestmark = pytest.mark.server
@@ -115,7 +115,7 @@ def test_undecodable_bytes_get_a_clear_error_over_grpc(server, grpc):
 
 
 def test_missing_input_is_refused_over_grpc(server, grpc):
-    text_only = [_tensor("text_input", np.array([[b"hello"]], dtype=np.object_))]
+    text_only = [tensor("text_input", np.array([[b"hello"]], dtype=np.object_))]
     with pytest.raises(InferenceServerException, match="max_tokens"):
         grpc.infer("ensemble", text_only)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from predictor.runtime import PredictorTokenizer, latest_version_dir
+from predictor.runtime import PredictorTokenizer, latest_version_dir, pad_batch
 from serving.llama3_tokenizer import load_tokenizer
-from serving.preprocess import BadRequest, Limits, check_max_tokens, decode_text, encode_prompt, pad_to_multiple, word_list
+from serving.preprocess import BadRequest, Limits, check_max_tokens, decode_text, encode_prompt, word_list
 from serving.triton_params import model_parameters, optional_input
 
 
@@ -46,8 +46,11 @@ class TritonPythonModel:
         pad_id = optional_input(request, "PAD_ID", self.tokenizer.pad_id)
         bad = self._words(request, "BAD_WORDS_DICT")
         stop = self._words(request, "STOP_WORDS_DICT")
-        pred_ids, pred_mask = self.predictor_tokenizer.encode([text])
-        pred_ids, pred_mask = pad_to_multiple(pred_ids, pred_mask, self.pad_multiple)
+        # Padded (mask 0) to a multiple of `pad_multiple`: Triton's dynamic batcher batches only
+        # equal shapes, so similar-length prompts can share one predictor run.
+        pred_ids, pred_mask = pad_batch(
+            self.predictor_tokenizer.encode_ids([text]), self.predictor_tokenizer.pad_id, self.pad_multiple
+        )
         tensor = pb_utils.Tensor
         return [
             tensor("INPUT_ID", input_ids[None, :]),
@@ -57,8 +60,8 @@ class TritonPythonModel:
             tensor("STOP_WORDS_IDS", stop[None]),
             tensor("OUT_END_ID", np.array([[end_id]], dtype=np.int32)),
             tensor("OUT_PAD_ID", np.array([[pad_id]], dtype=np.int32)),
-            tensor("PREDICTOR_INPUT_IDS", pred_ids.astype(np.int64)),
-            tensor("PREDICTOR_ATTENTION_MASK", pred_mask.astype(np.int64)),
+            tensor("PREDICTOR_INPUT_IDS", pred_ids),
+            tensor("PREDICTOR_ATTENTION_MASK", pred_mask),
         ]
 
     def _words(self, request, name: str) -> np.ndarray:

@@ -1,0 +1,155 @@
+"""Issue-2 figures on a real tritonserver: what the ensemble (preprocessing, predictor, scheduler,
+postprocessing) adds to a short request over calling the LLM model directly, at 1 and 32
+concurrent clients; server start-up time and resident memory; the scheduler's cost per operation.
+
+    python -m benchmarks.serving_overhead        # writes results/overhead.json and .md
+
+The LLM is the `timing` stand-in, so both paths spend the same modelled GPU time; the difference
+is the serving overhead. `max_inflight` is raised to 64 so the scheduler never queues here:
+this measures overhead, not scheduling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import psutil
+import tritonclient.grpc as grpcclient
+
+from benchmarks import scheduler_cost
+from loadtest.grpc_stream import ensemble_inputs, stream_infer, tensor
+from serving.llama3_tokenizer import load_tokenizer
+from serving.repository import REPO_ROOT, render_repository
+from serving.triton import TritonServer
+
+PROMPT = "What is the capital of France?"
+OVERRIDES = {
+    "ltr_scheduler": {"max_inflight": "64"},
+    "tensorrt_llm": {"mode": "timing", "max_batch_slots": "64"},
+}
+
+
+def direct_inputs(max_tokens: int) -> list:
+    tokenizer = load_tokenizer()
+    ids = np.array([[tokenizer.bos_id] + tokenizer.encode(PROMPT)], dtype=np.int32)
+    return [
+        tensor("input_ids", ids),
+        tensor("input_lengths", np.array([[ids.shape[1]]], dtype=np.int32)),
+        tensor("request_output_len", np.array([[max_tokens]], dtype=np.int32)),
+        tensor("streaming", np.array([[True]])),
+    ]
+
+
+def timed_request(url: str, model: str, inputs: list) -> float:
+    client = grpcclient.InferenceServerClient(url)
+    try:
+        start = time.perf_counter()
+        for result in stream_infer(client, model, inputs):
+            if isinstance(result, str):
+                raise RuntimeError(result)
+        return time.perf_counter() - start
+    finally:
+        client.close()
+
+
+def latencies(url: str, model: str, inputs: list, clients: int, per_client: int) -> np.ndarray:
+    def client_loop(_: int) -> list[float]:
+        return [timed_request(url, model, inputs) for _ in range(per_client)]
+
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        return np.array([t for chunk in pool.map(client_loop, range(clients)) for t in chunk])
+
+
+def resident_mb(pid: int) -> float:
+    proc = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--max-tokens", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=64, help="requests per path and concurrency level")
+    parser.add_argument("--out", default=str(REPO_ROOT / "results" / "overhead.json"))
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = render_repository(Path(tmp) / "repo", OVERRIDES)
+        server = TritonServer(repo, Path(tmp))
+        t0 = time.perf_counter()
+        server.start()
+        startup_s = time.perf_counter() - t0
+        try:
+            idle_mb = resident_mb(server.process.pid)
+            paths = {
+                "ensemble": ("ensemble", ensemble_inputs(PROMPT, args.max_tokens)),
+                "direct_llm": ("tensorrt_llm", direct_inputs(args.max_tokens)),
+            }
+            for model, inputs in paths.values():  # warm-up
+                latencies(server.grpc_url, model, inputs, 4, 4)
+            rows = []
+            for clients in (1, 32):
+                per_client = max(1, args.requests // clients)
+                for name, (model, inputs) in paths.items():
+                    lat = latencies(server.grpc_url, model, inputs, clients, per_client) * 1000
+                    rows.append({
+                        "path": name, "clients": clients, "requests": int(lat.size),
+                        "p50_ms": round(float(np.percentile(lat, 50)), 2),
+                        "p99_ms": round(float(np.percentile(lat, 99)), 2),
+                        "mean_ms": round(float(lat.mean()), 2),
+                    })
+                    print(rows[-1])
+            loaded_mb = resident_mb(server.process.pid)
+        finally:
+            server.stop()
+
+    result = {
+        "max_tokens": args.max_tokens,
+        "startup_s": round(startup_s, 2),
+        "resident_mb_idle": round(idle_mb, 1),
+        "resident_mb_after_load": round(loaded_mb, 1),
+        "latency": rows,
+        "scheduler_cost": scheduler_cost.main([]),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text(to_markdown(result))
+    print(to_markdown(result))
+    return result
+
+
+def to_markdown(result: dict) -> str:
+    by = {(r["path"], r["clients"]): r for r in result["latency"]}
+    lines = [
+        f"Short request ({result['max_tokens']} output tokens), `timing` stand-in LLM, gRPC streaming.",
+        "",
+        "| clients | direct LLM p50 / p99 (ms) | ensemble p50 / p99 (ms) | added p50 (ms) | ratio p50 |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for clients in (1, 32):
+        d, e = by[("direct_llm", clients)], by[("ensemble", clients)]
+        lines.append(
+            f"| {clients} | {d['p50_ms']} / {d['p99_ms']} | {e['p50_ms']} / {e['p99_ms']} | "
+            f"{e['p50_ms'] - d['p50_ms']:.1f} | {e['p50_ms'] / d['p50_ms']:.2f} |"
+        )
+    lines += [
+        "",
+        f"Start-up to ready: {result['startup_s']} s; resident memory of tritonserver and its stubs: "
+        f"{result['resident_mb_idle']} MB idle, {result['resident_mb_after_load']} MB after the load.",
+        "",
+        "Scheduler: " + ", ".join(
+            f"{r['policy']} {r['us_per_enqueue_and_admission']} us" for r in result["scheduler_cost"]
+        ) + f" per enqueue + admission with {result['scheduler_cost'][0]['waiting']} waiting.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
