@@ -54,3 +54,7 @@ test: setup
 
 clean:
 	rm -rf build .deploy results/*.csv results/*.html
+
+.PHONY: bench-overhead
+bench-overhead: setup
+	$(PY) -m benchmarks.serving_overhead
