@@ -45,6 +45,7 @@ class EngineRequest:
     output_ids: list[int] = field(default_factory=list, repr=False)
     finish_reason: FinishReason | None = None
     keep_output_ids: bool = True
+    swapped: bool = False  # KV parked in host memory by `preempt(swap=True)`: resume by swap-in
     admit_seq: int = -1  # admission order, for the default preemption victim
     kv_tokens: int = 0  # KV tokens currently held (or reserved) in the cache
 
@@ -80,7 +81,7 @@ class BatchingEngine:
         kv_budget_tokens: int | None = None,
         kv_policy: KvPolicy = "guaranteed_no_evict",
         token_source: TokenSource | None = None,
-        victim_key: Callable[[EngineRequest], float] | None = None,
+        victim_key: Callable[[EngineRequest], Any] | None = None,
         requeue_preempted: bool = True,
     ) -> None:
         if max_batch_size < 1:
@@ -97,6 +98,7 @@ class BatchingEngine:
         self.kv_used = 0
         self._admit_counter = 0
         self._by_id: dict[str, EngineRequest] = {}
+        self._pending_swap_tokens = 0  # swap-outs charged to the next iteration
 
     # ----------------------------------------------------------------- submission / cancellation
     def admission_need(self, req: EngineRequest) -> int:
@@ -133,6 +135,24 @@ class BatchingEngine:
         else:
             self.waiting.remove(req)
         req.finish_reason = "cancelled"
+        self.tokens.release(req)
+        return req
+
+    def preempt(self, request_id: str, swap: bool = False) -> EngineRequest | None:
+        """Take a request out of the engine unfinished (`generated` kept) so that a scheduler in
+        front can queue it again; None if unknown. Its KV is dropped (recomputed on resume) or, with
+        `swap`, copied to host memory over PCIe (FastServe) and copied back on resume."""
+        req = self._by_id.pop(request_id, None)
+        if req is None:
+            return None
+        if swap and req in self.running:
+            req.swapped = True
+            self._pending_swap_tokens += req.prompt_len + req.generated
+        if req in self.running:
+            self.running.remove(req)
+            self._free(req)
+        else:
+            self.waiting.remove(req)
         self.tokens.release(req)
         return req
 
@@ -192,13 +212,17 @@ class BatchingEngine:
         prompts: list[int] = []
         context = 0
         decode = 0
+        swap_tokens, self._pending_swap_tokens = self._pending_swap_tokens, 0
         for req in running:
-            if id(req) in admitted_set:
+            if id(req) in admitted_set and not req.swapped:
                 prompts.append(req.prompt_len + req.generated)  # recompute after a preemption
             else:
+                if req.swapped:
+                    swap_tokens += req.prompt_len + req.generated
+                    req.swapped = False
                 decode += 1
                 context += req.prompt_len + req.generated
-        duration = self.cost_model.step_s(prompts, decode, context)
+        duration = self.cost_model.step_s(prompts, decode, context) + self.cost_model.swap_s(swap_tokens)
 
         new_tokens = self.tokens.next_tokens(running)
         emitted: list[tuple[EngineRequest, int]] = []

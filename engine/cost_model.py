@@ -85,6 +85,7 @@ class CostModel:
     step_overhead_s: float = 0.0015  # per iteration: scheduling, sampling, launches
     kv_cache_mem_fraction: float = 0.9  # TensorRT-LLM's kv_cache_free_gpu_mem_fraction default
     runtime_reserve_bytes: float = 3e9  # CUDA context, activations, workspace
+    pcie_bandwidth_Bps: float = 25e9  # host<->GPU KV swaps (PCIe 4.0 x16, achieved)
 
     @property
     def _bandwidth(self) -> float:
@@ -129,6 +130,10 @@ class CostModel:
         flops = sum(self.prefill_flops(n) for n in prompts if n > 0) + 2.0 * m.params * decode_seqs
         mem = m.weight_bytes + m.kv_bytes_per_token * max(context_tokens, 0)
         return max(flops / self._flops, mem / self._bandwidth) + self.step_overhead_s
+
+    def swap_s(self, tokens: int) -> float:
+        """Copying `tokens` of KV cache between GPU and host memory (preemption by swapping)."""
+        return tokens * self.model.kv_bytes_per_token / self.pcie_bandwidth_Bps if tokens > 0 else 0.0
 
     def kv_budget_tokens(self) -> int:
         """KV-cache capacity in tokens: fraction of memory left after weights and reserve."""

@@ -1,0 +1,1 @@
+"""Trace-driven discrete-event simulator of the deployment (scheduler + batching engine)."""

@@ -1,0 +1,146 @@
+"""python -m simulator {sweep,trace} ... : see `--help` of each command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from engine.cost_model import CostModel
+from loadtest import workloads as wl
+from simulator import report
+from simulator.scores import kendall_tau
+from simulator.sim import SimConfig, simulate
+from simulator.sweep import (
+    PAPER_RATES,
+    STARVATION,
+    SweepSpec,
+    config_dict,
+    public_rows,
+    run_sweep,
+    write_json,
+)
+from simulator.metrics import summarize
+
+RESULTS = wl.REPO_ROOT / "results"
+
+
+def _config(args: argparse.Namespace) -> SimConfig:
+    return SimConfig(
+        max_inflight=args.max_inflight,
+        batch_slots=args.batch_slots,
+        kv_budget_tokens=args.kv_budget or None,
+        kv_policy=args.kv_policy,
+        starvation_threshold=args.starvation_threshold,
+        starvation_quantum=args.starvation_quantum,
+        cost_model=CostModel().with_overrides(gpu=args.gpu),
+        request_overhead_s=args.request_overhead_s,
+    )
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=None, help="data folder (default $LTR_DATA_DIR or ../shared/data)")
+    p.add_argument("--max-inflight", type=int, default=64, help="scheduler admission gate")
+    p.add_argument("--batch-slots", type=int, default=64, help="engine batch slots")
+    p.add_argument("--kv-budget", type=int, default=0, help="KV tokens (0: from the cost model)")
+    p.add_argument("--kv-policy", default="guaranteed_no_evict", choices=["guaranteed_no_evict", "max_utilization"])
+    p.add_argument("--starvation-threshold", type=int, default=STARVATION[0])
+    p.add_argument("--starvation-quantum", type=int, default=STARVATION[1])
+    p.add_argument("--gpu", default="a100_80gb", choices=["a100_80gb", "h100_sxm"])
+    p.add_argument("--request-overhead-s", type=float, default=0.0,
+                   help="fixed per-request latency outside the engine (served path)")
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    spec = SweepSpec(
+        text_workloads=args.workloads,
+        rates=args.rates,
+        duration_s=args.duration,
+        burst=args.burst or None,
+        traces=args.traces,
+        trace_speedups=args.trace_speedups,
+        trace_duration_s=args.trace_duration,
+        trace_tau=args.trace_tau,
+        predictors=dict(kv.split("=", 1) for kv in args.predictor),
+        config=_config(args),
+    )
+    root = wl.data_dir(args.data_dir)
+    t0 = time.perf_counter()
+    rows = run_sweep(spec, root, progress=not args.quiet)
+    wall = time.perf_counter() - t0
+    out = Path(args.out)
+    write_json(rows, out)
+    n_sim = sum(r["n_requests"] for r in rows)
+    sim_wall = sum(r["sim_wall_s"] for r in rows)
+    pre = (
+        f"Simulated with `python -m simulator sweep` (`make bench-sim`): {len(rows)} runs, "
+        f"{n_sim:,} requests in {sim_wall:.1f} s of simulation ({n_sim / sim_wall:,.0f} simulated "
+        f"requests per wall-clock second; {wall:.0f} s in all with loading and scoring).\n\n"
+        f"Configuration: `{json.dumps(config_dict(spec.config))}`. Text workloads: Poisson arrivals for "
+        f"{spec.duration_s:g} s at each rate, and a burst of {spec.burst} requests; traces: first "
+        f"{spec.trace_duration_s:g} s at x speed-up. Plots: "
+        + ", ".join(f"`{p.name}`" for p in [out.with_name(f"sim_{w}_rates.png") for w in spec.text_workloads])
+    )
+    report.write_markdown(rows, out.with_suffix(".md"), "Simulated scheduling policies", pre)
+    for w in spec.text_workloads:
+        report.plot_rates(rows, w, out.with_name(f"sim_{w}_rates.png"))
+        top = max(spec.rates)
+        report.plot_cdf(rows, w, top, out.with_name(f"sim_{w}_cdf_{top:g}.png"))
+        if spec.burst:
+            report.plot_cdf(rows, w, "burst", out.with_name(f"sim_{w}_cdf_burst.png"),
+                            f"{w}: burst of {spec.burst} requests, latency CDF")
+    print(out.with_suffix(".md").read_text())
+    return 0
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    """Simulate one saved workload (jsonl, e.g. the served benchmark's) under the given policies."""
+    reqs = wl.load_jsonl(Path(args.workload))
+    scores_by_policy = json.loads(Path(args.scores).read_text()) if args.scores else {}
+    cfg = _config(args)
+    rows = []
+    for policy in args.policies:
+        true = np.array([r.output_tokens for r in reqs], dtype=float)
+        scores = np.array(scores_by_policy.get(policy, true), dtype=float)
+        res = simulate(reqs, scores, policy, cfg)
+        rows.append({"workload": args.name, "policy": policy, "rate": round(wl.trace_rate(reqs), 3),
+                     "kendall_tau": kendall_tau(scores, true), **summarize(res.times),
+                     "sim_wall_s": res.wall_s})
+    print(json.dumps(public_rows(rows), indent=1))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sw = sub.add_parser("sweep", help="the paper's sweep on text workloads and traces")
+    _common(sw)
+    sw.add_argument("--workloads", nargs="*", default=["alpaca"], choices=list(wl.TEXT_WORKLOADS))
+    sw.add_argument("--rates", nargs="*", type=float, default=list(PAPER_RATES))
+    sw.add_argument("--duration", type=float, default=60.0)
+    sw.add_argument("--burst", type=int, default=2000, help="burst size (0: none)")
+    sw.add_argument("--traces", nargs="*", default=list(wl.TRACE_WORKLOADS), choices=list(wl.TRACE_WORKLOADS))
+    sw.add_argument("--trace-speedups", nargs="*", type=float, default=[1.0, 4.0])
+    sw.add_argument("--trace-duration", type=float, default=600.0)
+    sw.add_argument("--trace-tau", type=float, default=0.55, help="Kendall's tau of the noisy oracle on traces")
+    sw.add_argument("--predictor", action="append", default=[], metavar="NAME=DIR",
+                    help="extra exported predictor (e.g. pointwise=build/predictor/pointwise)")
+    sw.add_argument("--out", default=str(RESULTS / "sim.json"))
+    sw.add_argument("--quiet", action="store_true")
+    tr = sub.add_parser("trace", help="simulate one saved workload (jsonl)")
+    _common(tr)
+    tr.add_argument("workload")
+    tr.add_argument("--name", default="trace")
+    tr.add_argument("--policies", nargs="*", default=["fcfs", "ltr", "oracle"])
+    tr.add_argument("--scores", default=None, help="json {policy: [score per request]}")
+    args = parser.parse_args(argv)
+    return cmd_sweep(args) if args.cmd == "sweep" else cmd_trace(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
