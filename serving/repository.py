@@ -30,6 +30,14 @@ def write_config(config: model_config_pb2.ModelConfig, path: Path) -> None:
     Path(path).write_text(text_format.MessageToString(config))
 
 
+def set_parameters(config: model_config_pb2.ModelConfig, params: Mapping[str, object]) -> None:
+    """Set existing `parameters` only: a typo'd key fails here rather than being silently ignored."""
+    for key, value in params.items():
+        if key not in config.parameters:
+            raise KeyError(f"model {config.name} has no parameter {key!r}")
+        config.parameters[key].string_value = str(value)
+
+
 def model_dirs(repository: Path) -> list[Path]:
     return sorted(p for p in Path(repository).iterdir() if (p / "config.pbtxt").is_file())
 
@@ -49,10 +57,7 @@ def render_repository(dest: Path, overrides: Overrides | None = None, source: Pa
         out = dest / model_dir.name
         out.mkdir()
         config = read_config(model_dir / "config.pbtxt")
-        for key, value in overrides.get(model_dir.name, {}).items():
-            if key not in config.parameters:
-                raise KeyError(f"model {model_dir.name} has no parameter {key!r}")
-            config.parameters[key].string_value = str(value)
+        set_parameters(config, overrides.get(model_dir.name, {}))
         write_config(config, out / "config.pbtxt")
         for child in model_dir.iterdir():
             if child.name != "config.pbtxt":
