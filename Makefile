@@ -58,3 +58,29 @@ clean:
 .PHONY: bench-overhead
 bench-overhead: setup
 	$(PY) -m benchmarks.serving_overhead
+
+# Scheduling-policy measurements (docs/benchmarks.md): simulator sweep, locust load test against
+# `make deploy`, and the served fcfs/ltr/oracle comparison on fresh servers of its own.
+LOAD_USER ?= HttpStreamUser
+LOAD_WORKLOAD ?= alpaca
+LOAD_RATE ?= 2
+LOAD_REQUESTS ?= 60
+LOAD_USERS ?= 4
+LOAD_TIME ?= 300s
+
+.PHONY: bench-sim loadtest bench-serve
+bench-sim: setup
+	$(PY) -m simulator sweep --out results/sim.json
+
+loadtest: setup
+	@$(PY) -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$(HTTP_PORT)/v2/health/ready', timeout=5)" \
+		|| { echo "no server ready on 127.0.0.1:$(HTTP_PORT): run make deploy first"; exit 1; }
+	mkdir -p results
+	$(PY) -m locust -f loadtest/locustfile.py --headless --only-summary \
+		-H http://127.0.0.1:$(HTTP_PORT) --grpc-url 127.0.0.1:$(GRPC_PORT) \
+		--workload $(LOAD_WORKLOAD) --rate $(LOAD_RATE) --max-requests $(LOAD_REQUESTS) \
+		-u $(LOAD_USERS) -r $(LOAD_USERS) -t $(LOAD_TIME) \
+		--csv results/locust --html results/locust.html $(LOAD_USER)
+
+bench-serve: setup
+	$(PY) -m loadtest.bench_serve --out results/serve.json

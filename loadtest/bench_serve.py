@@ -1,0 +1,143 @@
+"""`make bench-serve`: the same trace served by the real Triton ensemble under each policy, with the
+`timing` stand-in LLM, compared with the simulator's prediction for the same trace and configuration.
+
+For each policy a fresh tritonserver is started on free loopback ports (its own rendered model
+repository under build/bench_serve/), the trace is replayed open-loop over gRPC streaming, and the
+server is stopped. Then the simulator runs the same requests with the same scores, `max_inflight`,
+batch slots and cost model. Writes results/serve.json (rows with the keys of results/sim.json plus
+`instrument`: served | simulated) and results/serve.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from loadtest import workloads as wl
+from loadtest.replay import replay_grpc, to_request_times
+from simulator import report
+from simulator.metrics import summarize
+from simulator.scores import find_predictor, kendall_tau, predictor_pool_scores, request_scores
+from simulator.sim import SimConfig, simulate
+from simulator.sweep import public_rows
+
+RESULTS = wl.REPO_ROOT / "results"
+WORK = wl.REPO_ROOT / "build" / "bench_serve"
+
+
+def serve_one(policy: str, reqs: list[wl.TraceRequest], max_inflight: int, timeout_s: float) -> tuple[dict, float]:
+    from serving.deploy import deployment_overrides
+    from serving.repository import render_repository
+    from serving.triton import Ports, TritonServer
+
+    work = WORK / policy
+    overrides = deployment_overrides(policy, "timing", [f"ltr_scheduler.max_inflight={max_inflight}"])
+    repo = render_repository(work / "model_repository", overrides)
+    server = TritonServer(repo, work, Ports.free(), env={"LTR_LLM_MODE": "timing"})
+    server.start(timeout_s=180)
+    try:
+        time.sleep(1.0)
+        t0 = time.perf_counter()
+        timings = replay_grpc(server.grpc_url, reqs, timeout_s=timeout_s)
+        wall = time.perf_counter() - t0
+    finally:
+        server.stop()
+    times = to_request_times(timings)
+    failed = [t.error for t in timings if t.error is not None]
+    short = sum(1 for t, r in zip(timings, reqs) if t.error is None and t.tokens != r.output_tokens)
+    row = summarize(times)
+    row["failed"] = len(failed)
+    row["wrong_token_count"] = short
+    if failed:
+        row["first_error"] = failed[0]
+    return row, wall
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--workload", default="alpaca", choices=list(wl.TEXT_WORKLOADS))
+    p.add_argument("--rate", type=float, default=3.0, help="Poisson arrivals per second")
+    p.add_argument("--duration", type=float, default=40.0, help="seconds of arrivals")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-inflight", type=int, default=8, help="ltr_scheduler admission gate")
+    p.add_argument("--policies", nargs="*", default=["fcfs", "ltr", "oracle"])
+    p.add_argument("--timeout", type=float, default=240.0, help="per-policy drain limit after the last send (s)")
+    p.add_argument("--out", default=str(RESULTS / "serve.json"))
+    p.add_argument("--sim-only", action="store_true", help="only simulate (to choose a configuration)")
+    args = p.parse_args(argv)
+
+    root = wl.data_dir(args.data_dir)
+    pool = wl.load_pool(args.workload, root)
+    reqs = wl.text_workload(pool, args.rate, args.duration, seed=args.seed)
+    wl.save_jsonl(reqs, WORK / "workload.jsonl")
+    true = np.array([r.output_tokens for r in reqs], dtype=float)
+    vdir = find_predictor()
+    scores = {"fcfs": np.zeros(len(reqs)), "oracle": true}
+    if vdir is not None:
+        scores["ltr"] = request_scores(reqs, predictor_pool_scores(pool, vdir))
+    cfg = SimConfig(max_inflight=args.max_inflight, batch_slots=64,
+                    starvation_threshold=200, starvation_quantum=10)
+    label = f"{args.workload} poisson {args.rate:g}/s x {args.duration:g}s"
+    rows: list[dict] = []
+    for policy in args.policies:
+        if policy not in scores:
+            print(f"skipping {policy}: no exported predictor to score with")
+            continue
+        sim = simulate(reqs, scores[policy], policy, cfg)
+        common = {"workload": label, "policy": policy, "rate": args.rate,
+                  "kendall_tau": kendall_tau(scores[policy], true) if policy != "fcfs" else None,
+                  "max_inflight": args.max_inflight, "batch_slots": 64}
+        rows.append({**common, "instrument": "simulated", **summarize(sim.times)})
+        if args.sim_only:
+            continue
+        row, wall = serve_one(policy, reqs, args.max_inflight, args.timeout)
+        rows.append({**common, "instrument": "served", **row, "wall_s": wall})
+        print(json.dumps(rows[-2:], indent=1))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(public_rows(rows), indent=1) + "\n")
+    write_markdown(rows, out.with_suffix(".md"), label, args)
+    print(out.with_suffix(".md").read_text())
+    return 0
+
+
+def write_markdown(rows: list[dict], path: Path, label: str, args: argparse.Namespace) -> None:
+    cols = [("instrument", "instrument", "{}")] + report.COLUMNS[1:] + [("failed", "failed", "{}")]
+    lines = [
+        "# Served vs simulated: the same trace on the real Triton ensemble (timing stand-in LLM)",
+        "",
+        f"Workload: {label}, {rows[0]['n_requests'] if rows else 0} requests; ltr_scheduler max_inflight "
+        f"{args.max_inflight}; tensorrt_llm stand-in with 64 batch slots, timing mode (Llama-3-8B on an "
+        "A100-80GB cost model); starvation threshold 200, quantum 10 (served defaults). "
+        "Reproduce: `make bench-serve` (`python -m loadtest.bench_serve`).",
+        "",
+        report.markdown_table(rows, cols),
+        "",
+        "## Simulator vs served",
+        "",
+    ]
+    k = "mean_latency_per_token_s"
+    for pol in dict.fromkeys(r["policy"] for r in rows):
+        s = next((r for r in rows if r["policy"] == pol and r["instrument"] == "simulated"), None)
+        v = next((r for r in rows if r["policy"] == pol and r["instrument"] == "served"), None)
+        if s and v and v.get("n_requests"):
+            err = s["mean_latency_s"] / v["mean_latency_s"] - 1
+            lines.append(f"- {pol}: simulated mean latency {s['mean_latency_s']:.2f}s vs served "
+                         f"{v['mean_latency_s']:.2f}s ({err:+.1%}); s/token {s[k]:.4f} vs {v[k]:.4f}")
+    for inst in ("served", "simulated"):
+        f = next((r for r in rows if r["policy"] == "fcfs" and r["instrument"] == inst), None)
+        l = next((r for r in rows if r["policy"] == "ltr" and r["instrument"] == inst), None)
+        o = next((r for r in rows if r["policy"] == "oracle" and r["instrument"] == inst), None)
+        if f and l and f.get("n_requests") and l.get("n_requests"):
+            lines.append(f"- {inst}: FCFS/LTR s/token = {f[k] / l[k]:.2f}x (target >= 2x)"
+                         + (f", FCFS/oracle = {f[k] / o[k]:.2f}x" if o and o.get("n_requests") else ""))
+    path.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
