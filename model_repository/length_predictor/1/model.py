@@ -1,0 +1,44 @@
+"""Triton python model for the length predictor: batch the requests, score them, answer each.
+
+Thin on purpose: all model logic lives in predictor.runtime (shared with evaluation).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from predictor.runtime import OnnxPredictor, concat_padded
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        version_dir = Path(args["model_repository"]) / args["model_version"]
+        self.predictor = OnnxPredictor.from_dir(version_dir, intra_op_threads=int(params.get("intra_op_threads", "1") or 1))
+        meta = json.loads((version_dir / "predictor.json").read_text())
+        self.pad_id = int(meta.get("pad_id", 0))
+
+    def execute(self, requests: list) -> list:
+        ids, masks, rows = [], [], []
+        for request in requests:
+            i = pb_utils.get_input_tensor_by_name(request, "input_ids").as_numpy()
+            m = pb_utils.get_input_tensor_by_name(request, "attention_mask").as_numpy()
+            ids.append(i.reshape(-1, i.shape[-1]))
+            masks.append(m.reshape(-1, m.shape[-1]))
+            rows.append(ids[-1].shape[0])
+        try:
+            scores = self.predictor.score(concat_padded(ids, self.pad_id), concat_padded(masks, 0))
+        except Exception as exc:  # one bad batch answers every request with the error
+            err = pb_utils.TritonError(f"length_predictor: {exc}")
+            return [pb_utils.InferenceResponse(output_tensors=[], error=err) for _ in requests]
+        responses, start = [], 0
+        for n in rows:
+            out = scores[start : start + n].reshape(n, 1).astype(np.float32)
+            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("score", out)]))
+            start += n
+        return responses

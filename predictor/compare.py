@@ -1,0 +1,217 @@
+"""The evaluation table: the ListMLE predictor against the predictors users would pick instead.
+
+Same backbone, same data, same preprocessing for every trained row:
+- prompt-length heuristic (Llama-3 tokens of the prompt);
+- frozen backbone embedding (masked mean) + ridge regression of log length;
+- S3-style classification into 10 length classes; SSJF-style regression of log length;
+- ListMLE after the paper's recipe (target labels, random lists, lr 2e-5);
+- ListMLE as trained by `make train` (family-median labels, ...), and ablations.
+Columns: Kendall's tau on held-out AlpacaEval prompts against Llama-3-8B-Instruct's lengths
+(k-fold, folds split by prompt, so no generator's row of a held-out prompt is seen in
+training), and on Arena-Hard (trained on all AlpacaEval prompts; prompts unlike the training
+data). Reference rows that are not predictors give the scale: other models' actual lengths.
+
+Results are cached per row in results/predictor_eval.json (rerun only what changed); the table
+is written to results/predictor_eval.md.
+
+    python -m predictor.compare            # full table (~30-40 min on 2 cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from predictor.data import ensure_prepared, load_arena_hard
+from predictor.evaluate import evaluate_file, tau
+from predictor.interchange import Example, read_jsonl
+from predictor.paths import MODEL_DIR, RESULTS_DIR, TARGET_GENERATOR, default_data_dir
+from predictor.train import TrainConfig, aggregate_labels, make_tokenizer, predict, train_model
+
+# name -> overrides of the default TrainConfig (the default is what `make train` ships)
+METHODS: dict[str, dict] = {
+    "S3-style classification, 10 classes (8B labels)": {"objective": "classification", "labels": "target"},
+    "SSJF-style regression of log length (8B labels)": {"objective": "regression", "labels": "target"},
+    "ListMLE, paper recipe (8B labels, random lists, lr 2e-5)": {"labels": "target", "lr": 2e-5, "sortish": 99.0},
+    "ListMLE, 8B labels": {"labels": "target"},
+    "SSJF-style regression, family-median labels": {"objective": "regression", "labels": "median"},
+    "ListMLE, family-median labels (default, `make train`)": {},
+}
+
+
+def folds_by_prompt(n: int, k: int, seed: int) -> np.ndarray:
+    """Fold id per distinct prompt (every generator's row of a prompt shares its fold)."""
+    return np.random.RandomState(seed).permutation(n) % k
+
+
+def cv_trained(cfg: TrainConfig, family: list[Example], prompts: list[str], y: np.ndarray,
+               folds: np.ndarray, arena: list[Example]) -> dict:
+    """k-fold tau on the target + Arena-Hard tau after training on every AlpacaEval prompt."""
+    fold_taus, seconds = [], []
+    for k in tqdm(sorted(set(folds.tolist())), desc="folds", unit="fold", leave=False):
+        held = {p for p, f in zip(prompts, folds) if f == k}
+        train_rows = [e for e in family if e.prompt not in held]
+        tp, tl = aggregate_labels(train_rows, cfg.labels, cfg.target_generator)
+        assert not held & set(tp), "held-out prompt leaked into training"
+        t0 = time.time()
+        model, tok, _ = train_model(replace(cfg), tp, tl, progress=False)
+        seconds.append(time.time() - t0)
+        test = [p for p in prompts if p in held]
+        fold_taus.append(tau(predict(model, tok, test, cfg), y[folds == k]))
+    tp, tl = aggregate_labels(family, cfg.labels, cfg.target_generator)
+    t0 = time.time()
+    model, tok, _ = train_model(replace(cfg), tp, tl, progress=False)
+    full_seconds = time.time() - t0
+    arena_tau = tau(predict(model, tok, [e.prompt for e in arena], cfg), np.array([e.output_tokens for e in arena]))
+    return {"cv_tau": float(np.mean(fold_taus)), "cv_sd": float(np.std(fold_taus)), "fold_taus": fold_taus,
+            "arena_tau": arena_tau, "train_seconds_fold": float(np.mean(seconds)), "train_seconds_full": full_seconds}
+
+
+@torch.no_grad()
+def frozen_embeddings(cfg: TrainConfig, texts: list[str]) -> np.ndarray:
+    from predictor.model import LengthPredictor, masked_mean
+    from predictor.runtime import pad_batch
+
+    torch.set_num_threads(cfg.threads)
+    model = LengthPredictor(cfg.resolved_backbone()).eval()
+    tok = make_tokenizer(cfg)
+    ids = tok.encode_ids(texts)
+    out = np.zeros((len(ids), model.head.in_features))
+    order = np.argsort([len(s) for s in ids])
+    for i in range(0, len(order), 64):
+        idx = order[i : i + 64]
+        a, m = pad_batch([ids[j] for j in idx], tok.pad_id)
+        h = model.backbone(input_ids=torch.from_numpy(a), attention_mask=torch.from_numpy(m)).last_hidden_state
+        out[idx] = masked_mean(h, torch.from_numpy(m)).numpy()
+    return out
+
+
+def ridge_fit_predict(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, alpha: float = 10.0) -> np.ndarray:
+    mu, ym = x.mean(0), y.mean()
+    xc = x - mu
+    w = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (y - ym))
+    return (x_test - mu) @ w + ym
+
+
+def config_key(name: str, cfg: TrainConfig, folds: int, seed: int) -> str:
+    blob = json.dumps({"name": name, "cfg": asdict(cfg), "folds": folds, "seed": seed}, sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def fmt(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def write_table(rows: list[dict], meta: dict, path: Path) -> None:
+    lines = [
+        "# Length predictor: Kendall's tau (written by `make eval` = `python -m predictor.compare`)",
+        "",
+        f"Truth: Llama-3 token counts of {TARGET_GENERATOR}'s responses. AlpacaEval: {meta['n_alpaca']} prompts, "
+        f"{meta['folds']}-fold cross-validation split by prompt (mean ± sd of the per-fold tau); Arena-Hard v0.1: "
+        f"{meta['n_arena']} prompts answered by llama-3-8b-instruct, predictor trained on all AlpacaEval prompts. "
+        f"Backbone {meta['backbone']}, max_length {meta['max_length']}, embeddings + lower {meta['freeze_layers']} of 6 "
+        f"layers frozen, {meta['epochs']} epochs, lists/batches of {meta['list_size']}, seed {meta['seed']}. "
+        "scipy.stats.kendalltau (tau-b).",
+        "",
+        "| predictor | AlpacaEval-8B CV tau | Arena-Hard tau | train s (full set) |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        cv = fmt(r.get("cv_tau")) + (f" ± {r['cv_sd']:.3f}" if r.get("cv_sd") is not None else "")
+        secs = f"{r['train_seconds_full']:.0f}" if r.get("train_seconds_full") else "–"
+        lines.append(f"| {r['name']} | {cv} | {fmt(r.get('arena_tau'))} | {secs} |")
+    lines += ["", *meta.get("notes", [])]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", type=Path, default=None)
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--methods", nargs="*", default=None, help="subset of method names (default: all)")
+    ap.add_argument("--model", type=Path, default=MODEL_DIR, help="exported artifact to score on Arena-Hard")
+    ap.add_argument("--out", type=Path, default=RESULTS_DIR / "predictor_eval.md")
+    ap.add_argument("--fresh", action="store_true", help="ignore cached rows")
+    args = ap.parse_args()
+
+    data_dir = args.data_dir or default_data_dir()
+    files = ensure_prepared(args.data_dir)
+    family = read_jsonl(files["alpaca_family"])
+    prompts, y = aggregate_labels(family, "target")
+    arena = read_jsonl(files["arena_target"])
+    ya = np.array([e.output_tokens for e in arena])
+    folds = folds_by_prompt(len(prompts), args.folds, args.seed)
+    base = TrainConfig()
+    cache_path = args.out.with_suffix(".json")
+    cache = {} if args.fresh or not cache_path.exists() else json.loads(cache_path.read_text())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:
+        cache_path.write_text(json.dumps(cache, indent=2))
+
+    rows: list[dict] = []
+    # -- reference rows: not predictors, other models' actual lengths of the same prompts --------
+    by_gen: dict[str, dict[str, int]] = {}
+    for e in family:
+        by_gen.setdefault(e.generator or "", {})[e.prompt] = e.output_tokens
+    seventy = np.array([by_gen["Meta-Llama-3-70B-Instruct"][p] for p in prompts])
+    others = np.array([[by_gen[g][p] for p in prompts] for g in by_gen if g != TARGET_GENERATOR])
+    from predictor.data import llama3_counter
+
+    count = llama3_counter()
+    arena70_rows = {e.prompt: e.output_tokens for e in load_arena_hard(data_dir, count, "llama-3-70b-instruct")}
+    rows.append({"name": "reference (not a predictor): Llama-3-70B-Instruct's actual lengths", "cv_tau": tau(seventy, y),
+                 "arena_tau": tau(np.array([arena70_rows.get(e.prompt, 0) for e in arena]), ya)})
+    rows.append({"name": "reference (not a predictor): median length of the 24 other AlpacaEval generators",
+                 "cv_tau": tau(np.median(others, 0), y)})
+    # -- prompt-length heuristic ---------------------------------------------------------------
+    rows.append({"name": "prompt length (Llama-3 tokens)", "cv_tau": tau(np.array([count(p) for p in prompts]), y),
+                 "arena_tau": tau(np.array([count(e.prompt) for e in arena]), ya)})
+    # -- frozen embedding + ridge ---------------------------------------------------------------
+    key = config_key("ridge", base, args.folds, args.seed)
+    if key not in cache:
+        x = frozen_embeddings(base, prompts + [e.prompt for e in arena])
+        xp, xa = x[: len(prompts)], x[len(prompts) :]
+        ly = np.log1p(y)
+        taus = [tau(ridge_fit_predict(xp[folds != k], ly[folds != k], xp[folds == k]), y[folds == k]) for k in range(args.folds)]
+        cache[key] = {"cv_tau": float(np.mean(taus)), "cv_sd": float(np.std(taus)), "fold_taus": taus,
+                      "arena_tau": tau(ridge_fit_predict(xp, ly, xa), ya)}
+        save()
+    rows.append({"name": "frozen backbone embedding + ridge (alpha 10, 8B labels)", **cache[key]})
+    # -- trained rows ---------------------------------------------------------------------------
+    chosen = [m for m in METHODS if args.methods is None or m in args.methods]
+    for name in tqdm(chosen, desc="methods", unit="method"):
+        cfg = replace(base, **METHODS[name])
+        key = config_key(name, cfg, args.folds, args.seed)
+        if key not in cache:
+            cache[key] = {**cv_trained(cfg, family, prompts, y, folds, arena), "config": asdict(cfg)}
+            save()
+        rows.append({"name": name, **cache[key]})
+        print(f"{name}: cv {cache[key]['cv_tau']:.3f} ± {cache[key]['cv_sd']:.3f}, arena {cache[key]['arena_tau']:.3f}", flush=True)
+    # -- the shipped ONNX artifact -------------------------------------------------------------
+    notes = []
+    try:
+        art_tau, n = evaluate_file(files["arena_target"], args.model)
+        rows.append({"name": f"shipped artifact `{args.model.name}` (ONNX, onnxruntime, server preprocessing)", "arena_tau": art_tau})
+        notes.append(f"Shipped artifact: `python -m predictor.evaluate --data <arena_hard_target.jsonl> --model {args.model}` "
+                     f"gives kendall_tau={art_tau:.4f} n={n} (its AlpacaEval tau is in-sample, so not shown).")
+    except FileNotFoundError:
+        notes.append("No exported artifact found: run `make train` first for the shipped-artifact row.")
+    meta = {"n_alpaca": len(prompts), "n_arena": len(arena), "folds": args.folds, "seed": args.seed,
+            "backbone": "all-MiniLM-L6-v2" if not base.backbone else base.backbone, "max_length": base.max_length,
+            "freeze_layers": base.freeze_layers, "epochs": base.epochs, "list_size": base.list_size, "notes": notes}
+    write_table(rows, meta, args.out)
+    print(args.out.read_text())
+
+
+if __name__ == "__main__":
+    main()

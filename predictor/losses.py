@@ -1,0 +1,37 @@
+"""Training objectives: ListMLE (the paper's), and the two baselines users would pick instead."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def list_mle(scores: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """ListMLE (Xia et al. 2008): -log P(true order | scores) under the Plackett-Luce model.
+
+    The true order sorts `labels` descending (longer first, since larger score = longer);
+    ties are broken at random so that bucketed labels do not impose an arbitrary order.
+    P(pi) = prod_i exp(s_pi(i)) / sum_{j>=i} exp(s_pi(j)). Returns the loss of one list.
+    """
+    perm = torch.randperm(labels.numel(), generator=generator, device=labels.device)
+    scores, labels = scores[perm], labels[perm]
+    order = torch.argsort(labels, descending=True, stable=True)
+    s = scores[order]
+    # log sum_{j>=i} exp(s_j), computed right to left
+    tail_lse = torch.logcumsumexp(s.flip(0), dim=0).flip(0)
+    return (tail_lse - s).sum()
+
+
+def bucketize(output_tokens: torch.Tensor, step: int = 10) -> torch.Tensor:
+    """The paper's label: lengths in buckets of `step` tokens (differences below it are ties)."""
+    return torch.div(output_tokens, step, rounding_mode="floor")
+
+
+def log_length_mse(pred: torch.Tensor, output_tokens: torch.Tensor) -> torch.Tensor:
+    """SSJF-style pointwise regression of log(1 + length)."""
+    return F.mse_loss(pred, torch.log1p(output_tokens.float()))
+
+
+def bucket_cross_entropy(logits: torch.Tensor, bucket: torch.Tensor) -> torch.Tensor:
+    """S3-style classification into length buckets."""
+    return F.cross_entropy(logits, bucket)
