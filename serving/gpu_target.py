@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Mapping
 
+from serving.config_checks import llm_interface_problems, repository_problems, scheduler_llm_calls
 from serving.repository import REPO_ROOT, SOURCE_REPOSITORY, read_config, set_parameters, write_config
 
 # One coherent pair (Triton compatibility matrix): 25.10-trtllm-python-py3 ships TensorRT-LLM 1.0.0,
@@ -303,6 +304,16 @@ def render_gpu_bundle(dest: Path, settings: GpuSettings, source: Path = SOURCE_R
     return dest
 
 
+def bundle_problems(bundle: Path, source: Path = SOURCE_REPOSITORY) -> list[str]:
+    """Static checks of the rendered repository: configs, ensemble wiring, and the LLM interface the
+    scheduler relies on (GPU tensorrt_llm against the CPU stand-in)."""
+    repo = Path(bundle) / "model_repository"
+    problems = repository_problems(repo)
+    calls = scheduler_llm_calls(source / "ltr_scheduler" / "1" / "model.py")
+    cpu_llm = read_config(source / "tensorrt_llm" / "config.pbtxt")
+    return problems + llm_interface_problems(cpu_llm, read_config(repo / "tensorrt_llm" / "config.pbtxt"), calls)
+
+
 def missing_artifacts(bundle: Path) -> list[Path]:
     return sorted(Path(bundle).rglob(f"{MISSING_PREFIX}*.txt"))
 
@@ -374,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = _settings_from_args(args)
     bundle = render_gpu_bundle(Path(args.out), settings)
+    if problems := bundle_problems(bundle):
+        print("The rendered GPU repository fails its static checks:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 1
     build, run = docker_commands(settings, bundle)
     missing = missing_artifacts(bundle)
     print(f"Rendered the GPU bundle: {bundle}")

@@ -1,0 +1,185 @@
+"""Static checks of a Triton model repository, run before any server (and where none can run).
+
+Each check returns a list of problems (empty = fine) so one run reports everything at once:
+- every config.pbtxt parses as a Triton `ModelConfig` (the protobuf tritonclient ships);
+- every ensemble step maps existing tensors of the models it calls, with matching data types and
+  dims, takes only tensors that exist at that point, and feeds every required input; a step after
+  a decoupled step takes only that step's outputs (Triton's rule for decoupled models in ensembles);
+- the LLM model a target serves exposes the tensors the scheduler sends and reads, as on CPU.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+ModelConfig = model_config_pb2.ModelConfig
+DataType = model_config_pb2.DataType
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    data_type: str
+    dims: tuple[int, ...]
+    optional: bool = False
+
+
+def load_repository(repository: Path) -> tuple[dict[str, ModelConfig], list[str]]:
+    """All configs of a repository by model name, and the problems met parsing them."""
+    configs: dict[str, ModelConfig] = {}
+    problems: list[str] = []
+    for path in sorted(Path(repository).glob("*/config.pbtxt")):
+        try:
+            config = text_format.Parse(path.read_text(), ModelConfig())
+        except text_format.ParseError as exc:
+            problems.append(f"{path}: not a Triton ModelConfig: {exc}")
+            continue
+        if config.name and config.name != path.parent.name:
+            problems.append(f"{path}: name {config.name!r} differs from its folder {path.parent.name!r}")
+        configs[path.parent.name] = config
+    return configs, problems
+
+
+def _specs(tensors: Iterable) -> dict[str, TensorSpec]:
+    return {
+        t.name: TensorSpec(t.name, DataType.Name(t.data_type), tuple(t.dims), getattr(t, "optional", False))
+        for t in tensors
+    }
+
+
+def inputs(config: ModelConfig) -> dict[str, TensorSpec]:
+    return _specs(config.input)
+
+
+def outputs(config: ModelConfig) -> dict[str, TensorSpec]:
+    return _specs(config.output)
+
+
+def dims_compatible(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    """Same rank, and each dimension equal or variable (-1) on either side."""
+    return len(a) == len(b) and all(x == y or -1 in (x, y) for x, y in zip(a, b))
+
+
+def _match(where: str, produced: TensorSpec, consumed: TensorSpec) -> list[str]:
+    problems = []
+    if produced.data_type != consumed.data_type:
+        problems.append(f"{where}: {produced.name} is {produced.data_type}, {consumed.name} wants {consumed.data_type}")
+    if not dims_compatible(produced.dims, consumed.dims):
+        problems.append(f"{where}: {produced.name} dims {list(produced.dims)} vs {consumed.name} dims {list(consumed.dims)}")
+    return problems
+
+
+def ensemble_problems(name: str, configs: dict[str, ModelConfig]) -> list[str]:
+    """Check ensemble `name` against the configs of the models its steps call."""
+    ensemble = configs[name]
+    available: dict[str, TensorSpec] = dict(inputs(ensemble))  # ensemble tensor name -> spec
+    problems: list[str] = []
+    decoupled_outputs: set[str] | None = None  # outputs of the latest decoupled step
+    for index, step in enumerate(ensemble.ensemble_scheduling.step):
+        where = f"{name} step {index} ({step.model_name})"
+        model = configs.get(step.model_name)
+        if model is None:
+            problems.append(f"{where}: no model {step.model_name!r} in the repository")
+            continue
+        model_inputs, model_outputs = inputs(model), outputs(model)
+        for key, value in step.input_map.items():
+            if key not in model_inputs:
+                problems.append(f"{where}: input_map key {key!r} is not an input of {step.model_name}")
+            elif value not in available:
+                problems.append(f"{where}: input_map value {value!r} is neither an ensemble input nor an earlier output")
+            else:
+                problems += _match(where, available[value], model_inputs[key])
+            if decoupled_outputs is not None and value not in decoupled_outputs:
+                problems.append(f"{where}: takes {value!r}, but a step after a decoupled step may only take its outputs")
+        for key, spec in model_inputs.items():
+            if not spec.optional and key not in step.input_map:
+                problems.append(f"{where}: required input {key!r} is not mapped")
+        produced = set()
+        for key, value in step.output_map.items():
+            if key not in model_outputs:
+                problems.append(f"{where}: output_map key {key!r} is not an output of {step.model_name}")
+                continue
+            available[value] = TensorSpec(value, model_outputs[key].data_type, model_outputs[key].dims)
+            produced.add(value)
+        if model.model_transaction_policy.decoupled:
+            decoupled_outputs = produced
+    for out_name, spec in outputs(ensemble).items():
+        if out_name not in available:
+            problems.append(f"{name}: output {out_name!r} is produced by no step")
+        else:
+            problems += _match(f"{name} output", available[out_name], spec)
+    return problems
+
+
+def repository_problems(repository: Path) -> list[str]:
+    """Parse every config and check every ensemble of `repository`."""
+    configs, problems = load_repository(repository)
+    for name, config in configs.items():
+        if config.platform == "ensemble":
+            problems += ensemble_problems(name, configs)
+    return problems
+
+
+@dataclass(frozen=True)
+class LlmCalls:
+    """What the scheduler's BLS client sends to and reads from the LLM model."""
+
+    always: frozenset[str]  # inputs on every call
+    sometimes: frozenset[str]  # inputs passed through when the client gave them
+    reads: frozenset[str]
+
+
+def scheduler_llm_calls(model_py: Path) -> LlmCalls:
+    """Read the tensor names out of ltr_scheduler's model.py (without importing Triton): the
+    `pb_utils.Tensor("name", ...)` literals of BLSClient, PASS_THROUGH, requested_output_names."""
+    tree = ast.parse(Path(model_py).read_text())
+    sent: set[str] = set()
+    passed: set[str] = set()
+    reads: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == "BLSClient":
+            for call in ast.walk(node):
+                if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "Tensor"
+                        and call.args and isinstance(call.args[0], ast.Constant)):
+                    sent.add(call.args[0].value)
+                if isinstance(call, ast.keyword) and call.arg == "requested_output_names":
+                    reads |= {e.value for e in call.value.elts if isinstance(e, ast.Constant)}
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "PASS_THROUGH" for t in node.targets):
+            passed |= {e.value for e in node.value.elts if isinstance(e, ast.Constant)}
+    # `streaming` and `stop` are each sent on their own kind of call, so neither is on every call.
+    occasional = {"streaming", "stop"} & sent
+    return LlmCalls(frozenset(sent - occasional), frozenset(passed | occasional), frozenset(reads))
+
+
+def llm_interface_problems(reference: ModelConfig, candidate: ModelConfig, calls: LlmCalls) -> list[str]:
+    """`candidate` (e.g. the GPU tensorrt_llm) serves the scheduler's calls exactly as `reference`
+    (the CPU stand-in) does: same names, data types and dims; required only where always sent."""
+    problems: list[str] = []
+    ref_in, cand_in = inputs(reference), inputs(candidate)
+    for name in sorted(calls.always | calls.sometimes):
+        if name not in ref_in:
+            problems.append(f"reference {reference.name} lacks input {name!r} the scheduler sends")
+        if name not in cand_in:
+            problems.append(f"{candidate.name} lacks input {name!r} the scheduler sends")
+        elif name in ref_in:
+            problems += _match(candidate.name, ref_in[name], cand_in[name])
+    for name, spec in cand_in.items():
+        if not spec.optional and name not in calls.always:
+            problems.append(f"{candidate.name} requires {name!r}, which the scheduler does not always send")
+    ref_out, cand_out = outputs(reference), outputs(candidate)
+    for name in sorted(calls.reads):
+        if name not in cand_out:
+            problems.append(f"{candidate.name} lacks output {name!r} the scheduler reads")
+        elif name in ref_out:
+            problems += _match(candidate.name, ref_out[name], cand_out[name])
+    if (reference.max_batch_size > 0) != (candidate.max_batch_size > 0):
+        problems.append("max_batch_size > 0 on one side only: the batch dimension would differ")
+    if candidate.model_transaction_policy.decoupled != reference.model_transaction_policy.decoupled:
+        problems.append(f"{candidate.name}: decoupled differs from {reference.name} (streaming BLS needs decoupled)")
+    return problems
