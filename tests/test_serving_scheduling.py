@@ -10,7 +10,10 @@ import time
 import pytest
 import tritonclient.grpc as grpcclient
 
-from loadtest.grpc_stream import ensemble_inputs, generate
+import numpy as np
+
+from loadtest.grpc_stream import generate, tensor
+from serving.llama3_tokenizer import load_tokenizer
 from predictor.runtime import LengthRanker, latest_version_dir
 from serving.repository import SOURCE_REPOSITORY
 from tests.serving_helpers import metric_value, start_server
@@ -104,17 +107,31 @@ def test_starvation_prevention_admits_a_long_request_within_the_bound(tmp_path):
 
 
 class StreamInBackground:
-    """A gRPC streaming request that the test can cancel the way a client would."""
+    """A gRPC streaming request that the test can cancel the way a client would.
 
-    def __init__(self, server, prompt: str, max_tokens: int) -> None:
+    It calls `ltr_scheduler` directly: Triton does not pass a client's cancellation on to a
+    composing model that is already running inside an ensemble (core's ensemble scheduler only
+    cancels steps not yet scheduled), so only direct callers can cancel a queued or generating
+    request. See README, "Cancellation"."""
+
+    def __init__(self, server, prompt: str, max_tokens: int, score: float = 0.0) -> None:
+        tokenizer = load_tokenizer()
+        ids = np.array([[tokenizer.bos_id] + tokenizer.encode(prompt)], dtype=np.int32)
+        inputs = [
+            tensor("input_ids", ids),
+            tensor("input_lengths", np.array([[ids.shape[1]]], dtype=np.int32)),
+            tensor("request_output_len", np.array([[max_tokens]], dtype=np.int32)),
+            tensor("score", np.array([[score]], dtype=np.float32)),
+            tensor("streaming", np.array([[True]])),
+        ]
         self.client = grpcclient.InferenceServerClient(server.grpc_url)
         self.tokens = 0
         self.client.start_stream(callback=self._on_response)
-        self.client.async_stream_infer("ensemble", ensemble_inputs(prompt, max_tokens), enable_empty_final_response=True)
+        self.client.async_stream_infer("ltr_scheduler", inputs, enable_empty_final_response=True)
 
     def _on_response(self, result, error) -> None:
-        if error is None and result.as_numpy("output_token_count") is not None:
-            self.tokens += int(result.as_numpy("output_token_count").reshape(-1)[0])
+        if error is None and result.as_numpy("sequence_length") is not None:
+            self.tokens += int(result.as_numpy("sequence_length").reshape(-1)[0])
 
     def cancel(self) -> None:
         self.client.stop_stream(cancel_requests=True)
