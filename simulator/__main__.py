@@ -67,6 +67,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         trace_duration_s=args.trace_duration,
         trace_tau=args.trace_tau,
         predictors=dict(kv.split("=", 1) for kv in args.predictor),
+        sp_thresholds=args.sp_thresholds,
+        sp_paper=not args.no_sp_paper,
         config=_config(args),
     )
     root = wl.data_dir(args.data_dir)
@@ -130,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--trace-tau", type=float, default=0.55, help="Kendall's tau of the noisy oracle on traces")
     sw.add_argument("--predictor", action="append", default=[], metavar="NAME=DIR",
                     help="extra exported predictor (e.g. pointwise=build/predictor/pointwise)")
+    sw.add_argument("--sp-thresholds", nargs="*", type=int, default=[2000],
+                    help="extra LTR runs with these starvation thresholds (admissions)")
+    sw.add_argument("--no-sp-paper", action="store_true", help="skip the paper-style preemptive promotion run")
     sw.add_argument("--out", default=str(RESULTS / "sim.json"))
     sw.add_argument("--quiet", action="store_true")
     tr = sub.add_parser("trace", help="simulate one saved workload (jsonl)")

@@ -13,6 +13,11 @@ lowest-priority request by the policy, as the paper's scheduler does; promoted r
 for `quantum` steps). Preemptive policies (MLFQ) are also preempted at quantum boundaries when a
 higher-priority request waits; as in FastServe, their KV is swapped to host memory and back
 (PCIe time charged), not recomputed.
+
+Starvation prevention: the served path (TensorRT-LLM behind the gate) cannot preempt, so a promoted
+request runs to completion. With `demote_after_quantum` the simulator follows the paper instead: a
+promoted request runs `quantum` steps, then is swapped out and queued again (its counter restarts)
+unless it would be chosen next anyway.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class SimConfig:
     starvation_quantum: int = 0  # engine steps a promoted request is spared from preemption
     cost_model: CostModel = field(default_factory=CostModel)
     request_overhead_s: float = 0.0  # fixed per-request latency outside the engine (served path)
+    demote_after_quantum: bool = False  # paper's starvation prevention: promoted for `quantum` steps only
 
 
 @dataclass
@@ -159,6 +165,20 @@ def simulate(
             finish[r.payload] = t
             inflight -= 1
             done += 1
+        if config.demote_after_quantum and len(queue):
+            for r in list(engine.running):
+                i = r.payload
+                if promoted[i] and step_no - admitted_step[i] >= promoted[i]:
+                    promoted[i] = 0
+                    head = queue.peek()
+                    q = qreqs[i]
+                    q.attained = r.generated
+                    starving = queue.wait_count(head.request_id) >= config.starvation_threshold
+                    if starving or pol.key(head) < pol.key(q):
+                        engine.preempt(r.request_id, swap=True)
+                        inflight -= 1
+                        preemptions += 1
+                        requeue(r)
         if preemptive and len(queue):
             best = pol.key(queue.peek())
             for r in list(engine.running):

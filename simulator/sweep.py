@@ -41,6 +41,8 @@ class PolicyRun:
     policy: str
     scores: str  # "oracle" | "noisy:<tau>" | "predictor:<dir>" | "none"
     starvation: bool = True
+    threshold: int | None = None  # None: the sweep's configured threshold
+    demote: bool = False  # paper-style: promoted for `quantum` steps, then demoted (preemptive)
 
 
 @dataclass
@@ -54,6 +56,8 @@ class SweepSpec:
     trace_duration_s: float = 600.0
     trace_tau: float = 0.55
     predictors: dict[str, str] = field(default_factory=dict)
+    sp_thresholds: Sequence[int] = (2000,)  # extra LTR runs with these starvation thresholds
+    sp_paper: bool = True  # extra LTR run with the paper's preemptive promotion
     config: SimConfig = field(default_factory=SimConfig)
     seed: int = 0
 
@@ -80,6 +84,9 @@ def text_policies(spec: SweepSpec, trace_tau: float) -> list[PolicyRun]:
         PolicyRun("ltr", "ltr", ltr_scores),
         PolicyRun("ltr_nosp", "ltr", ltr_scores, starvation=False),
     ]
+    runs += [PolicyRun(f"ltr_sp{t}", "ltr", ltr_scores, threshold=t) for t in spec.sp_thresholds]
+    if spec.sp_paper:
+        runs.append(PolicyRun("ltr_sp_paper", "ltr", ltr_scores, demote=True))
     for name, path in spec.predictors.items():
         pdir = find_predictor(path)
         if pdir is not None:
@@ -88,11 +95,13 @@ def text_policies(spec: SweepSpec, trace_tau: float) -> list[PolicyRun]:
     return runs
 
 
-def trace_policies(tau: float) -> list[PolicyRun]:
+def trace_policies(spec: SweepSpec) -> list[PolicyRun]:
+    tau = spec.trace_tau
     return [
         PolicyRun("fcfs", "fcfs", "none"),
         PolicyRun("ltr", "ltr", f"noisy:{tau}"),
         PolicyRun("ltr_nosp", "ltr", f"noisy:{tau}", starvation=False),
+        *[PolicyRun(f"ltr_sp{t}", "ltr", f"noisy:{tau}", threshold=t) for t in spec.sp_thresholds],
         PolicyRun("oracle", "oracle", "oracle", starvation=False),
         PolicyRun("mlfq", "mlfq", "none", starvation=False),
     ]
@@ -108,7 +117,14 @@ def run_one(
     seed: int,
 ) -> dict:
     scores, source = _scores_for(run, reqs, pools, seed)
-    cfg = config if run.starvation else replace(config, starvation_threshold=0, starvation_quantum=0)
+    if not run.starvation:
+        cfg = replace(config, starvation_threshold=0, starvation_quantum=0)
+    else:
+        cfg = replace(
+            config,
+            starvation_threshold=config.starvation_threshold if run.threshold is None else run.threshold,
+            demote_after_quantum=run.demote,
+        )
     res = simulate(reqs, scores, run.policy, cfg)
     true = [r.output_tokens for r in reqs]
     row = {
@@ -127,6 +143,7 @@ def run_one(
         "kv_policy": cfg.kv_policy,
         "starvation_threshold": cfg.starvation_threshold,
         "starvation_quantum": cfg.starvation_quantum,
+        "starvation_demote": cfg.demote_after_quantum,
         "gpu": cfg.cost_model.gpu.name,
     }
     row["_latency"] = res.times.latency  # kept for CDF plots, dropped before writing
@@ -150,7 +167,7 @@ def run_sweep(spec: SweepSpec, data_root: Path, progress: bool = True) -> list[d
         for speed in spec.trace_speedups:
             reqs = wl.scale_trace(full, speed, spec.trace_duration_s)
             label = f"{name} x{speed:g}"
-            jobs.append((label, round(wl.trace_rate(reqs), 2), reqs, trace_policies(spec.trace_tau)))
+            jobs.append((label, round(wl.trace_rate(reqs), 2), reqs, trace_policies(spec)))
     from tqdm import tqdm
 
     total = sum(len(j[3]) for j in jobs)
