@@ -20,6 +20,8 @@ help:
 	@echo "make deploy   set up what is missing, start tritonserver on 127.0.0.1 (POLICY=$(POLICY) LLM_MODE=$(LLM_MODE))"
 	@echo "make stop     stop that server"
 	@echo "make test     unit + integration tests (starts its own servers on free ports)"
+	@echo "make train    train + export the length predictor (model_repository/length_predictor/1)"
+	@echo "make eval     length-predictor tau table vs baselines (results/predictor_eval.md)"
 
 # The virtual environment, rebuilt when requirements change.
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -84,3 +86,29 @@ loadtest: setup
 
 bench-serve: setup
 	$(PY) -m loadtest.bench_serve --out results/serve.json
+
+# Length predictor (predictor/README.md). The repository carries the trained serving artifact
+# model_repository/length_predictor/1 (int8-weight ONNX + tokenizer + predictor.json), so deploy
+# never trains or downloads; `make train` reproduces it (data -> train -> export, ~5 min on 2 cores).
+# Data: $(LTR_DATA_DIR) if set, else ../shared/data.
+PREDICTOR_VERSION ?= 1
+PREDICTOR_CKPT ?= build/predictor/checkpoint
+TRAIN_ARGS ?=
+
+.PHONY: predictor-data train export eval predictor-latency
+predictor-data: setup
+	$(PY) -m predictor.data --out build/predictor/data
+
+train: setup
+	$(PY) -m predictor.train --out $(PREDICTOR_CKPT) $(TRAIN_ARGS)
+	$(MAKE) export
+
+export: setup
+	@test -f $(PREDICTOR_CKPT)/ranker.json || { echo "no checkpoint in $(PREDICTOR_CKPT): run make train"; exit 1; }
+	$(PY) -m predictor.export --checkpoint $(PREDICTOR_CKPT) --version $(PREDICTOR_VERSION)
+
+eval: setup
+	$(PY) -m predictor.compare --out results/predictor_eval.md
+
+predictor-latency: setup
+	$(PY) -m predictor.latency --out results/predictor_latency.json
