@@ -67,10 +67,14 @@ class AdmissionGate:
             while True:
                 try:
                     await asyncio.wait_for(asyncio.shield(future), poll_interval_s)
-                    return
                 except asyncio.TimeoutError:
                     if is_cancelled is not None and is_cancelled():
                         raise RequestCancelled(request.request_id) from None
+                    continue
+                if is_cancelled is not None and is_cancelled():
+                    # admitted and cancelled in the same instant: _abandon gives the slot back
+                    raise RequestCancelled(request.request_id)
+                return
         except BaseException:
             self._abandon(request.request_id, future)
             raise

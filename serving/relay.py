@@ -31,6 +31,7 @@ class Job:
     score: float
     streaming: bool
     llm_inputs: dict[str, np.ndarray] = field(default_factory=dict)  # optional engine inputs, passed through
+    client_id: str = ""  # the caller's request id, by which a `stop` request can end this job
 
 
 class LLMClient(Protocol):
@@ -78,12 +79,28 @@ class Relay:
         self.cancel_poll_s = cancel_poll_s
         self.clock = clock
         self.stats = RelayStats()
+        self._live: dict[str, int] = {}  # client id -> live jobs with that id
+        self._stop_requested: set[str] = set()
+
+    def request_stop(self, client_id: str) -> bool:
+        """End the live job(s) with this caller id, waiting or generating (TensorRT-LLM's `stop`
+        convention). Returns False when none is live."""
+        if client_id not in self._live:
+            return False
+        self._stop_requested.add(client_id)
+        return True
 
     async def serve(self, job: Job, sink: ResponseSink) -> None:
         queued = QueuedRequest(job.request_id, score=job.score, max_tokens=job.max_tokens, arrival=self.clock())
+
+        def cancelled() -> bool:
+            return job.client_id in self._stop_requested or sink.is_cancelled()
+
+        if job.client_id:
+            self._live[job.client_id] = self._live.get(job.client_id, 0) + 1
         try:
-            async with self.gate.slot(queued, sink.is_cancelled, self.cancel_poll_s):
-                await self._generate(job, sink)
+            async with self.gate.slot(queued, cancelled, self.cancel_poll_s):
+                await self._generate(job, sink, cancelled)
         except QueueFull as exc:
             self.stats.rejected += 1
             sink.send_error(str(exc))
@@ -94,11 +111,21 @@ class Relay:
             self.stats.failed += 1
             log.exception("request %s failed", job.request_id)
             sink.send_error(f"generation failed: {exc}")
+        finally:
+            self._forget(job.client_id)
 
-    async def _generate(self, job: Job, sink: ResponseSink) -> None:
+    def _forget(self, client_id: str) -> None:
+        if not client_id:
+            return
+        self._live[client_id] -= 1
+        if not self._live[client_id]:
+            del self._live[client_id]
+            self._stop_requested.discard(client_id)
+
+    async def _generate(self, job: Job, sink: ResponseSink, cancelled: Callable[[], bool]) -> None:
         sent: list[int] = []  # streaming: what the client has; otherwise: everything so far
         async for chunk in self.llm.stream(job):
-            if sink.is_cancelled():
+            if cancelled():
                 await self.llm.stop(job)
                 raise RequestCancelled(job.request_id)
             if job.streaming and chunk:

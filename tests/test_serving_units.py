@@ -172,3 +172,27 @@ def test_relay_rejects_past_the_queue_bound_with_overloaded_error():
     stats = run_relay([(job(f"q{i}", 3), s) for i, s in enumerate(sinks)], FakeLLM(), max_inflight=1, max_size=1)
     assert stats.rejected == 2
     assert sum("overloaded" in e for s in sinks for e in s.errors) == 2
+
+
+def test_stop_by_client_id_ends_a_waiting_and_a_generating_job():
+    async def scenario():
+        llm = FakeLLM()
+        gate = AdmissionGate(RequestQueue(make_policy("ltr")), 1)
+        relay = Relay(gate, llm, cancel_poll_s=0.001)
+        running, waiting = FakeSink(), FakeSink()
+        slow = job("run", 10_000)
+        slow.client_id = "client-a"
+        queued = job("wait", 5)
+        queued.client_id = "client-b"
+        tasks = [asyncio.create_task(relay.serve(slow, running)), asyncio.create_task(relay.serve(queued, waiting))]
+        await asyncio.sleep(0.01)
+        assert len(gate.queue) == 1
+        assert relay.request_stop("client-b") and relay.request_stop("client-a")
+        assert not relay.request_stop("nobody")
+        await asyncio.gather(*tasks)
+        assert waiting.closed and not waiting.tokens
+        assert running.closed and llm.stopped == ["run"] and len(running.tokens) < 10_000
+        assert gate.inflight == 0 and len(gate.queue) == 0
+        assert not relay.request_stop("client-a")  # forgotten once ended
+
+    asyncio.run(scenario())

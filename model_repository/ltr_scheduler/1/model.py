@@ -153,6 +153,13 @@ class TritonPythonModel:
 
     async def _serve(self, request) -> None:
         sink = TritonSink(request)
+        stop = pb_utils.get_input_tensor_by_name(request, "stop")
+        if stop is not None and bool(stop.as_numpy().reshape(-1)[0]):
+            if not self.relay.request_stop(request.request_id()):
+                sink.send_error(f"no live request with id {request.request_id()!r} to stop")
+            else:
+                sink.close()
+            return
         try:
             job = self._job(request)
         except ValueError as exc:
@@ -180,4 +187,5 @@ class TritonPythonModel:
             score=float(scalar("score")),
             streaming=bool(scalar("streaming") or False),
             llm_inputs=passed,
+            client_id=request.request_id(),
         )
