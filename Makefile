@@ -19,6 +19,7 @@ LLAMA_MODELS_VERSION := 0.3.0
 help:
 	@echo "make deploy   set up what is missing, start tritonserver on 127.0.0.1 (POLICY=$(POLICY) LLM_MODE=$(LLM_MODE))"
 	@echo "make stop     stop that server"
+	@echo "make deploy TARGET=gpu ENGINE_DIR=... CHECKPOINT_DIR=...   render the GPU bundle, print the docker commands (docs/gpu.md)"
 	@echo "make test     unit + integration tests (starts its own servers on free ports)"
 	@echo "make train    train + export the length predictor (model_repository/length_predictor/1)"
 	@echo "make eval     length-predictor tau table vs baselines (results/predictor_eval.md)"
@@ -44,9 +45,31 @@ tokenizer: $(TOKENIZER)
 
 setup: $(VENV)/.installed $(TOKENIZER)
 
+# TARGET=gpu renders the GPU bundle (docs/gpu.md) into $(GPU_OUT) and prints the docker commands;
+# it starts the container only where Docker and an NVIDIA GPU answer and nothing is missing.
+TARGET ?= cpu
+GPU_OUT ?= build/gpu
+ENGINE_DIR ?= build/engines/llama3-8b-instruct
+CHECKPOINT_DIR ?= build/hf/Meta-Llama-3-8B-Instruct
+PREDICTOR_VARIANT ?= onnx
+GPU_ARGS ?=
+GPU_PREDICTOR_DIR := build/gpu_artifacts/length_predictor/1
+
+ifeq ($(TARGET),gpu)
+deploy: $(VENV)/.installed $(if $(wildcard model_repository/length_predictor/1/model.onnx),$(GPU_PREDICTOR_DIR)/model.onnx)
+	$(PY) -m serving.gpu_target --out $(GPU_OUT) --engine-dir $(ENGINE_DIR) --checkpoint-dir $(CHECKPOINT_DIR) \
+		--policy $(POLICY) --predictor-variant $(PREDICTOR_VARIANT) --predictor-artifacts $(GPU_PREDICTOR_DIR) \
+		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) $(GPU_ARGS)
+else
 deploy: setup
 	$(PY) -m serving.deploy start --policy $(POLICY) --llm-mode $(LLM_MODE) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
+endif
+
+# The fp32 predictor ONNX for the GPU (TensorRT takes no int8 weight-only graph); exit 2 = no trtexec
+# on this machine, so no plan: fine for PREDICTOR_VARIANT=onnx (build the plan on the GPU box).
+$(GPU_PREDICTOR_DIR)/model.onnx: model_repository/length_predictor/1/model.onnx | $(VENV)/.installed
+	PYTHON=$(PY) export/build_predictor_plan.sh model_repository/length_predictor/1 $(GPU_PREDICTOR_DIR) || [ $$? -eq 2 ]
 
 stop:
 	@if [ -x $(PY) ]; then $(PY) -m serving.deploy stop; else echo "nothing deployed"; fi
