@@ -1,0 +1,126 @@
+"""Run the exported predictor under onnxruntime's GPU execution providers (CUDA, TensorRT FP16),
+compare its scores with the CPU ones, and time it per batch size. For a GPU box; never run on one yet.
+
+    pip uninstall -y onnxruntime && pip install onnxruntime-gpu   # same major.minor as requirements.txt
+    python tools/predictor_gpu_check.py --onnx build/gpu_artifacts/length_predictor/1/model.onnx \
+        --reference model_repository/length_predictor/1/model.onnx --out results/predictor_gpu.json
+
+The fp32 file on the CPU provider is the numeric reference for each GPU provider; `--reference` (the
+shipped int8-weight file on CPU, what CPU serving returns) is compared too. Rank agreement (Kendall's
+tau) matters more than absolute differences: the scheduler only orders by the score. Unavailable
+providers are reported as such, so the same command runs (CPU only) anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+# Same min/opt/max shapes as export/build_predictor_plan.sh, so TensorRT builds one engine profile.
+TRT_PROFILE = {"min": (1, 1), "opt": (16, 64)}
+
+
+def providers_for(name: str, max_batch: int, max_seq: int, cache_dir: str) -> list:
+    def shapes(batch: int, seq: int) -> str:
+        return f"input_ids:{batch}x{seq},attention_mask:{batch}x{seq}"
+
+    if name == "TensorrtExecutionProvider":
+        options = {
+            "trt_fp16_enable": True, "trt_engine_cache_enable": True, "trt_engine_cache_path": cache_dir,
+            "trt_profile_min_shapes": shapes(*TRT_PROFILE["min"]), "trt_profile_opt_shapes": shapes(*TRT_PROFILE["opt"]),
+            "trt_profile_max_shapes": shapes(max_batch, max_seq),
+        }
+        return [(name, options), "CUDAExecutionProvider", "CPUExecutionProvider"]
+    if name == "CUDAExecutionProvider":
+        return [name, "CPUExecutionProvider"]
+    return [name]
+
+
+def probe_inputs(batch: int, seq: int, vocab: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random ids with random lengths (right padding, mask 0), as the preprocessing model sends."""
+    rng = np.random.RandomState(seed)
+    ids = rng.randint(1000, vocab, size=(batch, seq)).astype(np.int64)
+    lengths = rng.randint(1, seq + 1, size=batch)
+    mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int64)
+    ids[mask == 0] = 0
+    return ids, mask
+
+
+def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(a, b).statistic)
+
+
+def timed(session, ids: np.ndarray, mask: np.ndarray, iters: int) -> dict:
+    feed = {"input_ids": ids, "attention_mask": mask}
+    for _ in range(3):
+        session.run(None, feed)
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        session.run(None, feed)
+        times.append(time.perf_counter() - t0)
+    ms = np.array(times) * 1000
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "p50_ms_per_prompt": float(np.percentile(ms, 50) / ids.shape[0])}
+
+
+def check(onnx: Path, reference: Path | None, providers: list[str], batch_sizes: list[int], seq: int,
+          iters: int, vocab: int, cache_dir: str) -> dict:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    cpu = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    shipped = ort.InferenceSession(str(reference), providers=["CPUExecutionProvider"]) if reference else None
+    ids, mask = probe_inputs(max(batch_sizes), seq, vocab, seed=0)
+    cpu_scores = cpu.run(None, {"input_ids": ids, "attention_mask": mask})[0][:, 0]
+    report: dict = {"onnxruntime": ort.__version__, "available_providers": available, "onnx": str(onnx),
+                    "probe": {"batch": int(ids.shape[0]), "seq": seq}, "providers": {}}
+    if shipped is not None:
+        ref_scores = shipped.run(None, {"input_ids": ids, "attention_mask": mask})[0][:, 0]
+        report["fp32_cpu_vs_reference_cpu"] = {"max_abs_diff": float(np.abs(cpu_scores - ref_scores).max()),
+                                               "kendall_tau": kendall_tau(cpu_scores, ref_scores)}
+    for name in providers:
+        if name not in available:
+            report["providers"][name] = {"status": "not available in this onnxruntime build"}
+            continue
+        session = ort.InferenceSession(str(onnx), providers=providers_for(name, max(batch_sizes), seq, cache_dir))
+        scores = session.run(None, {"input_ids": ids, "attention_mask": mask})[0][:, 0]
+        entry = {"status": "ok", "session_providers": session.get_providers(),
+                 "max_abs_diff_vs_cpu": float(np.abs(scores - cpu_scores).max()),
+                 "kendall_tau_vs_cpu": kendall_tau(scores, cpu_scores), "latency": {}}
+        for batch in batch_sizes:
+            entry["latency"][str(batch)] = timed(session, ids[:batch], mask[:batch], iters)
+        report["providers"][name] = entry
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--onnx", type=Path, required=True, help="fp32 predictor ONNX (GPU path)")
+    ap.add_argument("--reference", type=Path, help="the shipped (int8-weight) model.onnx, scored on CPU")
+    ap.add_argument("--providers", default="TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider")
+    ap.add_argument("--batch-sizes", default="1,4,16,64")
+    ap.add_argument("--seq", type=int, default=128, help="padded predictor tokens per prompt")
+    ap.add_argument("--iters", type=int, default=50)
+    ap.add_argument("--vocab", type=int, default=30522, help="predictor tokenizer vocabulary size")
+    ap.add_argument("--trt-cache", default="build/predictor_trt_cache")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args(argv)
+    report = check(args.onnx, args.reference, args.providers.split(","), [int(b) for b in args.batch_sizes.split(",")],
+                   args.seq, args.iters, args.vocab, args.trt_cache)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
