@@ -6,8 +6,9 @@ not add up across steps. `hf` mode does not sleep: the real forward passes are t
 
 Callbacks run on the engine thread: `on_tokens(req, new_ids, final)` once per iteration per request
 with the ids emitted in it, and `on_finish(req)` after the final tokens. `is_cancelled(req)` is polled
-before every iteration; a cancelled request leaves the batch and gets `on_finish` with
-`finish_reason == "cancelled"`.
+every `cancellation_check_period_s` (TensorRT-LLM's `cancellation_check_period_ms`, 100 ms by
+default; each poll is an IPC round trip in Triton's python backend, too slow for every iteration);
+a cancelled request leaves the batch and gets `on_finish` with `finish_reason == "cancelled"`.
 """
 
 from __future__ import annotations
@@ -35,12 +36,16 @@ class RealtimeEngine:
         on_finish: FinishCallback,
         is_cancelled: Callable[[EngineRequest], bool] = lambda r: False,
         sleep_modelled_time: bool = True,
+        cancellation_check_period_s: float = 0.1,
     ) -> None:
         self.core = core
         self.on_tokens = on_tokens
         self.on_finish = on_finish
         self.is_cancelled = is_cancelled
         self.sleep_modelled_time = sleep_modelled_time
+        self.cancellation_check_period_s = cancellation_check_period_s
+        self.max_catch_up_s = 0.05
+        self._last_cancel_check = 0.0
         self._lock = threading.Condition()
         self._incoming: list[EngineRequest] = []
         self._stop = False
@@ -83,6 +88,10 @@ class RealtimeEngine:
                 self.on_finish(req)
 
     def _cancel_requested(self) -> None:
+        now = time.monotonic()
+        if now - self._last_cancel_check < self.cancellation_check_period_s:
+            return
+        self._last_cancel_check = now
         for req in list(self.core.running) + list(self.core.waiting):
             try:
                 cancelled = self.is_cancelled(req)
@@ -99,7 +108,10 @@ class RealtimeEngine:
                 break
             self._cancel_requested()
             now = time.monotonic()
-            start = max(deadline, now) if self.steps else now
+            # Chain iterations to the previous deadline so that sending responses (after each
+            # sleep) does not stretch every step; if far behind (idle, or the host is too slow),
+            # restart the chain from now instead of bursting to catch up.
+            start = deadline if self.steps and now - deadline < self.max_catch_up_s else now
             try:
                 result = self.core.step()
             except Exception:  # keep serving other requests; fail the running ones

@@ -31,6 +31,7 @@ class EngineSettings:
     kv_budget_tokens: int = 0  # 0: from the cost model
     kv_policy: KvPolicy = "guaranteed_no_evict"
     exclude_input_in_output: bool = True
+    cancellation_check_period_ms: float = 100.0
     cost_model: CostModel = CostModel()
     hf_hidden_size: int = 256
     hf_num_layers: int = 2
@@ -76,6 +77,7 @@ class EngineSettings:
             kv_budget_tokens=int(num("max_tokens_in_paged_kv_cache", 0)),
             kv_policy=policy,  # type: ignore[arg-type]
             exclude_input_in_output=p.get("exclude_input_in_output", "true").lower() in ("1", "true", "yes"),
+            cancellation_check_period_ms=float(num("cancellation_check_period_ms", 100.0, float)),
             cost_model=CostModel().with_overrides(**overrides),
             hf_hidden_size=int(num("hf_hidden_size", 256)),
             hf_num_layers=int(num("hf_num_layers", 2)),

@@ -29,14 +29,16 @@ RESULTS = wl.REPO_ROOT / "results"
 WORK = wl.REPO_ROOT / "build" / "bench_serve"
 
 
-def serve_one(policy: str, reqs: list[wl.TraceRequest], max_inflight: int, timeout_s: float) -> tuple[dict, float]:
+def serve_one(
+    policy: str, reqs: list[wl.TraceRequest], max_inflight: int, timeout_s: float, source: Path | None = None
+) -> tuple[dict, float]:
     from serving.deploy import deployment_overrides
-    from serving.repository import render_repository
+    from serving.repository import SOURCE_REPOSITORY, render_repository
     from serving.triton import Ports, TritonServer
 
     work = WORK / policy
     overrides = deployment_overrides(policy, "timing", [f"ltr_scheduler.max_inflight={max_inflight}"])
-    repo = render_repository(work / "model_repository", overrides)
+    repo = render_repository(work / "model_repository", overrides, source=source or SOURCE_REPOSITORY)
     server = TritonServer(repo, work, Ports.free(), env={"LTR_LLM_MODE": "timing"})
     server.start(timeout_s=180)
     try:
@@ -69,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=240.0, help="per-policy drain limit after the last send (s)")
     p.add_argument("--out", default=str(RESULTS / "serve.json"))
     p.add_argument("--sim-only", action="store_true", help="only simulate (to choose a configuration)")
+    p.add_argument("--model-repository", default=None, help="source model repository (default: model_repository/)")
     args = p.parse_args(argv)
 
     root = wl.data_dir(args.data_dir)
@@ -76,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     reqs = wl.text_workload(pool, args.rate, args.duration, seed=args.seed)
     wl.save_jsonl(reqs, WORK / "workload.jsonl")
     true = np.array([r.output_tokens for r in reqs], dtype=float)
-    vdir = find_predictor()
+    source = Path(args.model_repository) if args.model_repository else None
+    vdir = find_predictor(source / "length_predictor" if source else None)
     scores = {"fcfs": np.zeros(len(reqs)), "oracle": true}
     if vdir is not None:
         scores["ltr"] = request_scores(reqs, predictor_pool_scores(pool, vdir))
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({**common, "instrument": "simulated", **summarize(sim.times)})
         if args.sim_only:
             continue
-        row, wall = serve_one(policy, reqs, args.max_inflight, args.timeout)
+        row, wall = serve_one(policy, reqs, args.max_inflight, args.timeout, source)
         rows.append({**common, "instrument": "served", **row, "wall_s": wall})
         print(json.dumps(rows[-2:], indent=1))
     out = Path(args.out)

@@ -70,6 +70,7 @@ class TritonPythonModel:
             on_finish=self._on_finish,
             is_cancelled=lambda r: r.payload.stop_requested or r.payload.request.is_cancelled(),
             sleep_modelled_time=self.settings.mode == "timing",
+            cancellation_check_period_s=self.settings.cancellation_check_period_ms / 1000.0,
         )
         self.runner.start()
         pb_utils.Logger.log_info(
