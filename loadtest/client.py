@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import uuid
 
 import tritonclient.grpc as grpcclient
 
-from loadtest.grpc_stream import Chunk, stream_generate
+from loadtest.grpc_stream import Chunk, stop_request, stream_generate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,14 +24,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     optional = {} if args.temperature is None else {"temperature": args.temperature}
     client = grpcclient.InferenceServerClient(args.url)
+    request_id = uuid.uuid4().hex
     tokens = 0
-    for item in stream_generate(client, args.prompt, args.max_tokens, model=args.model, **optional):
-        if isinstance(item, str):
-            print(f"\nerror: {item}", file=sys.stderr)
-            return 1
-        assert isinstance(item, Chunk)
-        tokens += item.tokens
-        print(item.text, end="", flush=True)
+    try:
+        for item in stream_generate(client, args.prompt, args.max_tokens, model=args.model, request_id=request_id, **optional):
+            if isinstance(item, str):
+                print(f"\nerror: {item}", file=sys.stderr)
+                return 1
+            assert isinstance(item, Chunk)
+            tokens += item.tokens
+            print(item.text, end="", flush=True)
+    except KeyboardInterrupt:  # free the server's slot too, not only this connection
+        stop_request(grpcclient.InferenceServerClient(args.url), request_id)
+        print(f"\n[stopped after {tokens} tokens]", file=sys.stderr)
+        return 130
     print(f"\n[{tokens} tokens]", file=sys.stderr)
     return 0
 

@@ -17,6 +17,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 DEFAULT_MODEL = "ensemble"
+SCHEDULER_MODEL = "ltr_scheduler"
 
 
 @dataclass
@@ -83,14 +84,20 @@ def ensemble_inputs(prompt: str | bytes, max_tokens: int, stream: bool = True, *
 
 
 def stream_infer(
-    client: grpcclient.InferenceServerClient, model: str, inputs: list, timeout_s: float = 600.0
+    client: grpcclient.InferenceServerClient,
+    model: str,
+    inputs: list,
+    timeout_s: float = 600.0,
+    request_id: str | None = None,
 ) -> Iterator[grpcclient.InferResult | str]:
     """Yield each response of one decoupled request until its final flag; an error ends the
     stream with its message (a str)."""
     results: queue.Queue = queue.Queue()
     client.start_stream(callback=lambda result, error: results.put((result, error)))
     try:
-        client.async_stream_infer(model, inputs, request_id=uuid.uuid4().hex, enable_empty_final_response=True)
+        client.async_stream_infer(
+            model, inputs, request_id=request_id or uuid.uuid4().hex, enable_empty_final_response=True
+        )
         while True:
             result, error = results.get(timeout=timeout_s)
             if error is not None:
@@ -109,11 +116,12 @@ def stream_generate(
     max_tokens: int,
     model: str = DEFAULT_MODEL,
     timeout_s: float = 600.0,
+    request_id: str | None = None,
     **optional: float | int,
 ) -> Iterator[Chunk | str]:
     """Yield the ensemble's text chunks as they arrive; an error ends the stream (a str)."""
     inputs = ensemble_inputs(prompt, max_tokens, stream=True, **optional)
-    for result in stream_infer(client, model, inputs, timeout_s):
+    for result in stream_infer(client, model, inputs, timeout_s, request_id):
         if isinstance(result, str):
             yield result
             return
@@ -125,6 +133,23 @@ def stream_generate(
                 tokens=int(tokens.reshape(-1)[0]) if tokens is not None else 0,
                 at=time.perf_counter(),
             )
+
+
+def stop_request(client: grpcclient.InferenceServerClient, request_id: str) -> str | None:
+    """Stop a live request by its id (waiting or generating), TensorRT-LLM's `stop` convention,
+    sent to the scheduler: Triton passes request ids into ensemble steps but not cancellations.
+    Returns None when stopped, else the server's message (e.g. no such live request)."""
+    inputs = [
+        tensor("input_ids", np.zeros((1, 1), dtype=np.int32)),
+        tensor("input_lengths", np.ones((1, 1), dtype=np.int32)),
+        tensor("request_output_len", np.ones((1, 1), dtype=np.int32)),
+        tensor("score", np.zeros((1, 1), dtype=np.float32)),
+        tensor("stop", np.ones((1, 1), dtype=bool)),
+    ]
+    for result in stream_infer(client, SCHEDULER_MODEL, inputs, request_id=request_id):
+        if isinstance(result, str):
+            return result
+    return None
 
 
 def generate(client: grpcclient.InferenceServerClient, prompt: str | bytes, max_tokens: int, **kw) -> Generation:

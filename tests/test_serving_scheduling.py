@@ -12,7 +12,7 @@ import tritonclient.grpc as grpcclient
 
 import numpy as np
 
-from loadtest.grpc_stream import generate, tensor
+from loadtest.grpc_stream import Generation, generate, stop_request, tensor
 from serving.llama3_tokenizer import load_tokenizer
 from predictor.runtime import LengthRanker, latest_version_dir
 from serving.repository import SOURCE_REPOSITORY
@@ -183,3 +183,34 @@ def test_cancelling_a_generating_request_frees_its_slot_and_the_engine(one_slot_
     assert gen.error is None and gen.tokens == 4
     # Had the engine (one slot) kept generating the cancelled 1000 tokens, this would take ~10 s.
     assert time.monotonic() - cancelled_at < 3.0
+
+
+def test_stopping_ensemble_requests_by_id_frees_the_queue_and_the_slot(one_slot_server):
+    """Ensemble clients end a request the TensorRT-LLM way: `stop` with the same request id."""
+    server = one_slot_server
+    results: dict[str, Generation] = {}
+
+    def run(request_id: str, max_tokens: int) -> None:
+        client = grpcclient.InferenceServerClient(server.grpc_url)
+        results[request_id] = generate(client, BLOCKER[0], max_tokens, request_id=request_id)
+        client.close()
+
+    threads = [threading.Thread(target=run, args=("generating", 1000))]
+    threads[0].start()
+    assert wait_for(lambda: metric_value(server, "ltr_scheduler_inflight_requests") == 1)
+    threads.append(threading.Thread(target=run, args=("queued", 1000)))
+    threads[1].start()
+    assert wait_for(lambda: metric_value(server, "ltr_scheduler_waiting_requests") == 1)
+
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    assert stop_request(client, "queued") is None
+    assert wait_for(lambda: metric_value(server, "ltr_scheduler_waiting_requests") == 0, 2.0)
+    assert stop_request(client, "generating") is None
+    for thread in threads:
+        thread.join(timeout=5)
+    assert wait_for(lambda: metric_value(server, "ltr_scheduler_inflight_requests") == 0, 2.0)
+    assert results["queued"].tokens == 0 and 0 < results["generating"].tokens < 1000
+    assert "no live request" in stop_request(client, "generating")
+    gen = generate(client, SHORT[0][0], 4)  # the one engine slot is free again
+    assert gen.error is None and gen.tokens == 4
+    client.close()
