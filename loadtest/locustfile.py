@@ -95,11 +95,6 @@ def _report(env: Any, kind: str, sent: float, token_times: list[float], tokens: 
 class _OpenLoop:
     """Mixin: an arrival process that spawns requests without waiting for them."""
 
-    @task
-    def idle(self) -> None:
-        """Never reached while `on_start` runs the arrival loop; keeps locust's task check happy."""
-        gevent.sleep(1.0)
-
     def _arrivals(self) -> None:
         env = self.environment  # type: ignore[attr-defined]
         rate_per_user = env.parsed_options.rate / max(int(env.parsed_options.num_users or 1), 1)
@@ -119,6 +114,11 @@ class HttpStreamUser(_OpenLoop, FastHttpUser):
     concurrency = 512  # connections in the pool: every in-flight request holds one
     network_timeout = 900.0
     connection_timeout = 10.0
+
+    @task
+    def idle(self) -> None:
+        """Never reached: `on_start` runs the arrival loop (locust wants at least one task)."""
+        gevent.sleep(1.0)
 
     def on_start(self) -> None:
         self._arrivals()
@@ -157,6 +157,11 @@ class HttpStreamUser(_OpenLoop, FastHttpUser):
 
 class GrpcStreamUser(_OpenLoop, User):
     """tritonclient gRPC bidirectional streaming; one stream (and client) per request."""
+
+    @task
+    def idle(self) -> None:
+        """Never reached: `on_start` runs the arrival loop (locust wants at least one task)."""
+        gevent.sleep(1.0)
 
     def on_start(self) -> None:
         self._arrivals()
