@@ -28,6 +28,13 @@ PLATFORM_FILES = {"python": ["model.py"], "onnxruntime_onnx": ["model.onnx"], "t
                   "ensemble": [], "tensorrtllm": []}
 
 
+def local_settings(tmp_path: Path, **changes) -> GpuSettings:
+    """Settings that see nothing of this checkout's build/ (no engine, no built predictor files)."""
+    defaults = {"engine_dir": tmp_path / "engine", "checkpoint_dir": tmp_path / "hf",
+                "predictor_artifacts": tmp_path / "no_artifacts"}
+    return GpuSettings(**{**defaults, **changes})
+
+
 def tree_digest(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -55,7 +62,7 @@ def params(repo: Path, model: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("variant", ["onnx", "plan"])
 def test_render_is_deterministic(tmp_path, variant):
-    settings = GpuSettings(tmp_path / "engine", tmp_path / "hf", predictor_variant=variant)
+    settings = local_settings(tmp_path, predictor_variant=variant)
     first = tree_digest(render_gpu_bundle(tmp_path / "a", settings))
     assert first == tree_digest(render_gpu_bundle(tmp_path / "a", settings))
     # Elsewhere only docker_run.sh differs (it names the bundle's own path).
@@ -65,7 +72,7 @@ def test_render_is_deterministic(tmp_path, variant):
 
 @pytest.mark.parametrize("variant", ["onnx", "plan"])
 def test_rendered_repository_is_complete(tmp_path, variant):
-    bundle = render_gpu_bundle(tmp_path / "b", GpuSettings(tmp_path / "engine", tmp_path / "hf", predictor_variant=variant))
+    bundle = render_gpu_bundle(tmp_path / "b", local_settings(tmp_path, predictor_variant=variant))
     repo = bundle / "model_repository"
     configs, problems = load_repository(repo)
     assert problems == [] and len(configs) == 6
@@ -89,7 +96,7 @@ def test_rendered_repository_is_complete(tmp_path, variant):
 
 
 def test_shared_models_are_the_cpu_files_with_gpu_parameters(tmp_path):
-    settings = GpuSettings(tmp_path / "engine", tmp_path / "hf", policy="fcfs")
+    settings = local_settings(tmp_path, policy="fcfs")
     repo = render_gpu_bundle(tmp_path / "b", settings) / "model_repository"
     for name in SHARED_MODELS:
         gpu, cpu = read_config(repo / name / "config.pbtxt"), read_config(SOURCE_REPOSITORY / name / "config.pbtxt")
@@ -109,7 +116,7 @@ def test_limits_follow_the_engine(tmp_path):
     engine = write_engine(tmp_path / "engine", max_batch_size=32, max_input_len=2048, max_seq_len=4096, tp=2)
     limits = EngineLimits.from_engine_dir(engine)
     assert limits == EngineLimits(32, 2048, 4096, 2)
-    settings = GpuSettings(engine, tmp_path / "hf", limits=limits, batch_scheduler_policy="max_utilization",
+    settings = local_settings(tmp_path, engine_dir=engine, limits=limits, batch_scheduler_policy="max_utilization",
                            kv_cache_free_gpu_mem_fraction=0.85)
     bundle = render_gpu_bundle(tmp_path / "b", settings)
     repo = bundle / "model_repository"
@@ -129,7 +136,7 @@ def test_built_predictor_artifacts_are_copied_in(tmp_path):
     (artifacts / "model.onnx").write_bytes(b"onnx")
     (artifacts / "model.plan").write_bytes(b"plan")
     for variant, name in (("onnx", "model.onnx"), ("plan", "model.plan")):
-        settings = GpuSettings(tmp_path / "engine", tmp_path / "hf", predictor_variant=variant, predictor_artifacts=artifacts)
+        settings = local_settings(tmp_path, predictor_variant=variant, predictor_artifacts=artifacts)
         version = render_gpu_bundle(tmp_path / variant, settings) / "model_repository" / "length_predictor" / "1"
         assert (version / name).read_bytes() == name.split(".")[1].encode()
         assert not (version / f"{MISSING_PREFIX}{name}.txt").exists()
@@ -147,7 +154,7 @@ def test_choose_max_inflight():
 
 
 def test_docker_commands_match_the_configs(tmp_path):
-    settings = GpuSettings(tmp_path / "engine", tmp_path / "hf")
+    settings = local_settings(tmp_path)
     bundle = render_gpu_bundle(tmp_path / "b", settings)
     build, run = docker_commands(settings, bundle)
     assert build[:2] == ["docker", "build"] and str(DOCKERFILE) in build
@@ -174,7 +181,7 @@ def _fake_bin(tmp_path: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("tp", [1, 4])
 def test_serve_script_launches_one_rank_per_gpu(tmp_path, tp):
-    settings = GpuSettings(tmp_path / "engine", tmp_path / "hf", limits=EngineLimits(world_size=tp))
+    settings = local_settings(tmp_path, limits=EngineLimits(world_size=tp))
     bundle = render_gpu_bundle(tmp_path / "b", settings)
     out = subprocess.run(["bash", str(bundle / "serve.sh")], env=_fake_bin(tmp_path), capture_output=True, text=True,
                          check=True).stdout
@@ -192,7 +199,8 @@ def test_serve_script_launches_one_rank_per_gpu(tmp_path, tp):
 
 def test_cli_renders_prints_and_starts_nothing_here(tmp_path, capsys):
     assert main(["--out", str(tmp_path / "b"), "--engine-dir", str(tmp_path / "engine"),
-                 "--checkpoint-dir", str(tmp_path / "hf"), "--max-batch-size", "16", "--run", "auto"]) == 0
+                 "--checkpoint-dir", str(tmp_path / "hf"), "--predictor-artifacts", str(tmp_path / "none"),
+                 "--max-batch-size", "16", "--run", "auto"]) == 0
     out = capsys.readouterr().out
     assert "docker run" in out and TRITON_TRTLLM_IMAGE in out and "max_inflight 16" in out
     assert "Not started" in out

@@ -20,7 +20,8 @@ def gpu_repos(tmp_path_factory) -> dict[str, Path]:
     """The rendered GPU repository for each predictor variant."""
     root = tmp_path_factory.mktemp("gpu")
     return {
-        variant: render_gpu_bundle(root / variant, GpuSettings(root / "engine", root / "hf", predictor_variant=variant))
+        variant: render_gpu_bundle(root / variant, GpuSettings(root / "engine", root / "hf", predictor_variant=variant,
+                                                          predictor_artifacts=root / "no_artifacts"))
         / "model_repository"
         for variant in PREDICTOR_CONFIGS
     }
