@@ -117,7 +117,7 @@ def test_limits_follow_the_engine(tmp_path):
     limits = EngineLimits.from_engine_dir(engine)
     assert limits == EngineLimits(32, 2048, 4096, 2)
     settings = local_settings(tmp_path, engine_dir=engine, limits=limits, batch_scheduler_policy="max_utilization",
-                           kv_cache_free_gpu_mem_fraction=0.85)
+                              kv_cache_free_gpu_mem_fraction=0.85)
     bundle = render_gpu_bundle(tmp_path / "b", settings)
     repo = bundle / "model_repository"
     assert params(repo, "ltr_scheduler")["max_inflight"] == "32"
