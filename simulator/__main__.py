@@ -85,7 +85,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         f"requests per wall-clock second; {wall:.0f} s in all with loading and scoring).\n\n"
         f"Configuration: `{json.dumps(config_dict(spec.config))}`. Text workloads: Poisson arrivals for "
         f"{spec.duration_s:g} s at each rate, and a burst of {spec.burst} requests; traces: first "
-        f"{spec.trace_duration_s:g} s at x speed-up. Plots: "
+        f"{spec.trace_duration_s:g} s (after scaling) at the speed-up in the workload name. Plots: "
         + ", ".join(f"`{p.name}`" for p in [out.with_name(f"sim_{w}_rates.png") for w in spec.text_workloads])
     )
     report.write_markdown(rows, out.with_suffix(".md"), "Simulated scheduling policies", pre)
@@ -122,12 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     sw = sub.add_parser("sweep", help="the paper's sweep on text workloads and traces")
     _common(sw)
-    sw.add_argument("--workloads", nargs="*", default=["alpaca"], choices=list(wl.TEXT_WORKLOADS))
+    sw.add_argument("--workloads", nargs="*", default=["alpaca", "arena"], choices=list(wl.TEXT_WORKLOADS))
     sw.add_argument("--rates", nargs="*", type=float, default=list(PAPER_RATES))
     sw.add_argument("--duration", type=float, default=60.0)
     sw.add_argument("--burst", type=int, default=2000, help="burst size (0: none)")
     sw.add_argument("--traces", nargs="*", default=list(wl.TRACE_WORKLOADS), choices=list(wl.TRACE_WORKLOADS))
-    sw.add_argument("--trace-speedups", nargs="*", type=float, default=[1.0, 4.0])
+    sw.add_argument("--trace-speedups", nargs="*", type=float, default=None,
+                    help="replay speed-ups for every trace (default: x1 and x4 for Azure, x0.25 and x1 for Mooncake)")
     sw.add_argument("--trace-duration", type=float, default=600.0)
     sw.add_argument("--trace-tau", type=float, default=0.55, help="Kendall's tau of the noisy oracle on traces")
     sw.add_argument("--predictor", action="append", default=[], metavar="NAME=DIR",
