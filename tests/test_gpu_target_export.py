@@ -83,3 +83,17 @@ def test_predictor_plan_script_covers_the_served_batch_size():
     max_batch = int(re.search(r"MAX_BATCH=\$\{MAX_BATCH:-(\d+)\}", text).group(1))
     assert "--fp16" in text and "--minShapes" in text and "--optShapes" in text and "--maxShapes" in text
     assert read_config(PREDICTOR_CONFIGS["plan"]).max_batch_size <= max_batch
+
+
+def test_padded_predictor_inputs_stay_inside_the_tensorrt_profile():
+    """preprocessing pads predictor inputs up to a multiple of predictor_pad_multiple; TensorRT's
+    profile (MAX_SEQ = predictor.json max_length in build_predictor_plan.sh) must admit the padded width."""
+    meta = REPO_ROOT / "model_repository" / "length_predictor" / "1" / "predictor.json"
+    if not meta.is_file():
+        pytest.skip("the predictor is not exported in this checkout yet")
+    import json
+
+    max_length = json.loads(meta.read_text())["max_length"]
+    pre = read_config(REPO_ROOT / "model_repository" / "preprocessing" / "config.pbtxt")
+    multiple = int(pre.parameters["predictor_pad_multiple"].string_value)
+    assert max_length % multiple == 0, f"pad {multiple} rounds {max_length} up past the plan's max shape"
