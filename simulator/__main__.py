@@ -86,7 +86,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         f"Configuration: `{json.dumps(config_dict(spec.config))}`. Text workloads: Poisson arrivals for "
         f"{spec.duration_s:g} s at each rate, and a burst of {spec.burst} requests; traces: first "
         f"{spec.trace_duration_s:g} s (after scaling) at the speed-up in the workload name. Plots: "
-        + ", ".join(f"`{p.name}`" for p in [out.with_name(f"sim_{w}_rates.png") for w in spec.text_workloads])
+        + ", ".join(
+            f"`sim_{w}_rates.png`, `sim_{w}_cdf_{max(spec.rates):g}.png`"
+            + (f", `sim_{w}_cdf_burst.png`" if spec.burst else "")
+            for w in spec.text_workloads
+        )
+        + "."
     )
     report.write_markdown(rows, out.with_suffix(".md"), "Simulated scheduling policies", pre)
     for w in spec.text_workloads:

@@ -131,3 +131,17 @@ def test_noisy_oracle_tau(tau: float) -> None:
 def test_exact_oracle_at_tau_one() -> None:
     true = [3, 1, 2]
     assert kendall_tau(noisy_oracle_scores(true, 1.0), true) == pytest.approx(1.0)
+
+
+def test_paper_style_promotion_is_demoted_after_quantum() -> None:
+    # A long request promoted by starvation prevention runs `quantum` steps, then yields the slot
+    # back to shorter waiting requests (served semantics: it would run to completion instead).
+    lengths = [2, 60] + [2] * 30
+    arrivals = [0.0, 0.0] + [0.05 * i for i in range(1, 31)]
+    w = reqs(lengths, arrivals)
+    served = simulate(w, lengths, "oracle", cfg(starvation_threshold=3, starvation_quantum=5))
+    paper = simulate(w, lengths, "oracle", cfg(starvation_threshold=3, starvation_quantum=5,
+                                                demote_after_quantum=True))
+    assert served.preemptions == 0 and paper.preemptions > 0
+    assert paper.times.ttft[1] <= served.times.ttft[1]
+    assert paper.times.finish[1] > served.times.finish[1]
