@@ -103,6 +103,9 @@ class HuggingFaceLlama3:
         from tokenizers import Tokenizer as HFTokenizer
 
         self._tok = HFTokenizer.from_file(str(tokenizer_json))
+        # Special-token text typed in a prompt ("<|eot_id|>") stays text, as with tiktoken on CPU;
+        # otherwise a user could end the turn on GPU only.
+        self._tok.encode_special_tokens = True
         self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
         self.bos_id = self._special("<|begin_of_text|>")
         self.eos_id = self._special("<|end_of_text|>")
