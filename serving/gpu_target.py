@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Mapping
 
+from scheduler import POLICY_NAMES
 from serving.config_checks import llm_interface_problems, repository_problems, scheduler_llm_calls
 from serving.repository import REPO_ROOT, SOURCE_REPOSITORY, read_config, set_parameters, write_config
 
@@ -356,7 +357,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--engine-dir", default=str(REPO_ROOT / "build" / "engines" / "llama3-8b-instruct"))
     p.add_argument("--checkpoint-dir", default=str(REPO_ROOT / "build" / "hf" / "Meta-Llama-3-8B-Instruct"),
                    help="Hugging Face checkpoint folder; its tokenizer.json serves preprocessing/postprocessing")
-    p.add_argument("--policy", default="ltr", help="fcfs | ltr | oracle")
+    p.add_argument("--policy", default="ltr", choices=list(POLICY_NAMES))
     p.add_argument("--predictor-variant", choices=["onnx", "plan"], default="onnx")
     p.add_argument("--predictor-artifacts", default=str(DEFAULT_PREDICTOR_ARTIFACTS),
                    help="folder where export/build_predictor_plan.sh wrote model.onnx (fp32) / model.plan")
