@@ -36,7 +36,7 @@ from typing import Literal, Mapping
 
 from scheduler import POLICY_NAMES
 from serving.config_checks import llm_interface_problems, repository_problems, scheduler_llm_calls
-from serving.repository import REPO_ROOT, SOURCE_REPOSITORY, read_config, set_parameters, write_config
+from serving.repository import REPO_ROOT, SOURCE_REPOSITORY, model_dirs, read_config, set_parameters, write_config
 
 # One coherent pair (Triton compatibility matrix): 25.10-trtllm-python-py3 ships TensorRT-LLM 1.0.0,
 # TensorRT 10.11.0.33, CUDA 12.9.1, Python 3.12.3. Engines must be built with the same TensorRT-LLM.
@@ -288,6 +288,9 @@ def _write_executable(path: Path, text: str) -> None:
 
 def render_gpu_bundle(dest: Path, settings: GpuSettings, source: Path = SOURCE_REPOSITORY) -> Path:
     """Write the bundle to `dest` (replacing it); deterministic for the same inputs."""
+    unplaced = {p.name for p in model_dirs(Path(source))} - set(SHARED_MODELS) - set(GPU_MODELS)
+    if unplaced:  # a model added on CPU must be placed on GPU too, not silently dropped
+        raise ValueError(f"models {sorted(unplaced)} are neither shared with nor replaced on the GPU target")
     dest = Path(dest)
     if dest.exists():
         shutil.rmtree(dest)

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -212,3 +213,11 @@ def test_cli_refuses_flags_that_contradict_the_engine(tmp_path):
     with pytest.raises(SystemExit, match="disagrees"):
         main(["--out", str(tmp_path / "b"), "--engine-dir", str(engine), "--checkpoint-dir", str(tmp_path / "hf"),
               "--max-batch-size", "64", "--run", "never"])
+
+
+def test_a_model_added_on_cpu_is_not_silently_dropped_on_gpu(tmp_path):
+    source = tmp_path / "source"
+    shutil.copytree(SOURCE_REPOSITORY, source, ignore=shutil.ignore_patterns("*.onnx", "__pycache__"))
+    shutil.copytree(source / "postprocessing", source / "new_model")
+    with pytest.raises(ValueError, match="new_model"):
+        render_gpu_bundle(tmp_path / "b", local_settings(tmp_path), source=source)
