@@ -46,20 +46,24 @@ def direct_inputs(max_tokens: int) -> list:
     ]
 
 
-def timed_request(url: str, model: str, inputs: list) -> float:
+def timed_request(url: str, model: str, inputs: list) -> tuple[float, float]:
+    """(time to first response, time to the final response) of one streamed request."""
     client = grpcclient.InferenceServerClient(url)
     try:
         start = time.perf_counter()
+        first = None
         for result in stream_infer(client, model, inputs):
             if isinstance(result, str):
                 raise RuntimeError(result)
-        return time.perf_counter() - start
+            first = first or time.perf_counter() - start
+        return first, time.perf_counter() - start
     finally:
         client.close()
 
 
 def latencies(url: str, model: str, inputs: list, clients: int, per_client: int) -> np.ndarray:
-    def client_loop(_: int) -> list[float]:
+    """[requests, 2] array of (TTFT, latency) in seconds, `clients` concurrent clients."""
+    def client_loop(_: int) -> list[tuple[float, float]]:
         return [timed_request(url, model, inputs) for _ in range(per_client)]
 
     with ThreadPoolExecutor(max_workers=clients) as pool:
@@ -96,12 +100,14 @@ def main(argv: list[str] | None = None) -> dict:
             for clients in (1, 32):
                 per_client = max(1, args.requests // clients)
                 for name, (model, inputs) in paths.items():
-                    lat = latencies(server.grpc_url, model, inputs, clients, per_client) * 1000
+                    ttft, lat = (latencies(server.grpc_url, model, inputs, clients, per_client) * 1000).T
                     rows.append({
                         "path": name, "clients": clients, "requests": int(lat.size),
                         "p50_ms": round(float(np.percentile(lat, 50)), 2),
                         "p99_ms": round(float(np.percentile(lat, 99)), 2),
                         "mean_ms": round(float(lat.mean()), 2),
+                        "ttft_p50_ms": round(float(np.percentile(ttft, 50)), 2),
+                        "ttft_p99_ms": round(float(np.percentile(ttft, 99)), 2),
                     })
                     print(rows[-1])
             loaded_mb = resident_mb(server.process.pid)
@@ -129,14 +135,19 @@ def to_markdown(result: dict) -> str:
     lines = [
         f"Short request ({result['max_tokens']} output tokens), `timing` stand-in LLM, gRPC streaming.",
         "",
-        "| clients | direct LLM p50 / p99 (ms) | ensemble p50 / p99 (ms) | added p50 (ms) | ratio p50 |",
-        "|---:|---:|---:|---:|---:|",
+        "| clients | path | latency p50 / p99 (ms) | TTFT p50 / p99 (ms) |",
+        "|---:|---|---:|---:|",
     ]
     for clients in (1, 32):
+        for name in ("direct_llm", "ensemble"):
+            r = by[(name, clients)]
+            lines.append(
+                f"| {clients} | {name} | {r['p50_ms']} / {r['p99_ms']} | {r['ttft_p50_ms']} / {r['ttft_p99_ms']} |"
+            )
         d, e = by[("direct_llm", clients)], by[("ensemble", clients)]
         lines.append(
-            f"| {clients} | {d['p50_ms']} / {d['p99_ms']} | {e['p50_ms']} / {e['p99_ms']} | "
-            f"{e['p50_ms'] - d['p50_ms']:.1f} | {e['p50_ms'] / d['p50_ms']:.2f} |"
+            f"| {clients} | ensemble − direct | {e['p50_ms'] - d['p50_ms']:+.1f} / {e['p99_ms'] - d['p99_ms']:+.1f} | "
+            f"{e['ttft_p50_ms'] - d['ttft_p50_ms']:+.1f} / {e['ttft_p99_ms'] - d['ttft_p99_ms']:+.1f} |"
         )
     lines += [
         "",
