@@ -38,12 +38,12 @@ from predictor.train import TrainConfig, aggregate_labels, make_tokenizer, predi
 
 # name -> overrides of the default TrainConfig (the default is what `make train` ships)
 METHODS: dict[str, dict] = {
-    "S3-style classification, 10 classes (8B labels)": {"objective": "classification", "labels": "target"},
+    "ListMLE, family-median labels (default, `make train`)": {},
     "SSJF-style regression of log length (8B labels)": {"objective": "regression", "labels": "target"},
+    "S3-style classification, 10 classes (8B labels)": {"objective": "classification", "labels": "target"},
     "ListMLE, paper recipe (8B labels, random lists, lr 2e-5)": {"labels": "target", "lr": 2e-5, "sortish": 99.0},
     "ListMLE, 8B labels": {"labels": "target"},
     "SSJF-style regression, family-median labels": {"objective": "regression", "labels": "median"},
-    "ListMLE, family-median labels (default, `make train`)": {},
 }
 
 
@@ -141,6 +141,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=MODEL_DIR, help="exported artifact to score on Arena-Hard")
     ap.add_argument("--out", type=Path, default=RESULTS_DIR / "predictor_eval.md")
     ap.add_argument("--fresh", action="store_true", help="ignore cached rows")
+    ap.add_argument("--epochs", type=int, default=None, help="override epochs of every trained row (smoke tests)")
     args = ap.parse_args()
 
     data_dir = args.data_dir or default_data_dir()
@@ -150,7 +151,7 @@ def main() -> None:
     arena = read_jsonl(files["arena_target"])
     ya = np.array([e.output_tokens for e in arena])
     folds = folds_by_prompt(len(prompts), args.folds, args.seed)
-    base = TrainConfig()
+    base = TrainConfig() if args.epochs is None else TrainConfig(epochs=args.epochs)
     cache_path = args.out.with_suffix(".json")
     cache = {} if args.fresh or not cache_path.exists() else json.loads(cache_path.read_text())
     args.out.parent.mkdir(parents=True, exist_ok=True)

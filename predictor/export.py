@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from predictor.model import LengthPredictor
-from predictor.paths import BUILD_DIR, MODEL_DIR
+from predictor.paths import BUILD_DIR, MODEL_DIR, default_backbone
 from predictor.quantize import quantize_weights_int8
 from predictor.runtime import META_FILE, ONNX_FILE, TOKENIZER_FILE, OnnxPredictor, PredictorTokenizer
 
@@ -94,10 +94,16 @@ def export_checkpoint(ckpt: Path, version_dir: Path, fp32: bool = False, real_pr
     cfg = meta["train_config"]
     from predictor.train import backbone_tokenizer_json
 
-    tok_json, pad_id = backbone_tokenizer_json(cfg["backbone"] or str(ckpt / "backbone"))
+    pad_id = int(meta["pad_id"])
+    tok_json = ckpt / TOKENIZER_FILE
+    if not tok_json.is_file():  # checkpoints written before the tokenizer was saved beside them
+        tok_json, pad_id = backbone_tokenizer_json(cfg["backbone"] or str(default_backbone()))
     version_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(tok_json, version_dir / TOKENIZER_FILE)
     tok = PredictorTokenizer(version_dir / TOKENIZER_FILE, cfg["max_length"], pad_id)
+    n_vocab = tok._tok.get_vocab_size(with_added_tokens=True)
+    if not model.backbone.config.vocab_size // 2 < n_vocab <= model.backbone.config.vocab_size:
+        raise ValueError(f"tokenizer ({n_vocab} tokens) does not fit the model ({model.backbone.config.vocab_size})")
 
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
     fp32_path = BUILD_DIR / "model_fp32.onnx"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,7 +44,7 @@ class TrainConfig:
     objective: Objective = "listmle"
     labels: LabelMode = "median"
     target_generator: str = TARGET_GENERATOR
-    max_length: int = 256
+    max_length: int = 128
     list_size: int = 32
     epochs: int = 5
     lr: float = 1e-4
@@ -51,7 +52,7 @@ class TrainConfig:
     freeze_layers: int = 4
     bucket_tokens: int = 10
     n_classes: int = 10
-    sortish: float = 0.5
+    sortish: float = 0.25
     seed: int = 0
     threads: int = 2
     class_edges: list[float] = field(default_factory=list)  # set by training (classification)
@@ -203,7 +204,7 @@ def train_model(
             loss.backward()
             opt.step()
             steps += 1
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
     model.eval()
     facts = {
@@ -280,6 +281,8 @@ def main() -> None:
     print(f"training on {len(prompts)} prompts from {train_file} (labels: {cfg.labels})")
     model, tok, facts = train_model(cfg, prompts, lengths)
     model.save(args.out, {"train_config": asdict(cfg), "facts": facts, "pad_id": tok.pad_id, "train_file": str(train_file)})
+    # the exact tokenizer training used travels with the checkpoint (export copies it)
+    shutil.copyfile(backbone_tokenizer_json(cfg.resolved_backbone())[0], args.out / "tokenizer.json")
     print(json.dumps(facts))
     print(f"checkpoint: {args.out}")
 
