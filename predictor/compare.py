@@ -39,10 +39,10 @@ from predictor.train import TrainConfig, aggregate_labels, make_tokenizer, predi
 # name -> overrides of the default TrainConfig (the default is what `make train` ships)
 METHODS: dict[str, dict] = {
     "ListMLE, family-median labels (default, `make train`)": {},
+    "ListMLE, 8B labels": {"labels": "target"},
     "SSJF-style regression of log length (8B labels)": {"objective": "regression", "labels": "target"},
     "S3-style classification, 10 classes (8B labels)": {"objective": "classification", "labels": "target"},
     "ListMLE, paper recipe (8B labels, random lists, lr 2e-5)": {"labels": "target", "lr": 2e-5, "sortish": 99.0},
-    "ListMLE, 8B labels": {"labels": "target"},
     "SSJF-style regression, family-median labels": {"objective": "regression", "labels": "median"},
 }
 
@@ -53,10 +53,14 @@ def folds_by_prompt(n: int, k: int, seed: int) -> np.ndarray:
 
 
 def cv_trained(cfg: TrainConfig, family: list[Example], prompts: list[str], y: np.ndarray,
-               folds: np.ndarray, arena: list[Example]) -> dict:
-    """k-fold tau on the target + Arena-Hard tau after training on every AlpacaEval prompt."""
-    fold_taus, seconds = [], []
+               folds: np.ndarray, arena: list[Example], partial: dict | None = None, save=lambda: None) -> dict:
+    """k-fold tau on the target + Arena-Hard tau after training on every AlpacaEval prompt.
+    `partial` keeps finished folds (saved after each), so an interrupted run resumes."""
+    partial = {} if partial is None else partial
+    fold_taus, seconds = partial.setdefault("fold_taus", []), partial.setdefault("seconds", [])
     for k in tqdm(sorted(set(folds.tolist())), desc="folds", unit="fold", leave=False):
+        if k < len(fold_taus):
+            continue
         held = {p for p, f in zip(prompts, folds) if f == k}
         train_rows = [e for e in family if e.prompt not in held]
         tp, tl = aggregate_labels(train_rows, cfg.labels, cfg.target_generator)
@@ -66,6 +70,7 @@ def cv_trained(cfg: TrainConfig, family: list[Example], prompts: list[str], y: n
         seconds.append(time.time() - t0)
         test = [p for p in prompts if p in held]
         fold_taus.append(tau(predict(model, tok, test, cfg), y[folds == k]))
+        save()
     tp, tl = aggregate_labels(family, cfg.labels, cfg.target_generator)
     t0 = time.time()
     model, tok, _ = train_model(replace(cfg), tp, tl, progress=False)
@@ -194,7 +199,9 @@ def main() -> None:
         cfg = replace(base, **METHODS[name])
         key = config_key(name, cfg, args.folds, args.seed)
         if key not in cache:
-            cache[key] = {**cv_trained(cfg, family, prompts, y, folds, arena), "config": asdict(cfg)}
+            partial = cache.setdefault(f"{key}-partial", {})
+            cache[key] = {**cv_trained(cfg, family, prompts, y, folds, arena, partial, save), "config": asdict(cfg)}
+            cache.pop(f"{key}-partial", None)
             save()
         rows.append({"name": name, **cache[key]})
         print(f"{name}: cv {cache[key]['cv_tau']:.3f} ± {cache[key]['cv_sd']:.3f}, arena {cache[key]['arena_tau']:.3f}", flush=True)
