@@ -11,6 +11,7 @@ batch slots and cost model. Writes results/serve.json (rows with the keys of res
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -72,8 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(RESULTS / "serve.json"))
     p.add_argument("--sim-only", action="store_true", help="only simulate (to choose a configuration)")
     p.add_argument("--model-repository", default=None, help="source model repository (default: model_repository/)")
+    p.add_argument("--report-only", action="store_true", help="rewrite the markdown from an existing --out json")
     args = p.parse_args(argv)
 
+    out = Path(args.out)
+    if args.report_only:
+        rows = json.loads(out.read_text())
+        write_markdown(rows, out.with_suffix(".md"), rows[0]["workload"], args)
+        print(out.with_suffix(".md").read_text())
+        return 0
     root = wl.data_dir(args.data_dir)
     pool = wl.load_pool(args.workload, root)
     reqs = wl.text_workload(pool, args.rate, args.duration, seed=args.seed)
@@ -82,8 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     source = Path(args.model_repository) if args.model_repository else None
     vdir = find_predictor(source / "length_predictor" if source else None)
     scores = {"fcfs": np.zeros(len(reqs)), "oracle": true}
+    predictor_note = "none"
     if vdir is not None:
         scores["ltr"] = request_scores(reqs, predictor_pool_scores(pool, vdir))
+        sha = hashlib.sha256((vdir / "model.onnx").read_bytes()).hexdigest()[:12]
+        predictor_note = f"{vdir.relative_to(wl.REPO_ROOT) if vdir.is_relative_to(wl.REPO_ROOT) else vdir} (model.onnx sha256 {sha})"
     cfg = SimConfig(max_inflight=args.max_inflight, batch_slots=64,
                     starvation_threshold=200, starvation_quantum=10)
     label = f"{args.workload} poisson {args.rate:g}/s x {args.duration:g}s"
@@ -95,14 +106,14 @@ def main(argv: list[str] | None = None) -> int:
         sim = simulate(reqs, scores[policy], policy, cfg)
         common = {"workload": label, "policy": policy, "rate": args.rate,
                   "kendall_tau": kendall_tau(scores[policy], true) if policy != "fcfs" else None,
-                  "max_inflight": args.max_inflight, "batch_slots": 64}
+                  "max_inflight": args.max_inflight, "batch_slots": 64,
+                  "predictor": predictor_note if policy == "ltr" else None}
         rows.append({**common, "instrument": "simulated", **summarize(sim.times)})
         if args.sim_only:
             continue
         row, wall = serve_one(policy, reqs, args.max_inflight, args.timeout, source)
         rows.append({**common, "instrument": "served", **row, "wall_s": wall})
         print(json.dumps(rows[-2:], indent=1))
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(public_rows(rows), indent=1) + "\n")
     write_markdown(rows, out.with_suffix(".md"), label, args)
@@ -122,6 +133,12 @@ def write_markdown(rows: list[dict], path: Path, label: str, args: argparse.Name
         "",
         report.markdown_table(rows, cols),
         "",
+    ]
+    ltr = next((r for r in rows if r["policy"] == "ltr"), None)
+    if ltr is not None:
+        lines += [f"LTR scores: the exported predictor {ltr.get('predictor')}, Kendall's tau "
+                  f"{ltr['kendall_tau']:.2f} against the true lengths of this trace; oracle ranks by max_tokens.", ""]
+    lines += [
         "## Simulator vs served",
         "",
     ]

@@ -121,7 +121,7 @@ def replay_grpc(
 
     try:
         order = sorted(range(len(reqs)), key=lambda i: reqs[i].arrival_s)
-        for i in tqdm(order, disable=not progress, desc="sending", unit="req"):
+        for i in tqdm(order, disable=not progress, desc="sending", unit="req", mininterval=5.0):
             r = reqs[i]
             delay = r.arrival_s - (time.perf_counter() - t0)
             if delay > 0:
