@@ -69,6 +69,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         predictors=dict(kv.split("=", 1) for kv in args.predictor),
         sp_thresholds=args.sp_thresholds,
         sp_paper=not args.no_sp_paper,
+        text_taus=args.text_taus,
         config=_config(args),
     )
     root = wl.data_dir(args.data_dir)
@@ -140,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="extra exported predictor (e.g. pointwise=build/predictor/pointwise)")
     sw.add_argument("--sp-thresholds", nargs="*", type=int, default=[2000],
                     help="extra LTR runs with these starvation thresholds (admissions)")
+    sw.add_argument("--text-taus", nargs="*", type=float, default=[0.37],
+                    help="extra LTR runs on text workloads ranked by a noisy oracle at these Kendall's taus "
+                         "(default: the predictor's cross-validated tau on AlpacaEval)")
     sw.add_argument("--no-sp-paper", action="store_true", help="skip the paper-style preemptive promotion run")
     sw.add_argument("--out", default=str(RESULTS / "sim.json"))
     sw.add_argument("--quiet", action="store_true")

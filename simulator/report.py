@@ -60,6 +60,11 @@ def target_lines(rows: Sequence[dict], workload: str, rate: object) -> list[str]
         f"LTR/oracle = {n[k] / o[k]:.2f}x (target <= 1.3x); mean latency FCFS/LTR = "
         f"{f['mean_latency_s'] / n['mean_latency_s']:.2f}x, FCFS/oracle = {f['mean_latency_s'] / o['mean_latency_s']:.2f}x"
     ]
+    for r in rows:
+        if r["workload"] == workload and r["rate"] == rate and r["policy"].startswith("ltr_tau"):
+            out.append(f"  - {r['policy']} (noisy oracle, tau {r['kendall_tau']:.2f}): FCFS/LTR s/token = "
+                       f"{f[k] / r[k]:.2f}x, LTR/oracle = {r[k] / o[k]:.2f}x, mean latency FCFS/LTR = "
+                       f"{f['mean_latency_s'] / r['mean_latency_s']:.2f}x")
     gain = f[k] - n[k]
     for r in rows:
         if r["workload"] != workload or r["rate"] != rate:
