@@ -112,15 +112,34 @@ def cmd_trace(args: argparse.Namespace) -> int:
     scores_by_policy = json.loads(Path(args.scores).read_text()) if args.scores else {}
     cfg = _config(args)
     rows = []
+    true = np.array([r.output_tokens for r in reqs], dtype=float)
     for policy in args.policies:
-        true = np.array([r.output_tokens for r in reqs], dtype=float)
-        scores = np.array(scores_by_policy.get(policy, true), dtype=float)
+        if policy in scores_by_policy:
+            scores = np.array(scores_by_policy[policy], dtype=float)
+        elif policy == "ltr":
+            scores = _ltr_scores(reqs, args.tau)
+        elif policy == "fcfs":
+            scores = np.zeros(len(reqs))
+        else:
+            scores = true
         res = simulate(reqs, scores, policy, cfg)
         rows.append({"workload": args.name, "policy": policy, "rate": round(wl.trace_rate(reqs), 3),
-                     "kendall_tau": kendall_tau(scores, true), **summarize(res.times),
+                     "kendall_tau": kendall_tau(scores, true) if policy != "fcfs" else None, **summarize(res.times),
                      "sim_wall_s": res.wall_s})
     print(json.dumps(public_rows(rows), indent=1))
     return 0
+
+
+def _ltr_scores(reqs: list[wl.TraceRequest], tau: float) -> np.ndarray:
+    """The exported predictor's scores when every request has a prompt, else a noisy oracle."""
+    from simulator.scores import find_predictor, noisy_oracle_scores
+
+    vdir = find_predictor()
+    if vdir is not None and all(r.prompt is not None for r in reqs):
+        from predictor.runtime import LengthRanker
+
+        return LengthRanker(vdir).score_texts([r.prompt or "" for r in reqs], batch_size=32).astype(float)
+    return noisy_oracle_scores([r.output_tokens for r in reqs], tau)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--name", default="trace")
     tr.add_argument("--policies", nargs="*", default=["fcfs", "ltr", "oracle"])
     tr.add_argument("--scores", default=None, help="json {policy: [score per request]}")
+    tr.add_argument("--tau", type=float, default=0.55, help="noisy-oracle tau for ltr when prompts are missing")
     args = parser.parse_args(argv)
     return cmd_sweep(args) if args.cmd == "sweep" else cmd_trace(args)
 
