@@ -104,3 +104,21 @@ def test_cancellation_frees_slot(server: TritonServer) -> None:
     out, errors = run(server, {"c": ([1], 3, True)})
     assert not errors and len(out["c"]) == 3
     assert time.monotonic() - t0 < 5.0
+
+
+def test_hf_mode_from_environment(tmp_path: Path) -> None:
+    """LTR_LLM_MODE=hf wins over the config's `timing`: a real (tiny, random) Llama generates."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "tensorrt_llm").symlink_to(SOURCE_REPOSITORY / "tensorrt_llm")
+    repo = render_repository(tmp_path / "repo", {"tensorrt_llm": {"mode": "timing"}}, source=src)
+    srv = TritonServer(repo, tmp_path, env={"LTR_LLM_MODE": "hf"}).start()
+    try:
+        out, errors = run(srv, {"h": ([128000, 9906, 1917], 6, True)})
+        log = srv.log_path.read_text(errors="replace")
+    finally:
+        srv.stop()
+    assert not errors
+    ids = [tok for _, _, chunk, _ in out["h"] for tok in chunk]
+    assert 1 <= len(ids) <= 6 and all(0 <= t < 128256 for t in ids)
+    assert "mode=hf" in log
