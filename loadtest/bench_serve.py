@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workload", default="alpaca", choices=list(wl.TEXT_WORKLOADS))
     p.add_argument("--rate", type=float, default=3.0, help="Poisson arrivals per second")
     p.add_argument("--duration", type=float, default=40.0, help="seconds of arrivals")
+    p.add_argument("--burst", type=int, default=0, help="send this many requests at once instead")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-inflight", type=int, default=8, help="ltr_scheduler admission gate")
     p.add_argument("--policies", nargs="*", default=["fcfs", "ltr", "oracle"])
@@ -84,8 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     root = wl.data_dir(args.data_dir)
     pool = wl.load_pool(args.workload, root)
-    reqs = wl.text_workload(pool, args.rate, args.duration, seed=args.seed)
-    wl.save_jsonl(reqs, WORK / "workload.jsonl")
+    if args.burst:
+        reqs = wl.text_workload(pool, None, burst=args.burst, seed=args.seed)
+    else:
+        reqs = wl.text_workload(pool, args.rate, args.duration, seed=args.seed)
+    wl.save_jsonl(reqs, WORK / f"{out.stem}_workload.jsonl")
     true = np.array([r.output_tokens for r in reqs], dtype=float)
     source = Path(args.model_repository) if args.model_repository else None
     vdir = find_predictor(source / "length_predictor" if source else None)
@@ -97,14 +101,15 @@ def main(argv: list[str] | None = None) -> int:
         predictor_note = f"{vdir.relative_to(wl.REPO_ROOT) if vdir.is_relative_to(wl.REPO_ROOT) else vdir} (model.onnx sha256 {sha})"
     cfg = SimConfig(max_inflight=args.max_inflight, batch_slots=64,
                     starvation_threshold=200, starvation_quantum=10)
-    label = f"{args.workload} poisson {args.rate:g}/s x {args.duration:g}s"
+    label = (f"{args.workload} burst of {args.burst}" if args.burst
+             else f"{args.workload} poisson {args.rate:g}/s x {args.duration:g}s")
     rows: list[dict] = []
     for policy in args.policies:
         if policy not in scores:
             print(f"skipping {policy}: no exported predictor to score with")
             continue
         sim = simulate(reqs, scores[policy], policy, cfg)
-        common = {"workload": label, "policy": policy, "rate": args.rate,
+        common = {"workload": label, "policy": policy, "rate": "burst" if args.burst else args.rate,
                   "kendall_tau": kendall_tau(scores[policy], true) if policy != "fcfs" else None,
                   "max_inflight": args.max_inflight, "batch_slots": 64,
                   "predictor": predictor_note if policy == "ltr" else None}

@@ -109,6 +109,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_trace(args: argparse.Namespace) -> int:
     """Simulate one saved workload (jsonl, e.g. the served benchmark's) under the given policies."""
     reqs = wl.load_jsonl(Path(args.workload))
+    if args.stagger_s:
+        # Requests reach the scheduler one after another (client send loop, preprocessing,
+        # predictor): spread same-time arrivals by `stagger_s` each, in workload order.
+        from dataclasses import replace as _replace
+
+        reqs = [_replace(r, arrival_s=r.arrival_s + i * args.stagger_s) for i, r in enumerate(reqs)]
     scores_by_policy = json.loads(Path(args.scores).read_text()) if args.scores else {}
     cfg = _config(args)
     rows = []
@@ -173,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--policies", nargs="*", default=["fcfs", "ltr", "oracle"])
     tr.add_argument("--scores", default=None, help="json {policy: [score per request]}")
     tr.add_argument("--tau", type=float, default=0.55, help="noisy-oracle tau for ltr when prompts are missing")
+    tr.add_argument("--stagger-s", type=float, default=0.0,
+                    help="add i x this to request i's arrival (models requests reaching the scheduler one by one)")
     args = parser.parse_args(argv)
     return cmd_sweep(args) if args.cmd == "sweep" else cmd_trace(args)
 
