@@ -24,7 +24,7 @@ from simulator import report
 from simulator.metrics import summarize
 from simulator.scores import find_predictor, kendall_tau, predictor_pool_scores, request_scores
 from simulator.sim import SimConfig, simulate
-from simulator.sweep import public_rows
+from simulator.sweep import STARVATION, public_rows
 
 RESULTS = wl.REPO_ROOT / "results"
 WORK = wl.REPO_ROOT / "build" / "bench_serve"
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         sha = hashlib.sha256((vdir / "model.onnx").read_bytes()).hexdigest()[:12]
         predictor_note = f"{vdir.relative_to(wl.REPO_ROOT) if vdir.is_relative_to(wl.REPO_ROOT) else vdir} (model.onnx sha256 {sha})"
     cfg = SimConfig(max_inflight=args.max_inflight, batch_slots=64,
-                    starvation_threshold=200, starvation_quantum=10)
+                    starvation_threshold=STARVATION[0], starvation_quantum=STARVATION[1])
     label = (f"{args.workload} burst of {args.burst}" if args.burst
              else f"{args.workload} poisson {args.rate:g}/s x {args.duration:g}s")
     rows: list[dict] = []
@@ -133,7 +133,7 @@ def write_markdown(rows: list[dict], path: Path, label: str, args: argparse.Name
         "",
         f"Workload: {label}, {rows[0]['n_requests'] if rows else 0} requests; ltr_scheduler max_inflight "
         f"{args.max_inflight}; tensorrt_llm stand-in with 64 batch slots, timing mode (Llama-3-8B on an "
-        "A100-80GB cost model); starvation threshold 200, quantum 10 (served defaults). "
+        f"A100-80GB cost model); starvation threshold {STARVATION[0]}, quantum {STARVATION[1]} (served defaults). "
         "Reproduce: `make bench-serve` (`python -m loadtest.bench_serve`).",
         "",
         report.markdown_table(rows, cols),

@@ -38,6 +38,13 @@ def set_parameters(config: model_config_pb2.ModelConfig, params: Mapping[str, ob
         config.parameters[key].string_value = str(value)
 
 
+def source_parameters(model: str, source: Path = SOURCE_REPOSITORY) -> dict[str, str]:
+    """A model's `parameters` as served by default: benchmarks and the simulator take their
+    settings from here, so that they and the server cannot drift apart."""
+    config = read_config(Path(source) / model / "config.pbtxt")
+    return {key: value.string_value for key, value in config.parameters.items()}
+
+
 def model_dirs(repository: Path) -> list[Path]:
     return sorted(p for p in Path(repository).iterdir() if (p / "config.pbtxt").is_file())
 

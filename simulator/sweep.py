@@ -26,11 +26,13 @@ from simulator.scores import (
     predictor_pool_scores,
     request_scores,
 )
+from serving.repository import source_parameters
 from simulator.sim import SimConfig, simulate
 
 PAPER_RATES = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 BURST = 2000
-STARVATION = (200, 10)  # the served defaults (the authors' scripts: threshold 200, quantum 10)
+_SCHEDULER = source_parameters("ltr_scheduler")
+STARVATION = (int(_SCHEDULER["starvation_threshold"]), int(_SCHEDULER["starvation_quantum"]))  # served defaults
 # Own pace and one scaled replay per trace: Azure is light for one 8B replica, so speed it up;
 # Mooncake's long prompts overload it, so slow it down.
 TRACE_SPEEDUPS = {"azure_conv": (1.0, 4.0), "azure_code": (1.0, 4.0),
@@ -60,7 +62,7 @@ class SweepSpec:
     trace_duration_s: float = 600.0
     trace_tau: float = 0.55
     predictors: dict[str, str] = field(default_factory=dict)
-    sp_thresholds: Sequence[int] = (2000,)  # extra LTR runs with these starvation thresholds
+    sp_thresholds: Sequence[int] = (200,)  # extra LTR runs with these starvation thresholds (the paper's 200)
     sp_paper: bool = True  # extra LTR run with the paper's preemptive promotion
     text_taus: Sequence[float] = (0.37,)  # LTR by a noisy oracle at these taus on text workloads
     config: SimConfig = field(default_factory=SimConfig)
