@@ -82,9 +82,10 @@ def test_streaming_and_non_streaming(server: TritonServer) -> None:
     assert len(out["s"]) == 12 and all(shape == (1, 1, 1) and sl == [1] for _, shape, _, sl in out["s"])
     assert len(out["n"]) == 1 and out["n"][0][1] == (1, 1, 5) and out["n"][0][3] == [5]
     assert 128009 not in [tok for _, _, ids, _ in out["s"] for tok in ids]
-    # Paced by the cost model: about 12 ms per token for a small batch on the modelled A100.
+    # Paced by the cost model (about 12 ms per token for a small batch on the modelled A100), not
+    # emitted at once. Wide bounds: client-side arrival times jitter on a loaded 2-core machine.
     elapsed = out["s"][-1][0] - out["s"][0][0]
-    assert 11 * 0.010 < elapsed < 11 * 0.030
+    assert 11 * 0.006 < elapsed < 11 * 0.060
 
 
 def test_bad_request_fails_alone(server: TritonServer) -> None:
