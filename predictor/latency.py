@@ -22,9 +22,14 @@ from predictor.runtime import LengthRanker
 
 
 def long_prompt(ranker: LengthRanker, base: str, n_tokens: int) -> str:
-    """A text of at least n_tokens predictor tokens (before truncation)."""
+    """A text of at least n_tokens predictor tokens (counted without truncation)."""
+    from tokenizers import Tokenizer
+
+    raw = Tokenizer.from_file(str(ranker.version_dir / "tokenizer.json"))
+    raw.no_truncation()
+    raw.no_padding()
     text = base
-    while len(ranker.tokenizer._tok.encode(text).ids) < n_tokens + 2:  # untruncated count
+    while len(raw.encode(text).ids) < n_tokens:
         text += " " + base
     return text
 
