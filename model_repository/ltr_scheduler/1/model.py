@@ -21,13 +21,14 @@ PASS_THROUGH = ("end_id", "pad_id", "stop_words_list", "bad_words_list", "temper
 
 
 class BLSClient:
-    """Streams tokens from the LLM model with BLS. The response iterator blocks, so each `next`
-    runs on a worker thread and the event loop keeps serving the other requests."""
+    """Streams tokens from the LLM model with BLS. The response iterator blocks, so a worker
+    thread reads it into an asyncio queue and the event loop keeps serving the other requests.
+    Tokens that arrived while the relay was busy go out as one chunk: when the host CPU falls
+    behind, fewer, larger responses instead of a growing backlog of one-token ones."""
 
     def __init__(self, model_name: str, workers: int) -> None:
         self.model_name = model_name
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bls")
-
     def _request(self, job: Job, extra: list) -> "pb_utils.InferenceRequest":
         inputs = [
             pb_utils.Tensor("input_ids", job.input_ids[None, :]),
@@ -45,12 +46,37 @@ class BLSClient:
         streaming = pb_utils.Tensor("streaming", np.array([[True]]))
         responses = await self._request(job, [streaming]).async_exec(decoupled=True)
         loop = asyncio.get_running_loop()
-        while (response := await loop.run_in_executor(self.executor, next, responses, None)) is not None:
-            if response.has_error():
-                raise RuntimeError(response.error().message())
-            ids = pb_utils.get_output_tensor_by_name(response, "output_ids")
-            if ids is not None:
-                yield ids.as_numpy().reshape(-1).tolist()
+        arrived: asyncio.Queue = asyncio.Queue()
+
+        def read_all() -> None:
+            end: object = None
+            try:
+                for response in responses:
+                    loop.call_soon_threadsafe(arrived.put_nowait, response)
+            except Exception as exc:  # surfaces in the relay as this request's failure
+                end = exc
+            loop.call_soon_threadsafe(arrived.put_nowait, end)
+
+        self.executor.submit(read_all)
+        while True:
+            batch = [await arrived.get()]
+            while not arrived.empty():
+                batch.append(arrived.get_nowait())
+            tokens: list[int] = []
+            for response in batch:
+                if response is None or isinstance(response, Exception):
+                    if tokens:
+                        yield tokens
+                    if response is not None:
+                        raise response
+                    return
+                if response.has_error():
+                    raise RuntimeError(response.error().message())
+                ids = pb_utils.get_output_tensor_by_name(response, "output_ids")
+                if ids is not None:
+                    tokens.extend(ids.as_numpy().reshape(-1).tolist())
+            if tokens:
+                yield tokens
 
     async def stop(self, job: Job) -> None:
         """TensorRT-LLM's way to stop a running request: a request with the same id and `stop`."""
