@@ -220,8 +220,10 @@ def train_model(
 
 
 @torch.no_grad()
-def predict(model: LengthPredictor, tok: PredictorTokenizer, prompts: Sequence[str], cfg: TrainConfig, batch: int = 32) -> np.ndarray:
-    """Rank scores in PyTorch (larger = longer). Classification: expected class index."""
+def predict(model: LengthPredictor, tok: PredictorTokenizer, prompts: Sequence[str], cfg: TrainConfig,
+            batch: int = 32, class_score: str = "expected") -> np.ndarray:
+    """Rank scores in PyTorch (larger = longer). Classification: expected class index, or the
+    most likely class (`class_score="argmax"`, what an S3-style bucket predictor serves)."""
     torch.set_num_threads(cfg.threads)
     model.eval()
     ids = tok.encode_ids(list(prompts))
@@ -233,7 +235,10 @@ def predict(model: LengthPredictor, tok: PredictorTokenizer, prompts: Sequence[s
         out = model(torch.from_numpy(a), torch.from_numpy(m))
         if cfg.objective == "classification":
             p = torch.softmax(out, dim=-1)
-            s = (p * torch.arange(out.shape[1], dtype=p.dtype)).sum(-1)
+            if class_score == "argmax":
+                s = p.argmax(-1).to(p.dtype)
+            else:
+                s = (p * torch.arange(out.shape[1], dtype=p.dtype)).sum(-1)
         else:
             s = out[:, 0]
         scores[idx] = s.double().numpy()
