@@ -31,6 +31,9 @@ class TritonPythonModel:
                 responses.append(pb_utils.InferenceResponse(output_tensors=self._prepare(request)))
             except BadRequest as exc:
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc))))
+            except Exception as exc:  # a bug meets one request: fail it alone, keep the batch
+                pb_utils.Logger.log_error(f"preprocessing failed: {exc!r}")
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"preprocessing failed: {exc}")))
         return responses
 
     def _prepare(self, request) -> list:
