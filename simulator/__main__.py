@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--trace-tau", type=float, default=0.55, help="Kendall's tau of the noisy oracle on traces")
     sw.add_argument("--predictor", action="append", default=[], metavar="NAME=DIR",
                     help="extra exported predictor (e.g. pointwise=build/predictor/pointwise)")
-    sw.add_argument("--sp-thresholds", nargs="*", type=int, default=[200],
+    sw.add_argument("--sp-thresholds", nargs="*", type=int, default=list(SweepSpec.sp_thresholds),
                     help="extra LTR runs with these starvation thresholds (admissions)")
     sw.add_argument("--text-taus", nargs="*", type=float, default=[0.37],
                     help="extra LTR runs on text workloads ranked by a noisy oracle at these Kendall's taus "

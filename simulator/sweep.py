@@ -33,6 +33,7 @@ PAPER_RATES = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 BURST = 2000
 _SCHEDULER = source_parameters("ltr_scheduler")
 STARVATION = (int(_SCHEDULER["starvation_threshold"]), int(_SCHEDULER["starvation_quantum"]))  # served defaults
+PAPER_STARVATION_THRESHOLD = 200  # the authors' scripts: counter per engine step, promoted for a quantum
 # Own pace and one scaled replay per trace: Azure is light for one 8B replica, so speed it up;
 # Mooncake's long prompts overload it, so slow it down.
 TRACE_SPEEDUPS = {"azure_conv": (1.0, 4.0), "azure_code": (1.0, 4.0),
@@ -62,7 +63,7 @@ class SweepSpec:
     trace_duration_s: float = 600.0
     trace_tau: float = 0.55
     predictors: dict[str, str] = field(default_factory=dict)
-    sp_thresholds: Sequence[int] = (200,)  # extra LTR runs with these starvation thresholds (the paper's 200)
+    sp_thresholds: Sequence[int] = (PAPER_STARVATION_THRESHOLD,)  # extra LTR runs with these thresholds
     sp_paper: bool = True  # extra LTR run with the paper's preemptive promotion
     text_taus: Sequence[float] = (0.37,)  # LTR by a noisy oracle at these taus on text workloads
     config: SimConfig = field(default_factory=SimConfig)
@@ -93,7 +94,7 @@ def text_policies(spec: SweepSpec, trace_tau: float) -> list[PolicyRun]:
     ]
     runs += [PolicyRun(f"ltr_sp{t}", "ltr", ltr_scores, threshold=t) for t in spec.sp_thresholds]
     if spec.sp_paper:
-        runs.append(PolicyRun("ltr_sp_paper", "ltr", ltr_scores, demote=True))
+        runs.append(PolicyRun("ltr_sp_paper", "ltr", ltr_scores, threshold=PAPER_STARVATION_THRESHOLD, demote=True))
     for name, path in spec.predictors.items():
         pdir = find_predictor(path)
         if pdir is not None:
