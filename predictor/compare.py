@@ -45,8 +45,8 @@ METHODS: dict[str, dict] = {
     "S3-style classification, 10 classes, argmax class as score (8B labels)":
         {"objective": "classification", "labels": "target", "_class_score": "argmax"},
     "ListMLE, paper recipe (8B labels, random lists, lr 2e-5)": {"labels": "target", "lr": 2e-5, "sortish": 99.0},
-    "SSJF-style regression, family-median labels": {"objective": "regression", "labels": "median"},
     "ListMLE, family-median labels, 4 trainable layers (freeze 2, lr 5e-5)": {"freeze_layers": 2, "lr": 5e-5},
+    "SSJF-style regression, family-median labels": {"objective": "regression", "labels": "median"},
 }
 
 
