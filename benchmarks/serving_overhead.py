@@ -70,6 +70,29 @@ def latencies(url: str, model: str, inputs: list, clients: int, per_client: int)
         return np.array([t for chunk in pool.map(client_loop, range(clients)) for t in chunk])
 
 
+def model_time_breakdown(url: str) -> dict[str, dict[str, float]]:
+    """Mean queue and compute time per execution of each ensemble step (Triton's statistics),
+    to show where the ensemble's added time goes. Decoupled models report only their execute
+    call, not the streaming that follows, so the scheduler and the LLM are left out."""
+    client = grpcclient.InferenceServerClient(url)
+    stats = client.get_inference_statistics(as_json=True)["model_stats"]
+    client.close()
+    out = {}
+    for model in stats:
+        if model["name"] not in ("preprocessing", "length_predictor", "postprocessing"):
+            continue
+        inf = model["inference_stats"]
+        executions = int(model.get("execution_count", 0)) or 1
+        count = int(inf["success"].get("count", 0)) or 1
+        out[model["name"]] = {
+            "requests": count,
+            "executions": executions,
+            "queue_ms_per_request": round(int(inf["queue"].get("ns", 0)) / count / 1e6, 2),
+            "compute_ms_per_execution": round(int(inf["compute_infer"].get("ns", 0)) / executions / 1e6, 2),
+        }
+    return out
+
+
 def resident_mb(pid: int) -> float:
     proc = psutil.Process(pid)
     return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
@@ -111,6 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
                     })
                     print(rows[-1])
             loaded_mb = resident_mb(server.process.pid)
+            per_model = model_time_breakdown(server.grpc_url)
         finally:
             server.stop()
 
@@ -120,6 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
         "resident_mb_idle": round(idle_mb, 1),
         "resident_mb_after_load": round(loaded_mb, 1),
         "latency": rows,
+        "ensemble_steps": per_model,
         "scheduler_cost": scheduler_cost.main([]),
     }
     out = Path(args.out)
@@ -148,6 +173,17 @@ def to_markdown(result: dict) -> str:
         lines.append(
             f"| {clients} | ensemble − direct | {e['p50_ms'] - d['p50_ms']:+.1f} / {e['p99_ms'] - d['p99_ms']:+.1f} | "
             f"{e['ttft_p50_ms'] - d['ttft_p50_ms']:+.1f} / {e['ttft_p99_ms'] - d['ttft_p99_ms']:+.1f} |"
+        )
+    lines += [
+        "",
+        "Where the time goes, whole run (Triton statistics; per request queue time, per execution compute time):",
+        "",
+        "| step | requests | executions | queue ms / request | compute ms / execution |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, st in result["ensemble_steps"].items():
+        lines.append(
+            f"| {name} | {st['requests']} | {st['executions']} | {st['queue_ms_per_request']} | {st['compute_ms_per_execution']} |"
         )
     lines += [
         "",
