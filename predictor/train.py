@@ -49,9 +49,9 @@ class TrainConfig:
     max_length: int = 128
     list_size: int = 32
     epochs: int = 5
-    lr: float = 1e-4
+    lr: float = 5e-5
     head_lr: float = 1e-3
-    freeze_layers: int = 4
+    freeze_layers: int = 2
     bucket_tokens: int = 10
     n_classes: int = 10
     sortish: float = 0.25
