@@ -12,12 +12,13 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from predictor.runtime import OnnxPredictor, concat_padded
+from serving.triton_params import model_parameters
 
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        params = model_parameters(config)
         version_dir = Path(args["model_repository"]) / args["model_version"]
         self.predictor = OnnxPredictor.from_dir(version_dir, intra_op_threads=int(params.get("intra_op_threads", "1") or 1))
         meta = json.loads((version_dir / "predictor.json").read_text())

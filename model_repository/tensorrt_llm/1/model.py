@@ -27,6 +27,7 @@ except ImportError:  # running from a checkout: the repository root is three lev
 from engine.batching import EngineRequest
 from engine.realtime import RealtimeEngine
 from engine.settings import EngineSettings, parse_request
+from serving.triton_params import model_parameters
 
 INPUT_NAMES = (
     "input_ids", "input_lengths", "request_output_len", "end_id", "pad_id", "stop_words_list",
@@ -60,7 +61,7 @@ def _response(ids: list[int]) -> Any:
 class TritonPythonModel:
     def initialize(self, args: dict[str, Any]) -> None:
         config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        params = model_parameters(config)
         self.settings = EngineSettings.from_parameters(params)
         self._ids = itertools.count()
         self._by_request_id: dict[str, _Context] = {}  # Triton request id -> live request
