@@ -7,13 +7,14 @@ environment wins over the `mode` parameter, so a launcher can switch modes at de
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal, Mapping
 
 import numpy as np
 
 from engine.batching import BatchingEngine, EngineRequest, KvPolicy
 from engine.cost_model import CostModel
+from engine.hf_llama import HfLlamaConfig
 from engine.tokens import TokenSource, WordTokenSource
 
 Mode = Literal["timing", "hf"]
@@ -33,13 +34,7 @@ class EngineSettings:
     exclude_input_in_output: bool = True
     cancellation_check_period_ms: float = 100.0
     cost_model: CostModel = CostModel()
-    hf_hidden_size: int = 256
-    hf_num_layers: int = 2
-    hf_num_heads: int = 4
-    hf_num_kv_heads: int = 2
-    hf_intermediate_size: int = 512
-    hf_seed: int = 0
-    hf_threads: int = 1
+    hf: HfLlamaConfig = HfLlamaConfig()  # `hf_<field>` parameters
 
     @classmethod
     def from_parameters(
@@ -79,31 +74,15 @@ class EngineSettings:
             exclude_input_in_output=p.get("exclude_input_in_output", "true").lower() in ("1", "true", "yes"),
             cancellation_check_period_ms=float(num("cancellation_check_period_ms", 100.0, float)),
             cost_model=CostModel().with_overrides(**overrides),
-            hf_hidden_size=int(num("hf_hidden_size", 256)),
-            hf_num_layers=int(num("hf_num_layers", 2)),
-            hf_num_heads=int(num("hf_num_heads", 4)),
-            hf_num_kv_heads=int(num("hf_num_kv_heads", 2)),
-            hf_intermediate_size=int(num("hf_intermediate_size", 512)),
-            hf_seed=int(num("hf_seed", 0)),
-            hf_threads=int(num("hf_threads", 1)),
+            hf=HfLlamaConfig(**{f.name: int(num(f"hf_{f.name}", f.default)) for f in fields(HfLlamaConfig)}),
         )
 
     def token_source(self) -> TokenSource:
         if self.mode == "timing":
             return WordTokenSource()
-        from engine.hf_llama import HfLlamaConfig, HfLlamaTokenSource
+        from engine.hf_llama import HfLlamaTokenSource
 
-        return HfLlamaTokenSource(
-            HfLlamaConfig(
-                hidden_size=self.hf_hidden_size,
-                num_layers=self.hf_num_layers,
-                num_heads=self.hf_num_heads,
-                num_kv_heads=self.hf_num_kv_heads,
-                intermediate_size=self.hf_intermediate_size,
-                seed=self.hf_seed,
-                threads=self.hf_threads,
-            )
-        )
+        return HfLlamaTokenSource(self.hf)
 
     def build_engine(self) -> BatchingEngine:
         return BatchingEngine(
