@@ -26,14 +26,17 @@ class Limits:
     max_output_len: int
 
 
-def decode_text(raw: bytes | str, name: str = "text_input") -> str:
+def decode_utf8(raw: bytes | str, name: str) -> str:
     if isinstance(raw, str):
-        text = raw
-    else:
-        try:
-            text = bytes(raw).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise BadRequest(f"{name} is not valid UTF-8 (byte {exc.start})") from None
+        return raw
+    try:
+        return bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"{name} is not valid UTF-8 (byte {exc.start})") from None
+
+
+def decode_text(raw: bytes | str, name: str = "text_input") -> str:
+    text = decode_utf8(raw, name)
     if not text.strip():
         raise BadRequest(f"{name} is empty")
     return text
@@ -64,7 +67,7 @@ def word_list(tokenizer: Tokenizer, words: Sequence[bytes | str]) -> np.ndarray:
     ids: list[int] = []
     offsets: list[int] = []
     for word in words:
-        text = decode_text(word, "stop/bad word") if not isinstance(word, str) else word
+        text = decode_utf8(word, "stop/bad word")  # "\n" is a common stop word: no blank check
         ids.extend(tokenizer.encode(text))
         offsets.append(len(ids))
     width = max(len(ids), len(offsets))

@@ -73,6 +73,9 @@ def test_word_list_uses_tensorrt_llm_layout(tokenizer):
     assert out[1, :2].tolist() == [len(hello), len(hello) + len(world)]
     assert (out[1, 2:] == -1).all()
     assert word_list(tokenizer, []).shape == (2, 0)
+    assert word_list(tokenizer, [b"\n"])[0, 0] == tokenizer.encode("\n")[0]  # whitespace stop words are valid
+    with pytest.raises(BadRequest, match="not valid UTF-8"):
+        word_list(tokenizer, [b"\xff"])
 
 
 def test_render_overrides_parameters_and_links_versions(tmp_path):
