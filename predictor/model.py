@@ -2,7 +2,7 @@
 
 Mean pooling that ignores padded positions makes the score independent of how far a prompt is
 padded (Triton's preprocessing pads to a multiple of 32). Any Hugging Face encoder or decoder
-directory works (MiniLM by default, OPT-125M as in the paper). For BERT-family backbones the
+directory works (MiniLM by default, OPT-125M as in the paper). For BERT and MPNet backbones the
 lower, frozen layers can run once per prompt and be cached (`embed_lower` / `forward_upper`),
 which is what makes training fit in minutes on two CPU cores.
 """
@@ -52,7 +52,7 @@ class LengthPredictor(nn.Module):
     # ---- split model for cached training (BERT family) ---------------------------------
     @property
     def supports_layer_cache(self) -> bool:
-        return self.backbone.config.model_type in {"bert"}
+        return self.backbone.config.model_type in {"bert", "mpnet"}
 
     def layers(self) -> nn.ModuleList:
         return self.backbone.encoder.layer
@@ -60,17 +60,21 @@ class LengthPredictor(nn.Module):
     def embed_lower(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_lower: int) -> torch.Tensor:
         """Hidden states after the embeddings and the first n_lower layers."""
         h = self.backbone.embeddings(input_ids=input_ids)
-        ext = additive_mask(attention_mask, h.dtype)
-        for layer in self.layers()[:n_lower]:
-            h = _first(layer(h, attention_mask=ext))
-        return h
+        return self._run_layers(h, attention_mask, 0, n_lower)
 
     def forward_upper(self, hidden: torch.Tensor, attention_mask: torch.Tensor, n_lower: int) -> torch.Tensor:
         """The rest of the model from cached hidden states; equals forward() (tested)."""
-        ext = additive_mask(attention_mask, hidden.dtype)
-        for layer in self.layers()[n_lower:]:
-            hidden = _first(layer(hidden, attention_mask=ext))
+        hidden = self._run_layers(hidden, attention_mask, n_lower, len(self.layers()))
         return self.head(masked_mean(hidden, attention_mask))
+
+    def _run_layers(self, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        ext = additive_mask(attention_mask, hidden.dtype)
+        extra = {}
+        if self.backbone.config.model_type == "mpnet":  # relative position bias, shared by all layers
+            extra["position_bias"] = self.backbone.encoder.compute_position_bias(hidden)
+        for layer in self.layers()[start:stop]:
+            hidden = _first(layer(hidden, attention_mask=ext, **extra))
+        return hidden
 
     def freeze_lower(self, n_lower: int) -> None:
         """Freeze embeddings and the first n_lower layers (generic: works for any backbone)."""

