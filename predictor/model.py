@@ -49,7 +49,7 @@ class LengthPredictor(nn.Module):
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
         return self.head(masked_mean(out.last_hidden_state, attention_mask))
 
-    # ---- split model for cached training (BERT family) ---------------------------------
+    # ---- split model for cached training (BERT, MPNet) ----------------------------------
     @property
     def supports_layer_cache(self) -> bool:
         return self.backbone.config.model_type in {"bert", "mpnet"}
