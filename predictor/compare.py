@@ -86,8 +86,8 @@ def subsample_prompts(rows: list[Example], fraction: float, seed: int) -> list[E
     if fraction >= 1.0:
         return rows
     prompts = sorted({e.prompt for e in rows})
-    keep = set(np.random.RandomState(seed).permutation(len(prompts))[: round(fraction * len(prompts))].tolist())
-    chosen = {p for i, p in enumerate(prompts) if i in keep}
+    order = np.random.RandomState(seed).permutation(len(prompts))
+    chosen = {prompts[i] for i in order[: round(fraction * len(prompts))]}
     return [e for e in rows if e.prompt in chosen]
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from predictor.compare import folds_by_prompt, ridge_fit_predict
+from predictor.compare import folds_by_prompt, ridge_fit_predict, subsample_prompts
 from predictor.evaluate import tau
+from predictor.interchange import Example
 
 
 def test_folds_are_balanced_seeded_and_cover_every_prompt():
@@ -27,3 +28,13 @@ def test_tau_is_scipy_kendall_tau_b():
     assert tau(np.array([1, 2, 3, 4]), np.array([10, 20, 30, 40])) == 1.0
     assert tau(np.array([1, 2, 3, 4]), np.array([40, 30, 20, 10])) == -1.0
     assert abs(tau(np.array([1, 2, 3, 4]), np.array([1, 3, 2, 4])) - 2 / 3) < 1e-9
+
+
+def test_subsample_keeps_every_row_of_a_seeded_fraction_of_the_prompts():
+    rows = [Example(f"p{i % 20}", i, f"g{i // 20}", "s") for i in range(100)]  # 20 prompts x 5 generators
+    half = subsample_prompts(rows, 0.5, seed=3)
+    prompts = {e.prompt for e in half}
+    assert len(prompts) == 10 and len(half) == 50  # all five generators' rows of each chosen prompt
+    assert half == subsample_prompts(rows, 0.5, seed=3)
+    assert prompts != {e.prompt for e in subsample_prompts(rows, 0.5, seed=4)}
+    assert subsample_prompts(rows, 1.0, seed=3) is rows
