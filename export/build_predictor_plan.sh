@@ -3,7 +3,7 @@
 #
 # 1. Folds the committed int8 weight-only model.onnx back into a plain fp32 ONNX file
 #    (python -m predictor.quantize dequantize), which is what the ONNX Runtime backend with the
-#    TensorRT accelerator (export/length_predictor.onnxruntime_trt.pbtxt) and trtexec take.
+#    TensorRT accelerator (deploy/gpu/length_predictor/onnxruntime_trt.pbtxt) and trtexec take.
 # 2. Builds a TensorRT plan with trtexec: FP16, dynamic batch and sequence shapes.
 #
 # Usage: export/build_predictor_plan.sh [SRC_VERSION_DIR] [OUT_VERSION_DIR]

@@ -18,24 +18,26 @@ from pathlib import Path
 
 import numpy as np
 
-from loadtest import workloads as wl
+from repo_paths import BUILD_DIR, REPO_ROOT, RESULTS_DIR, SOURCE_REPOSITORY, data_dir
+from workloads import traces as wl
 from loadtest.replay import replay_grpc, to_request_times
-from simulator import report
-from simulator.metrics import summarize
-from simulator.scores import find_predictor, kendall_tau, predictor_pool_scores, request_scores
+from workloads import report
+from workloads.metrics import summarize
+from predictor.evaluate import kendall_tau
+from workloads.scores import find_predictor, predictor_pool_scores, request_scores
 from simulator.sim import SimConfig, simulate
 from simulator.sweep import STARVATION, public_rows
 
-RESULTS = wl.REPO_ROOT / "results"
-WORK = wl.REPO_ROOT / "build" / "bench_serve"
+RESULTS = RESULTS_DIR
+WORK = BUILD_DIR / "bench_serve"
 
 
 def serve_one(
     policy: str, reqs: list[wl.TraceRequest], max_inflight: int, timeout_s: float, source: Path | None = None
 ) -> tuple[dict, float]:
-    from serving.deploy import deployment_overrides
-    from serving.repository import SOURCE_REPOSITORY, render_repository
-    from serving.triton import Ports, TritonServer
+    from deploy.local import deployment_overrides
+    from deploy.repository import render_repository
+    from deploy.triton import Ports, TritonServer
 
     work = WORK / policy
     overrides = deployment_overrides(policy, "timing", [f"ltr_scheduler.max_inflight={max_inflight}"])
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         write_markdown(rows, out.with_suffix(".md"), rows[0]["workload"], args)
         print(out.with_suffix(".md").read_text())
         return 0
-    root = wl.data_dir(args.data_dir)
+    root = data_dir(args.data_dir)
     pool = wl.load_pool(args.workload, root)
     if args.burst:
         reqs = wl.text_workload(pool, None, burst=args.burst, seed=args.seed)
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if vdir is not None:
         scores["ltr"] = request_scores(reqs, predictor_pool_scores(pool, vdir))
         sha = hashlib.sha256((vdir / "model.onnx").read_bytes()).hexdigest()[:12]
-        predictor_note = f"{vdir.relative_to(wl.REPO_ROOT) if vdir.is_relative_to(wl.REPO_ROOT) else vdir} (model.onnx sha256 {sha})"
+        predictor_note = f"{vdir.relative_to(REPO_ROOT) if vdir.is_relative_to(REPO_ROOT) else vdir} (model.onnx sha256 {sha})"
     cfg = SimConfig(max_inflight=args.max_inflight, batch_slots=64,
                     starvation_threshold=STARVATION[0], starvation_quantum=STARVATION[1])
     label = (f"{args.workload} burst of {args.burst}" if args.burst

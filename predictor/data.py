@@ -19,15 +19,16 @@ from typing import Callable
 from tqdm import tqdm
 
 from predictor.interchange import Example, write_jsonl
-from predictor.paths import BUILD_DIR, TARGET_GENERATOR, default_data_dir
+from predictor.paths import BUILD_DIR, TARGET_GENERATOR
+from repo_paths import default_data_dir
 
 ARENA_TARGET = "llama-3-8b-instruct"
 Counter = Callable[[str], int]
 
 
 def llama3_counter(tokenizer_path: str | None = None) -> Counter:
-    """Token counter of the real Llama-3 tokenizer (serving.llama3_tokenizer), no special tokens."""
-    from serving.llama3_tokenizer import load_tokenizer
+    """Token counter of the real Llama-3 tokenizer (runtime.llama3_tokenizer), no special tokens."""
+    from runtime.llama3_tokenizer import load_tokenizer
 
     tok = load_tokenizer(tokenizer_path)
     return lambda text: len(tok.encode(text or ""))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from scipy.stats import kendalltau
@@ -20,8 +21,9 @@ from predictor.paths import MODEL_DIR
 from predictor.runtime import LengthRanker
 
 
-def tau(scores: np.ndarray, lengths: np.ndarray) -> float:
-    """Kendall's tau-b (scipy), the rank agreement between scores and true lengths."""
+def kendall_tau(scores: Sequence[float], lengths: Sequence[float]) -> float:
+    """Kendall's tau-b (scipy), the rank agreement between scores and true lengths: the one
+    definition every figure of this project uses (predictor tables, simulator, served runs)."""
     return float(kendalltau(scores, lengths).statistic)
 
 
@@ -29,7 +31,7 @@ def evaluate_file(data: Path, model: Path, batch_size: int = 16, threads: int = 
     rows = read_jsonl(data)
     ranker = LengthRanker(model, intra_op_threads=threads)
     scores = ranker.score_texts([r.prompt for r in rows], batch_size=batch_size)
-    return tau(scores, np.array([r.output_tokens for r in rows])), len(rows)
+    return kendall_tau(scores, np.array([r.output_tokens for r in rows])), len(rows)
 
 
 def main() -> None:

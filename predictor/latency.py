@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from predictor.paths import MODEL_DIR, RESULTS_DIR
+from predictor.paths import MODEL_DIR
+from repo_paths import RESULTS_DIR
 from predictor.runtime import LengthRanker
 
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from engine.cost_model import CostModel
-from loadtest import workloads as wl
-from simulator import report
-from simulator.scores import kendall_tau
+from repo_paths import RESULTS_DIR, data_dir
+from workloads import traces as wl
+from workloads import report
+from predictor.evaluate import kendall_tau
 from simulator.sim import SimConfig, simulate
 from simulator.sweep import (
     PAPER_RATES,
@@ -25,9 +26,9 @@ from simulator.sweep import (
     run_sweep,
     write_json,
 )
-from simulator.metrics import summarize
+from workloads.metrics import summarize
 
-RESULTS = wl.REPO_ROOT / "results"
+RESULTS = RESULTS_DIR
 
 
 def _config(args: argparse.Namespace) -> SimConfig:
@@ -72,7 +73,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         text_taus=args.text_taus,
         config=_config(args),
     )
-    root = wl.data_dir(args.data_dir)
+    root = data_dir(args.data_dir)
     t0 = time.perf_counter()
     rows = run_sweep(spec, root, progress=not args.quiet)
     wall = time.perf_counter() - t0
@@ -138,7 +139,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 def _ltr_scores(reqs: list[wl.TraceRequest], tau: float) -> np.ndarray:
     """The exported predictor's scores when every request has a prompt, else a noisy oracle."""
-    from simulator.scores import find_predictor, noisy_oracle_scores
+    from workloads.scores import find_predictor, noisy_oracle_scores
 
     vdir = find_predictor()
     if vdir is not None and all(r.prompt is not None for r in reqs):

@@ -31,9 +31,9 @@ import numpy as np
 import simulator.policies  # noqa: F401  (registers "mlfq")
 from engine.batching import BatchingEngine, EngineRequest, KvPolicy
 from engine.cost_model import CostModel
-from loadtest.workloads import TraceRequest
+from workloads.traces import TraceRequest
 from scheduler import QueuedRequest, RequestQueue, StarvationConfig, make_policy
-from simulator.metrics import RequestTimes
+from workloads.metrics import RequestTimes
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,16 @@ from typing import Sequence
 
 import numpy as np
 
-from loadtest import workloads as wl
-from simulator.metrics import summarize
-from simulator.scores import (
+from workloads import traces as wl
+from workloads.metrics import summarize
+from predictor.evaluate import kendall_tau
+from workloads.scores import (
     find_predictor,
-    kendall_tau,
     noisy_oracle_scores,
     predictor_pool_scores,
     request_scores,
 )
-from serving.repository import source_parameters
+from deploy.repository import source_parameters
 from simulator.sim import SimConfig, simulate
 
 PAPER_RATES = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)

@@ -1,10 +1,16 @@
-"""Shared test helpers."""
+"""Test suite layout: tests/<package>/test_<module>.py mirror the code; tests/server/ holds the
+tests that start a real tritonserver, marked `server` here so that `make test-unit` can leave them out."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+import pytest
+
+SERVER_TESTS = Path(__file__).resolve().parent / "server"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.path)).is_relative_to(SERVER_TESTS):
+            item.add_marker(pytest.mark.server)

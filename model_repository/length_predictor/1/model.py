@@ -12,7 +12,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from predictor.runtime import OnnxPredictor, concat_padded
-from serving.triton_params import model_parameters
+from runtime.triton_tensors import model_parameters
 
 
 class TritonPythonModel:

@@ -1,5 +1,5 @@
 """Triton model `ltr_scheduler`: parses tensors and config, then hands each request to
-serving.relay.Relay, which queues it (scheduler/), admits it and streams it through BLS calls
+runtime.relay.Relay, which queues it (scheduler/), admits it and streams it through BLS calls
 to the LLM model. This file holds only the Triton seams: the BLS client and the response sink."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from scheduler import AdmissionGate, RequestQueue, StarvationConfig, make_policy
-from serving.relay import Job, Relay
-from serving.triton_params import model_parameters
+from runtime.relay import Job, Relay
+from runtime.triton_tensors import model_parameters
 
 PASS_THROUGH = ("end_id", "pad_id", "stop_words_list", "bad_words_list", "temperature", "runtime_top_k", "runtime_top_p", "seed")
 

@@ -1,4 +1,4 @@
-"""Triton model `postprocessing`: token ids (+ context) → text via serving.detokenize."""
+"""Triton model `postprocessing`: token ids (+ context) → text via runtime.detokenize."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from serving.detokenize import chunk_text
-from serving.llama3_tokenizer import load_tokenizer
-from serving.triton_params import model_parameters
+from runtime.detokenize import chunk_text
+from runtime.llama3_tokenizer import load_tokenizer
+from runtime.triton_tensors import model_parameters
 
 
 class TritonPythonModel:

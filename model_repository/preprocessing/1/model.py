@@ -1,4 +1,4 @@
-"""Triton model `preprocessing`: parse tensors, call serving.preprocess, answer each request."""
+"""Triton model `preprocessing`: parse tensors, call runtime.preprocess, answer each request."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from predictor.runtime import PredictorTokenizer, latest_version_dir, pad_batch
-from serving.llama3_tokenizer import load_tokenizer
-from serving.preprocess import BadRequest, Limits, check_max_tokens, decode_text, encode_prompt, word_list
-from serving.triton_params import model_parameters, optional_input
+from runtime.llama3_tokenizer import load_tokenizer
+from runtime.preprocess import BadRequest, Limits, check_max_tokens, decode_text, encode_prompt, word_list
+from runtime.triton_tensors import model_parameters, optional_input
 
 
 class TritonPythonModel:

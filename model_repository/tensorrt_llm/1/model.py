@@ -27,7 +27,7 @@ except ImportError:  # running from a checkout: the repository root is three lev
 from engine.batching import EngineRequest
 from engine.realtime import RealtimeEngine
 from engine.settings import EngineSettings, parse_request
-from serving.triton_params import model_parameters
+from runtime.triton_tensors import model_parameters
 
 INPUT_NAMES = (
     "input_ids", "input_lengths", "request_output_len", "end_id", "pad_id", "stop_words_list",

@@ -1,0 +1,106 @@
+"""`make deploy` / `make stop`: one background tritonserver serving the ensemble on 127.0.0.1.
+
+    python -m deploy.local start --policy ltr --llm-mode timing --http-port 8000 ...
+    python -m deploy.local stop
+
+State (rendered model repository, backend folder, PID file, server log) lives in `.deploy/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from deploy.repository import render_repository
+from deploy.triton import Ports, TritonServer, stop_pid
+from repo_paths import REPO_ROOT
+
+DEFAULT_STATE_DIR = REPO_ROOT / ".deploy"
+
+
+def parse_sets(pairs: list[str]) -> dict[str, dict[str, str]]:
+    """`model.param=value` strings → overrides."""
+    overrides: dict[str, dict[str, str]] = {}
+    for pair in pairs:
+        target, sep, value = pair.partition("=")
+        model, dot, param = target.partition(".")
+        if not (sep and dot and model and param):
+            raise SystemExit(f"--set expects model.parameter=value, got {pair!r}")
+        overrides.setdefault(model, {})[param] = value
+    return overrides
+
+
+def deployment_overrides(policy: str, llm_mode: str, sets: list[str]) -> dict[str, dict[str, str]]:
+    overrides = {"ltr_scheduler": {"policy": policy}, "tensorrt_llm": {"mode": llm_mode}}
+    for model, params in parse_sets(sets).items():
+        overrides.setdefault(model, {}).update(params)
+    return overrides
+
+
+def _running_pid(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def start(args: argparse.Namespace) -> int:
+    state = Path(args.state_dir)
+    pid_file = state / "tritonserver.pid"
+    if (pid := _running_pid(pid_file)) is not None:
+        print(f"tritonserver already running (pid {pid}); run `make stop` first", file=sys.stderr)
+        return 1
+    repo = render_repository(state / "model_repository", deployment_overrides(args.policy, args.llm_mode, args.set))
+    server = TritonServer(repo, state, Ports(args.http_port, args.grpc_port, args.metrics_port))
+    t0 = time.monotonic()
+    server.start(timeout_s=args.timeout, detach=True)
+    pid_file.write_text(str(server.process.pid))
+    print(
+        f"tritonserver ready in {time.monotonic() - t0:.1f}s (pid {server.process.pid}, policy {args.policy}, "
+        f"LLM stand-in mode {args.llm_mode})\n"
+        f"  HTTP    http://{server.http_url}   e.g. POST /v2/models/ensemble/generate_stream\n"
+        f"  gRPC    {server.grpc_url}\n"
+        f"  metrics {server.metrics_url}\n"
+        f"  log     {server.log_path}"
+    )
+    return 0
+
+
+def stop(args: argparse.Namespace) -> int:
+    pid_file = Path(args.state_dir) / "tritonserver.pid"
+    pid = _running_pid(pid_file)
+    if pid is None:
+        print("no tritonserver running from this checkout")
+        pid_file.unlink(missing_ok=True)
+        return 0
+    stop_pid(pid)
+    pid_file.unlink(missing_ok=True)
+    print(f"stopped tritonserver (pid {pid})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR))
+    sub = parser.add_subparsers(dest="command", required=True)
+    start_p = sub.add_parser("start", help="render the repository and start tritonserver in the background")
+    start_p.add_argument("--policy", default="ltr", help="fcfs | ltr | oracle")
+    start_p.add_argument("--llm-mode", default="timing", help="timing | hf (CPU stand-in LLM)")
+    start_p.add_argument("--http-port", type=int, default=8000)
+    start_p.add_argument("--grpc-port", type=int, default=8001)
+    start_p.add_argument("--metrics-port", type=int, default=8002)
+    start_p.add_argument("--set", action="append", default=[], metavar="MODEL.PARAM=VALUE",
+                         help="override a config.pbtxt parameter (repeatable)")
+    start_p.add_argument("--timeout", type=float, default=180.0)
+    sub.add_parser("stop", help="stop the server started by `start`, by its PID")
+    args = parser.parse_args(argv)
+    return start(args) if args.command == "start" else stop(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

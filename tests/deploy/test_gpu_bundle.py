@@ -1,0 +1,224 @@
+"""Rendering the GPU bundle: deterministic, complete (every model has its version folder and the
+files its platform needs, or a placeholder naming the command), shared models unchanged but for
+parameters, limits from the engine's config.json, and the serve/docker commands consistent with the
+configs. No server, no Docker."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from deploy.config_checks import load_repository
+from deploy.gpu.bundle import (
+    CONTAINER_BUNDLE, CONTAINER_CHECKPOINT, CONTAINER_ENGINE, DOCKERFILE, MISSING_PREFIX, SHARED_MODELS,
+    TRITON_TRTLLM_IMAGE, EngineLimits, GpuSettings, bundle_problems, choose_max_inflight, docker_commands,
+    main, missing_artifacts, render_gpu_bundle,
+)
+from deploy.repository import read_config
+from repo_paths import SOURCE_REPOSITORY
+
+# What each platform needs in its version folder besides config.pbtxt.
+PLATFORM_FILES = {"python": ["model.py"], "onnxruntime_onnx": ["model.onnx"], "tensorrt_plan": ["model.plan"],
+                  "ensemble": [], "tensorrtllm": []}
+
+
+def local_settings(tmp_path: Path, **changes) -> GpuSettings:
+    """Settings that see nothing of this checkout's build/ (no engine, no built predictor files)."""
+    defaults = {"engine_dir": tmp_path / "engine", "checkpoint_dir": tmp_path / "hf",
+                "predictor_artifacts": tmp_path / "no_artifacts"}
+    return GpuSettings(**{**defaults, **changes})
+
+
+def tree_digest(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*")) if p.is_file() and p.name not in skip
+    }
+
+
+def write_engine(engine_dir: Path, max_batch_size: int = 32, max_input_len: int = 2048, max_seq_len: int = 4096,
+                 tp: int = 2) -> Path:
+    """A config.json shaped as trtllm-build writes it (the fields read here)."""
+    engine_dir.mkdir(parents=True, exist_ok=True)
+    (engine_dir / "config.json").write_text(json.dumps({
+        "version": "1.0.0",
+        "pretrained_config": {"architecture": "LlamaForCausalLM",
+                              "mapping": {"world_size": tp, "tp_size": tp, "pp_size": 1}},
+        "build_config": {"max_batch_size": max_batch_size, "max_input_len": max_input_len,
+                         "max_seq_len": max_seq_len, "max_num_tokens": 8192},
+    }))
+    return engine_dir
+
+
+def params(repo: Path, model: str) -> dict[str, str]:
+    return {k: v.string_value for k, v in read_config(repo / model / "config.pbtxt").parameters.items()}
+
+
+@pytest.mark.parametrize("variant", ["onnx", "plan"])
+def test_render_is_deterministic(tmp_path, variant):
+    settings = local_settings(tmp_path, predictor_variant=variant)
+    first = tree_digest(render_gpu_bundle(tmp_path / "a", settings))
+    assert first == tree_digest(render_gpu_bundle(tmp_path / "a", settings))
+    # Elsewhere only docker_run.sh differs (it names the bundle's own path).
+    assert {k: v for k, v in first.items() if k != "docker_run.sh"} == tree_digest(
+        render_gpu_bundle(tmp_path / "b", settings), skip=("docker_run.sh",))
+
+
+@pytest.mark.parametrize("variant", ["onnx", "plan"])
+def test_rendered_repository_is_complete(tmp_path, variant):
+    bundle = render_gpu_bundle(tmp_path / "b", local_settings(tmp_path, predictor_variant=variant))
+    repo = bundle / "model_repository"
+    configs, problems = load_repository(repo)
+    assert problems == [] and len(configs) == 6
+    for name, config in configs.items():
+        version = repo / name / "1"
+        assert version.is_dir(), f"{name} has no version folder"
+        assert not any(p.is_symlink() for p in (repo / name).rglob("*")), "the bundle is mounted elsewhere: no links"
+        for needed in PLATFORM_FILES[config.backend or config.platform]:
+            placeholder = version / f"{MISSING_PREFIX}{needed}.txt"
+            assert (version / needed).is_file() or "export/" in placeholder.read_text(), f"{name}: {needed}"
+    # preprocessing reads the predictor tokenizer from the sibling length_predictor version folder
+    for needed in ("tokenizer.json", "predictor.json"):
+        assert (repo / "length_predictor" / "1" / needed).is_file() or (
+            repo / "length_predictor" / "1" / f"{MISSING_PREFIX}{needed}.txt").is_file()
+    # no engine here: a placeholder names the build command
+    assert "export/build_llm_engine.sh" in (repo / "tensorrt_llm" / f"{MISSING_PREFIX}engine.txt").read_text()
+    for package in ("scheduler", "runtime", "predictor"):
+        assert (bundle / "python" / package / "__init__.py").is_file()
+    assert not list(bundle.rglob("__pycache__"))
+    assert bundle_problems(bundle) == []
+
+
+def test_shared_models_are_the_cpu_files_with_gpu_parameters(tmp_path):
+    settings = local_settings(tmp_path, policy="fcfs")
+    repo = render_gpu_bundle(tmp_path / "b", settings) / "model_repository"
+    for name in SHARED_MODELS:
+        gpu, cpu = read_config(repo / name / "config.pbtxt"), read_config(SOURCE_REPOSITORY / name / "config.pbtxt")
+        assert set(gpu.parameters) == set(cpu.parameters)
+        gpu.ClearField("parameters")
+        cpu.ClearField("parameters")
+        assert gpu == cpu, name
+        for src in (SOURCE_REPOSITORY / name).rglob("*.py"):
+            assert (repo / name / src.relative_to(SOURCE_REPOSITORY / name)).read_bytes() == src.read_bytes()
+    assert params(repo, "preprocessing")["tokenizer_path"] == CONTAINER_CHECKPOINT
+    assert params(repo, "postprocessing")["tokenizer_path"] == CONTAINER_CHECKPOINT
+    assert params(repo, "ltr_scheduler")["policy"] == "fcfs"
+    assert params(repo, "tensorrt_llm")["gpt_model_path"] == CONTAINER_ENGINE
+
+
+def test_limits_follow_the_engine(tmp_path):
+    engine = write_engine(tmp_path / "engine", max_batch_size=32, max_input_len=2048, max_seq_len=4096, tp=2)
+    limits = EngineLimits.from_engine_dir(engine)
+    assert limits == EngineLimits(32, 2048, 4096, 2)
+    settings = local_settings(tmp_path, engine_dir=engine, limits=limits, batch_scheduler_policy="max_utilization",
+                              kv_cache_free_gpu_mem_fraction=0.85)
+    bundle = render_gpu_bundle(tmp_path / "b", settings)
+    repo = bundle / "model_repository"
+    assert params(repo, "ltr_scheduler")["max_inflight"] == "32"
+    assert read_config(repo / "tensorrt_llm" / "config.pbtxt").max_batch_size == 32
+    assert params(repo, "tensorrt_llm")["batch_scheduler_policy"] == "max_utilization"
+    assert params(repo, "tensorrt_llm")["kv_cache_free_gpu_mem_fraction"] == "0.85"
+    assert params(repo, "preprocessing")["max_input_len"] == "2048"
+    assert params(repo, "preprocessing")["max_output_len"] == "2048"  # 4096 - 2048: any prompt + max_tokens fits
+    assert not (repo / "tensorrt_llm" / f"{MISSING_PREFIX}engine.txt").exists()
+    assert "WORLD_SIZE=2" in (bundle / "serve.sh").read_text()
+
+
+def test_built_predictor_artifacts_are_copied_in(tmp_path):
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    (artifacts / "model.onnx").write_bytes(b"onnx")
+    (artifacts / "model.plan").write_bytes(b"plan")
+    for variant, name in (("onnx", "model.onnx"), ("plan", "model.plan")):
+        settings = local_settings(tmp_path, predictor_variant=variant, predictor_artifacts=artifacts)
+        version = render_gpu_bundle(tmp_path / variant, settings) / "model_repository" / "length_predictor" / "1"
+        assert (version / name).read_bytes() == name.split(".")[1].encode()
+        assert not (version / f"{MISSING_PREFIX}{name}.txt").exists()
+
+
+def test_choose_max_inflight():
+    limits = EngineLimits(max_batch_size=64, max_input_len=4096, max_seq_len=8192)
+    assert choose_max_inflight(limits, "max_utilization") == 64
+    assert choose_max_inflight(limits, "guaranteed_no_evict") == 64  # KV size unknown: batch slots
+    assert choose_max_inflight(limits, "guaranteed_no_evict", kv_cache_tokens=200_000) == 24  # 200000 // 8192
+    assert choose_max_inflight(limits, "guaranteed_no_evict", kv_cache_tokens=200_000, tokens_per_request=2048) == 64
+    assert choose_max_inflight(limits, "max_utilization", kv_cache_tokens=200_000) == 64
+    assert choose_max_inflight(limits, "guaranteed_no_evict", kv_cache_tokens=100) == 1
+    assert GpuSettings(Path("e"), Path("c"), limits=limits, max_inflight=5).inflight == 5
+
+
+def test_docker_commands_match_the_configs(tmp_path):
+    settings = local_settings(tmp_path)
+    bundle = render_gpu_bundle(tmp_path / "b", settings)
+    build, run = docker_commands(settings, bundle)
+    assert build[:2] == ["docker", "build"] and str(DOCKERFILE) in build
+    froms = re.findall(r"^ARG TRTLLM_IMAGE=(\S+)", DOCKERFILE.read_text(), re.M)
+    assert froms == [TRITON_TRTLLM_IMAGE] and not TRITON_TRTLLM_IMAGE.endswith(":latest")
+    mounts = {run[i + 1].split(":")[1]: run[i + 1].split(":")[0] for i, arg in enumerate(run) if arg == "-v"}
+    assert mounts == {CONTAINER_BUNDLE: str(bundle.resolve()), CONTAINER_ENGINE: str((tmp_path / "engine").resolve()),
+                      CONTAINER_CHECKPOINT: str((tmp_path / "hf").resolve())}
+    assert run[-2:] == ["bash", f"{CONTAINER_BUNDLE}/serve.sh"] and "--gpus" in run
+    assert os.access(bundle / "docker_run.sh", os.X_OK) and (bundle / "serve.sh").stat().st_mode & stat.S_IXUSR
+
+
+def _fake_bin(tmp_path: Path) -> dict[str, str]:
+    """tritonserver / mpirun / python3 stand-ins that print their arguments."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("tritonserver", "mpirun"):
+        (bin_dir / name).write_text(f'#!/usr/bin/env bash\necho {name} "$@"\n')
+        (bin_dir / name).chmod(0o755)
+    (bin_dir / "python3").write_text("#!/usr/bin/env bash\nexit 0\n")
+    (bin_dir / "python3").chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin"}
+
+
+@pytest.mark.parametrize("tp", [1, 4])
+def test_serve_script_launches_one_rank_per_gpu(tmp_path, tp):
+    settings = local_settings(tmp_path, limits=EngineLimits(world_size=tp))
+    bundle = render_gpu_bundle(tmp_path / "b", settings)
+    out = subprocess.run(["bash", str(bundle / "serve.sh")], env=_fake_bin(tmp_path), capture_output=True, text=True,
+                         check=True).stdout
+    assert f"--model-repository={CONTAINER_BUNDLE}/model_repository" in out
+    assert "--disable-auto-complete-config" in out and "--http-port=8000" in out
+    if tp == 1:
+        assert out.startswith("tritonserver ") and "mpirun" not in out
+    else:
+        ranks = out.split(" : ")
+        assert out.startswith("mpirun --allow-run-as-root -n 1 tritonserver") and len(ranks) == tp
+        assert "--load-model" not in ranks[0]  # rank 0 serves every model
+        assert all("--model-control-mode=explicit --load-model=tensorrt_llm" in r for r in ranks[1:])
+        assert all(f"shm-region-prefix-name=prefix{i}_" in r for i, r in enumerate(ranks))
+
+
+def test_cli_renders_prints_and_starts_nothing_here(tmp_path, capsys):
+    assert main(["--out", str(tmp_path / "b"), "--engine-dir", str(tmp_path / "engine"),
+                 "--checkpoint-dir", str(tmp_path / "hf"), "--predictor-artifacts", str(tmp_path / "none"),
+                 "--max-batch-size", "16", "--run", "auto"]) == 0
+    out = capsys.readouterr().out
+    assert "docker run" in out and TRITON_TRTLLM_IMAGE in out and "max_inflight 16" in out
+    assert "Not started" in out
+    assert missing_artifacts(tmp_path / "b")
+
+
+def test_cli_refuses_flags_that_contradict_the_engine(tmp_path):
+    engine = write_engine(tmp_path / "engine", max_batch_size=32)
+    with pytest.raises(SystemExit, match="disagrees"):
+        main(["--out", str(tmp_path / "b"), "--engine-dir", str(engine), "--checkpoint-dir", str(tmp_path / "hf"),
+              "--max-batch-size", "64", "--run", "never"])
+
+
+def test_a_model_added_on_cpu_is_not_silently_dropped_on_gpu(tmp_path):
+    source = tmp_path / "source"
+    shutil.copytree(SOURCE_REPOSITORY, source, ignore=shutil.ignore_patterns("*.onnx", "__pycache__"))
+    shutil.copytree(source / "postprocessing", source / "new_model")
+    with pytest.raises(ValueError, match="new_model"):
+        render_gpu_bundle(tmp_path / "b", local_settings(tmp_path), source=source)

@@ -1,0 +1,85 @@
+"""The GPU `tensorrt_llm` (TensorRT-LLM's backend) exposes the tensors the scheduler sends and reads,
+with the same types and dims as the CPU stand-in the integration tests exercise. No server."""
+
+from __future__ import annotations
+
+import pytest
+
+from deploy.config_checks import LlmCalls, inputs, llm_interface_problems, scheduler_llm_calls
+from deploy.gpu.bundle import TENSORRT_LLM_CONFIG
+from deploy.repository import read_config
+from repo_paths import SOURCE_REPOSITORY
+
+SCHEDULER_MODEL = SOURCE_REPOSITORY / "ltr_scheduler" / "1" / "model.py"
+
+# Parameter keys of TensorRT-LLM's tensorrt_llm/config.pbtxt (triton_backend/all_models/
+# inflight_batcher_llm, NVIDIA/TensorRT-LLM): a key outside this list is a typo the backend ignores.
+TRTLLM_PARAMETER_KEYS = {
+    "max_beam_width", "FORCE_CPU_ONLY_INPUT_TENSORS", "gpt_model_type", "gpt_model_path", "encoder_model_path",
+    "max_tokens_in_paged_kv_cache", "max_attention_window_size", "sink_token_length", "batch_scheduler_policy",
+    "kv_cache_free_gpu_mem_fraction", "cross_kv_cache_fraction", "kv_cache_host_memory_bytes",
+    "kv_cache_onboard_blocks", "enable_trt_overlap", "exclude_input_in_output", "cancellation_check_period_ms",
+    "stats_check_period_ms", "iter_stats_max_iterations", "request_stats_max_iterations", "enable_kv_cache_reuse",
+    "normalize_log_probs", "enable_chunked_context", "gpu_device_ids", "participant_ids", "num_nodes",
+    "lora_cache_optimal_adapter_size", "lora_cache_max_adapter_size", "lora_cache_gpu_memory_fraction",
+    "lora_cache_host_memory_bytes", "lora_prefetch_dir", "decoding_mode", "executor_worker_path",
+    "lookahead_window_size", "lookahead_ngram_size", "lookahead_verification_set_size", "medusa_choices",
+    "eagle_choices", "gpu_weights_percent", "enable_context_fmha_fp32_acc", "multi_block_mode", "cuda_graph_mode",
+    "cuda_graph_cache_size", "speculative_decoding_fast_logits", "tokenizer_dir", "guided_decoding_backend",
+    "xgrammar_tokenizer_info_path",
+}
+
+
+@pytest.fixture(scope="module")
+def calls() -> LlmCalls:
+    return scheduler_llm_calls(SCHEDULER_MODEL)
+
+
+def test_scheduler_calls_are_read_from_its_source(calls):
+    """The names come from ltr_scheduler/1/model.py itself, so a new tensor there is checked too."""
+    assert {"input_ids", "input_lengths", "request_output_len"} == calls.always
+    assert {"streaming", "stop", "end_id", "pad_id", "stop_words_list", "bad_words_list", "temperature",
+            "runtime_top_k", "runtime_top_p", "seed"} <= calls.sometimes
+    assert calls.reads == {"output_ids", "sequence_length"}
+
+
+def test_gpu_tensorrt_llm_serves_the_scheduler_as_the_cpu_stand_in_does(calls):
+    cpu = read_config(SOURCE_REPOSITORY / "tensorrt_llm" / "config.pbtxt")
+    gpu = read_config(TENSORRT_LLM_CONFIG)
+    assert llm_interface_problems(cpu, gpu, calls) == []
+
+
+def test_gpu_tensorrt_llm_is_the_inflight_batching_backend():
+    gpu = read_config(TENSORRT_LLM_CONFIG)
+    assert gpu.backend == "tensorrtllm"
+    assert gpu.model_transaction_policy.decoupled
+    params = {k: v.string_value for k, v in gpu.parameters.items()}
+    assert set(params) <= TRTLLM_PARAMETER_KEYS, set(params) - TRTLLM_PARAMETER_KEYS
+    assert params["gpt_model_type"] == "inflight_fused_batching"
+    assert params["batch_scheduler_policy"] in {"guaranteed_no_evict", "max_utilization"}
+    assert params["exclude_input_in_output"] == "true"  # the scheduler relays generated tokens only
+    assert 0 < float(params["kv_cache_free_gpu_mem_fraction"]) <= 1
+
+
+@pytest.mark.parametrize("tensor", ["stop", "streaming", "seed"])
+def test_missing_tensor_is_caught(calls, tensor):
+    cpu = read_config(SOURCE_REPOSITORY / "tensorrt_llm" / "config.pbtxt")
+    gpu = read_config(TENSORRT_LLM_CONFIG)
+    kept = [t for t in gpu.input if t.name != tensor]
+    del gpu.input[:]
+    gpu.input.extend(kept)
+    assert any(repr(tensor) in p for p in llm_interface_problems(cpu, gpu, calls))
+
+
+def test_wrong_type_required_input_and_non_decoupled_are_caught(calls):
+    cpu = read_config(SOURCE_REPOSITORY / "tensorrt_llm" / "config.pbtxt")
+    gpu = read_config(TENSORRT_LLM_CONFIG)
+    by_name = {t.name: t for t in gpu.input}
+    by_name["seed"].data_type = read_config(SOURCE_REPOSITORY / "length_predictor" / "config.pbtxt").input[0].data_type
+    by_name["temperature"].optional = False
+    gpu.model_transaction_policy.decoupled = False
+    problems = llm_interface_problems(cpu, gpu, calls)
+    assert any("seed" in p and "TYPE_INT64" in p for p in problems), problems
+    assert any("requires 'temperature'" in p for p in problems), problems
+    assert any("decoupled" in p for p in problems), problems
+    assert "input_ids" in inputs(gpu)

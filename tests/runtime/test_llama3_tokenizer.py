@@ -1,0 +1,60 @@
+"""One tokenizer code path for both targets: a Hugging Face checkpoint folder (GPU: tokenizer.json)
+gives the same ids, bytes and special ids as Meta's tokenizer.model (CPU). The checkpoint's
+tokenizer.json is made here from tokenizer.model with transformers' TikTokenConverter (how Hugging
+Face converted Llama-3; Meta's own file is not downloaded)."""
+
+from __future__ import annotations
+
+import pytest
+
+from runtime.llama3_tokenizer import _NAMED_SPECIAL, _NUM_SPECIAL, _PAT_STR, DEFAULT_TOKENIZER_FILE, load_tokenizer
+
+TEXTS = [
+    "Hello, world!",
+    "Grüße 👋🏽 — 東京\n\n  code: x = [1, 2]  # comment",
+    "<|eot_id|> typed by a user, and <|begin_of_text|> too",
+    "  leading spaces   and\ttabs\r\n",
+    "1234567 numbers, don't won't I'll",
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def checkpoint_dir(tmp_path_factory):
+    if not DEFAULT_TOKENIZER_FILE.is_file():
+        pytest.skip("build/tokenizer/tokenizer.model missing: run make tokenizer")
+    from tokenizers import AddedToken
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    names = _NAMED_SPECIAL + [f"<|reserved_special_token_{2 + i}|>" for i in range(_NUM_SPECIAL - len(_NAMED_SPECIAL))]
+    tokenizer = TikTokenConverter(vocab_file=str(DEFAULT_TOKENIZER_FILE), pattern=_PAT_STR).converted()
+    tokenizer.add_special_tokens([AddedToken(name, special=True, normalized=False) for name in names])
+    folder = tmp_path_factory.mktemp("Meta-Llama-3-8B-Instruct")
+    tokenizer.save(str(folder / "tokenizer.json"))
+    return folder
+
+
+def test_checkpoint_folder_and_tiktoken_file_agree(checkpoint_dir):
+    cpu = load_tokenizer(str(DEFAULT_TOKENIZER_FILE))
+    gpu = load_tokenizer(str(checkpoint_dir))  # a folder: the GPU form
+    assert type(cpu).__name__ == "TiktokenLlama3" and type(gpu).__name__ == "HuggingFaceLlama3"
+    for attr in ("vocab_size", "bos_id", "eos_id", "eot_id", "pad_id"):
+        assert getattr(cpu, attr) == getattr(gpu, attr), attr
+    for text in TEXTS:
+        ids = cpu.encode(text)
+        assert gpu.encode(text) == ids, text
+        assert gpu.decode_bytes(ids) == cpu.decode_bytes(ids) == text.encode()
+        assert gpu.decode(ids) == text
+
+
+def test_special_token_text_in_a_prompt_stays_text(checkpoint_dir):
+    gpu = load_tokenizer(str(checkpoint_dir))
+    assert gpu.eot_id not in gpu.encode("<|eot_id|>")
+    assert gpu.decode([gpu.eot_id]) == "<|eot_id|>"
+
+
+def test_llama3_tokenizer_matches_known_ids():
+    tokenizer = load_tokenizer()
+    assert tokenizer.encode("Hello, world!") == [9906, 11, 1917, 0]
+    assert (tokenizer.bos_id, tokenizer.eos_id, tokenizer.eot_id, tokenizer.vocab_size) == (128000, 128001, 128009, 128256)
+

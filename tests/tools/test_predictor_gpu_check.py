@@ -1,0 +1,68 @@
+"""tools/predictor_gpu_check.py on CPU with a tiny ONNX model of the predictor's interface: the
+comparison and timing logic, and that missing GPU providers are reported rather than faked."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from repo_paths import REPO_ROOT
+
+spec = importlib.util.spec_from_file_location("predictor_gpu_check", REPO_ROOT / "tools" / "predictor_gpu_check.py")
+gpu_check = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gpu_check)
+
+
+def tiny_predictor(path: Path, scale: float) -> Path:
+    """score[b, 0] = scale * sum(input_ids * attention_mask): the predictor's tensor names and shapes."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["input_ids"], ["ids_f"], to=TensorProto.FLOAT),
+            helper.make_node("Cast", ["attention_mask"], ["mask_f"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", ["ids_f", "mask_f"], ["masked"]),
+            helper.make_node("ReduceSum", ["masked", "axes"], ["summed"], keepdims=1),
+            helper.make_node("Mul", ["summed", "scale"], ["score"]),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch", 1])],
+        [helper.make_tensor("axes", TensorProto.INT64, [1], [1]), helper.make_tensor("scale", TensorProto.FLOAT, [], [scale])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_cpu_run_compares_times_and_reports_missing_providers(tmp_path):
+    model = tiny_predictor(tmp_path / "fp32.onnx", 1e-6)
+    reference = tiny_predictor(tmp_path / "ref.onnx", 2e-6)  # same ranking, different values
+    report = gpu_check.check(model, reference, ["NoSuchExecutionProvider", "CPUExecutionProvider"], [1, 4], seq=16,
+                             iters=3, vocab=5000, cache_dir=str(tmp_path / "cache"))
+    assert report["providers"]["NoSuchExecutionProvider"]["status"].startswith("not available")
+    cpu = report["providers"]["CPUExecutionProvider"]
+    assert cpu["max_abs_diff_vs_cpu"] == 0.0 and cpu["kendall_tau_vs_cpu"] == 1.0
+    assert set(cpu["latency"]) == {"1", "4"} and cpu["latency"]["4"]["p50_ms"] > 0
+    ref = report["fp32_cpu_vs_reference_cpu"]
+    assert ref["max_abs_diff"] > 0 and abs(ref["kendall_tau"] - 1.0) < 1e-9
+
+
+def test_probe_inputs_are_right_padded():
+    ids, mask = gpu_check.probe_inputs(8, 32, 5000, seed=1)
+    assert ids.dtype == np.int64 and mask.dtype == np.int64
+    assert (mask[:, 0] == 1).all() and (np.diff(mask, axis=1) <= 0).all()
+    assert (ids[mask == 0] == 0).all()
+
+
+def test_tensorrt_profile_matches_the_plan_script():
+    """One TensorRT profile for the EP as for trtexec (export/build_predictor_plan.sh)."""
+    text = (REPO_ROOT / "export" / "build_predictor_plan.sh").read_text()
+    assert "MIN_BATCH=${MIN_BATCH:-1}" in text and "OPT_BATCH=${OPT_BATCH:-16}" in text
+    assert "MIN_SEQ=${MIN_SEQ:-1}" in text and "OPT_SEQ=${OPT_SEQ:-64}" in text
+    assert gpu_check.TRT_PROFILE == {"min": (1, 1), "opt": (16, 64)}
+    name, options = gpu_check.providers_for("TensorrtExecutionProvider", 64, 512, "/tmp/c")[0]
+    assert name == "TensorrtExecutionProvider"
+    assert options["trt_fp16_enable"] and options["trt_profile_max_shapes"] == "input_ids:64x512,attention_mask:64x512"
