@@ -59,12 +59,12 @@ GPU_PREDICTOR_DIR := build/gpu_artifacts/length_predictor/1
 
 ifeq ($(TARGET),gpu)
 deploy: $(VENV)/.installed $(if $(wildcard model_repository/length_predictor/1/model.onnx),$(GPU_PREDICTOR_DIR)/model.onnx)
-	$(PY) -m deploy.gpu.bundle --out $(GPU_OUT) --engine-dir $(ENGINE_DIR) --checkpoint-dir $(CHECKPOINT_DIR) \
+	$(PY) -m deploy.gpu --out $(GPU_OUT) --engine-dir $(ENGINE_DIR) --checkpoint-dir $(CHECKPOINT_DIR) \
 		--policy $(POLICY) --predictor-variant $(PREDICTOR_VARIANT) --predictor-artifacts $(GPU_PREDICTOR_DIR) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) $(GPU_ARGS)
 else
 deploy: setup
-	$(PY) -m deploy.local start --policy $(POLICY) --llm-mode $(LLM_MODE) \
+	$(PY) -m deploy start --policy $(POLICY) --llm-mode $(LLM_MODE) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
 endif
 
@@ -74,7 +74,7 @@ $(GPU_PREDICTOR_DIR)/model.onnx: model_repository/length_predictor/1/model.onnx 
 	PYTHON=$(PY) export/build_predictor_plan.sh model_repository/length_predictor/1 $(GPU_PREDICTOR_DIR) || [ $$? -eq 2 ]
 
 stop:
-	@if [ -x $(PY) ]; then $(PY) -m deploy.local stop; else echo "nothing deployed"; fi
+	@if [ -x $(PY) ]; then $(PY) -m deploy stop; else echo "nothing deployed"; fi
 
 test: setup
 	$(PY) -m pytest -q

@@ -1,7 +1,7 @@
 """`make deploy` / `make stop`: one background tritonserver serving the ensemble on 127.0.0.1.
 
-    python -m deploy.local start --policy ltr --llm-mode timing --http-port 8000 ...
-    python -m deploy.local stop
+    python -m deploy start --policy ltr --llm-mode timing --http-port 8000 ...
+    python -m deploy stop
 
 State (rendered model repository, backend folder, PID file, server log) lives in `.deploy/`.
 """
@@ -13,10 +13,13 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
 from deploy.repository import render_repository
 from deploy.triton import Ports, TritonServer, stop_pid
+from engine.settings import Mode
 from repo_paths import REPO_ROOT
+from scheduler import POLICY_NAMES
 
 DEFAULT_STATE_DIR = REPO_ROOT / ".deploy"
 
@@ -89,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR))
     sub = parser.add_subparsers(dest="command", required=True)
     start_p = sub.add_parser("start", help="render the repository and start tritonserver in the background")
-    start_p.add_argument("--policy", default="ltr", help="fcfs | ltr | oracle")
-    start_p.add_argument("--llm-mode", default="timing", help="timing | hf (CPU stand-in LLM)")
+    start_p.add_argument("--policy", default="ltr", choices=POLICY_NAMES)
+    start_p.add_argument("--llm-mode", default="timing", choices=get_args(Mode), help="CPU stand-in LLM mode")
     start_p.add_argument("--http-port", type=int, default=8000)
     start_p.add_argument("--grpc-port", type=int, default=8001)
     start_p.add_argument("--metrics-port", type=int, default=8002)

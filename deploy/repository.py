@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
@@ -20,6 +20,7 @@ from repo_paths import SOURCE_REPOSITORY
 
 
 Overrides = Mapping[str, Mapping[str, str]]  # model name -> parameter key -> value
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")  # never rendered or bundled
 
 
 def read_config(path: Path) -> model_config_pb2.ModelConfig:
@@ -49,8 +50,17 @@ def model_dirs(repository: Path) -> list[Path]:
     return sorted(p for p in Path(repository).iterdir() if (p / "config.pbtxt").is_file())
 
 
-def render_repository(dest: Path, overrides: Overrides | None = None, source: Path = SOURCE_REPOSITORY) -> Path:
-    """Write `dest` (replacing it) from `source` with `overrides` applied; returns `dest`."""
+def render_repository(
+    dest: Path,
+    overrides: Overrides | None = None,
+    source: Path = SOURCE_REPOSITORY,
+    models: Iterable[str] | None = None,
+    copy: bool = False,
+) -> Path:
+    """Write `dest` (replacing it) from `source` with `overrides` applied; returns `dest`.
+
+    `models` picks a subset (default: all). Version folders and other files are symlinks to the
+    source, or plain copies with `copy` (a bundle that travels to another machine)."""
     overrides = dict(overrides or {})
     dest = Path(dest)
     if dest.exists():
@@ -60,13 +70,24 @@ def render_repository(dest: Path, overrides: Overrides | None = None, source: Pa
     unknown = set(overrides) - known
     if unknown:
         raise KeyError(f"overrides name unknown models {sorted(unknown)}; models: {sorted(known)}")
+    chosen = set(known if models is None else models)
     for model_dir in model_dirs(source):
-        out = dest / model_dir.name
-        out.mkdir()
-        config = read_config(model_dir / "config.pbtxt")
-        set_parameters(config, overrides.get(model_dir.name, {}))
-        write_config(config, out / "config.pbtxt")
-        for child in model_dir.iterdir():
-            if child.name != "config.pbtxt":
-                (out / child.name).symlink_to(child.resolve())
+        if model_dir.name in chosen:
+            _render_model(model_dir, dest / model_dir.name, overrides.get(model_dir.name, {}), copy)
     return dest
+
+
+def _render_model(model_dir: Path, out: Path, params: Mapping[str, str], copy: bool) -> None:
+    out.mkdir()
+    config = read_config(model_dir / "config.pbtxt")
+    set_parameters(config, params)
+    write_config(config, out / "config.pbtxt")
+    for child in sorted(model_dir.iterdir()):
+        if child.name == "config.pbtxt" or child.name == "__pycache__":
+            continue
+        if not copy:
+            (out / child.name).symlink_to(child.resolve())
+        elif child.is_dir():
+            shutil.copytree(child, out / child.name, ignore=IGNORED)
+        else:
+            shutil.copy2(child, out / child.name)

@@ -1,4 +1,4 @@
-"""`make deploy TARGET=gpu`: render the GPU deployment bundle from the one source repository.
+"""Render the GPU deployment bundle from the one source repository (`python -m deploy.gpu` is its CLI).
 
 The GPU target is the CPU repository with two models swapped:
 - `tensorrt_llm`: TensorRT-LLM's own backend (deploy/gpu/tensorrt_llm/config.pbtxt) instead of the
@@ -17,26 +17,19 @@ Output (`--out`, default build/gpu/), self-contained so it can be copied to a GP
   docker_run.sh       the `docker build` + `docker run` commands for this bundle
 Missing GPU-built artefacts (engine, fp32 ONNX, plan) become MISSING_*.txt files naming the command
 that produces them. Nothing here needs a GPU; nothing has been run on one (see docs/gpu.md).
-
-    python -m deploy.gpu.bundle --engine-dir build/engines/llama3-8b-instruct \
-        --checkpoint-dir /data/Meta-Llama-3-8B-Instruct [--predictor-variant onnx|plan] [--run auto|never]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import shlex
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal
 
-from scheduler import POLICY_NAMES
+from deploy.gpu.capacity import EngineLimits, choose_max_inflight
 from deploy.config_checks import llm_interface_problems, repository_problems, scheduler_llm_calls
-from deploy.repository import model_dirs, read_config, set_parameters, write_config
+from deploy.repository import IGNORED, model_dirs, read_config, render_repository, set_parameters, write_config
 from repo_paths import BUILD_DIR, REPO_ROOT, SOURCE_REPOSITORY
 
 # One coherent pair (Triton compatibility matrix): 25.10-trtllm-python-py3 ships TensorRT-LLM 1.0.0,
@@ -46,7 +39,7 @@ TENSORRT_LLM_VERSION = "1.0.0"
 SERVING_IMAGE = "ltr-serving-gpu:25.10"  # built from deploy/gpu/Dockerfile on top of TRITON_TRTLLM_IMAGE
 CONTAINER_NAME = "ltr-serving-gpu"
 
-GPU_SOURCES = REPO_ROOT / "deploy" / "gpu"
+GPU_SOURCES = Path(__file__).resolve().parent  # the GPU-only configs and the Dockerfile live beside this code
 DOCKERFILE = GPU_SOURCES / "Dockerfile"
 TENSORRT_LLM_CONFIG = GPU_SOURCES / "tensorrt_llm" / "config.pbtxt"
 PredictorVariant = Literal["onnx", "plan"]
@@ -60,6 +53,7 @@ DEFAULT_PREDICTOR_ARTIFACTS = BUILD_DIR / "gpu_artifacts" / "length_predictor" /
 SHARED_MODELS = ("ensemble", "ltr_scheduler", "postprocessing", "preprocessing")
 GPU_MODELS = ("length_predictor", "tensorrt_llm")
 RUNTIME_PACKAGES = ("predictor", "scheduler", "runtime")
+RUNTIME_MODULES = ("repo_paths.py",)  # imported by runtime for its CPU defaults
 
 # Paths inside the container (docker_run.sh mounts the host folders there, read-only).
 CONTAINER_BUNDLE = "/opt/ltr"
@@ -68,53 +62,6 @@ CONTAINER_CHECKPOINT = "/models/hf"
 
 BatchSchedulerPolicy = Literal["guaranteed_no_evict", "max_utilization"]
 MISSING_PREFIX = "MISSING_"
-
-
-@dataclass(frozen=True)
-class EngineLimits:
-    """The build-time limits of a TensorRT-LLM engine; defaults = export/build_llm_engine.sh defaults."""
-
-    max_batch_size: int = 64
-    max_input_len: int = 4096
-    max_seq_len: int = 8192
-    world_size: int = 1  # tp_size * pp_size: GPUs (MPI ranks) the engine runs on
-
-    @classmethod
-    def from_engine_dir(cls, engine_dir: Path) -> "EngineLimits | None":
-        """Read `config.json` as trtllm-build writes it; None when the engine is not built yet."""
-        path = Path(engine_dir) / "config.json"
-        if not path.is_file():
-            return None
-        config = json.loads(path.read_text())
-        build = config["build_config"]
-        mapping = config.get("pretrained_config", {}).get("mapping", {})
-        world = mapping.get("world_size") or mapping.get("tp_size", 1) * mapping.get("pp_size", 1)
-        return cls(int(build["max_batch_size"]), int(build["max_input_len"]), int(build["max_seq_len"]), int(world))
-
-    @property
-    def max_output_len(self) -> int:
-        """Largest max_tokens preprocessing accepts: a longest prompt plus it still fits max_seq_len."""
-        return self.max_seq_len - self.max_input_len
-
-
-def choose_max_inflight(
-    limits: EngineLimits,
-    batch_scheduler_policy: str,
-    kv_cache_tokens: int | None = None,
-    tokens_per_request: int | None = None,
-) -> int:
-    """How many requests the scheduler admits into TensorRT-LLM at once.
-
-    More than the engine runs at once would queue the surplus in TensorRT-LLM's own FCFS queue (the
-    ranking is lost there); fewer leaves batch slots idle. The engine runs at most max_batch_size
-    sequences; with guaranteed_no_evict it also only starts a request whose whole KV cache
-    (prompt + max_tokens) is free, so the KV cache bounds it too when its size is known.
-    """
-    capacity = limits.max_batch_size
-    if batch_scheduler_policy == "guaranteed_no_evict" and kv_cache_tokens:
-        per_request = tokens_per_request or limits.max_seq_len
-        capacity = min(capacity, kv_cache_tokens // per_request)
-    return max(1, capacity)
 
 
 @dataclass(frozen=True)
@@ -181,29 +128,8 @@ def _rel(path: Path) -> str:
     return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
-def _copy_model_files(src: Path, dest: Path) -> None:
-    """Everything of a model folder except config.pbtxt and caches, as plain files."""
-    for child in sorted(src.iterdir()):
-        if child.name == "config.pbtxt" or child.name == "__pycache__":
-            continue
-        if child.is_dir():
-            shutil.copytree(child, dest / child.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            shutil.copy2(child, dest / child.name)
-
-
 def _placeholder(path: Path, what: str, command: str) -> None:
     path.write_text(f"{what} is not here yet. Produce it with:\n\n    {command}\n\nthen render again (make deploy TARGET=gpu).\n")
-
-
-def _render_shared(dest: Path, source: Path, overrides: Mapping[str, Mapping[str, str]]) -> None:
-    for name in SHARED_MODELS:
-        out = dest / name
-        out.mkdir()
-        config = read_config(source / name / "config.pbtxt")
-        set_parameters(config, overrides.get(name, {}))
-        write_config(config, out / "config.pbtxt")
-        _copy_model_files(source / name, out)
 
 
 def _render_tensorrt_llm(dest: Path, settings: GpuSettings) -> None:
@@ -250,7 +176,7 @@ set -euo pipefail
 WORLD_SIZE={settings.limits.world_size}
 REPO={CONTAINER_BUNDLE}/model_repository
 export PYTHONPATH={CONTAINER_BUNDLE}/python${{PYTHONPATH:+:$PYTHONPATH}}
-python3 -c "import scheduler, runtime, predictor, tokenizers" || {{ echo "project packages not importable from {CONTAINER_BUNDLE}/python" >&2; exit 1; }}
+python3 -c "import repo_paths, scheduler, runtime, predictor, tokenizers" || {{ echo "project packages not importable from {CONTAINER_BUNDLE}/python" >&2; exit 1; }}
 COMMON="--model-repository=$REPO --disable-auto-complete-config {ports}"
 if [ "$WORLD_SIZE" -eq 1 ]; then
   exec tritonserver $COMMON --backend-config=python,shm-region-prefix-name=prefix0_
@@ -295,14 +221,13 @@ def render_gpu_bundle(dest: Path, settings: GpuSettings, source: Path = SOURCE_R
     dest = Path(dest)
     if dest.exists():
         shutil.rmtree(dest)
-    repo = dest / "model_repository"
-    repo.mkdir(parents=True)
-    _render_shared(repo, Path(source), settings.overrides())
+    repo = render_repository(dest / "model_repository", settings.overrides(), Path(source), models=SHARED_MODELS, copy=True)
     _render_tensorrt_llm(repo, settings)
     _render_length_predictor(repo, Path(source), settings)
     for package in RUNTIME_PACKAGES:
-        shutil.copytree(REPO_ROOT / package, dest / "python" / package,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(REPO_ROOT / package, dest / "python" / package, ignore=IGNORED)
+    for module in RUNTIME_MODULES:
+        shutil.copy2(REPO_ROOT / module, dest / "python" / module)
     _write_executable(dest / "serve.sh", serve_script(settings))
     commands = "\n".join(shlex.join(cmd) for cmd in docker_commands(settings, dest))
     _write_executable(dest / "docker_run.sh", f"#!/usr/bin/env bash\n# Rendered by deploy/gpu/bundle.py.\nset -euxo pipefail\n{commands}\n")
@@ -321,105 +246,3 @@ def bundle_problems(bundle: Path, source: Path = SOURCE_REPOSITORY) -> list[str]
 
 def missing_artifacts(bundle: Path) -> list[Path]:
     return sorted(Path(bundle).rglob(f"{MISSING_PREFIX}*.txt"))
-
-
-def gpu_host_ready() -> bool:
-    """Docker engine and an NVIDIA GPU both answer (false on the CPU build machines)."""
-    if not (shutil.which("docker") and shutil.which("nvidia-smi")):
-        return False
-    probes = (["docker", "info"], ["nvidia-smi", "-L"])
-    return all(subprocess.run(p, capture_output=True, timeout=30).returncode == 0 for p in probes)
-
-
-def _settings_from_args(args: argparse.Namespace) -> GpuSettings:
-    engine_limits = EngineLimits.from_engine_dir(Path(args.engine_dir))
-    given = {k: getattr(args, k) for k in ("max_batch_size", "max_input_len", "max_seq_len", "world_size")}
-    if engine_limits is not None:
-        for key, value in given.items():
-            if value is not None and value != getattr(engine_limits, key):
-                raise SystemExit(f"--{key.replace('_', '-')} {value} disagrees with the engine's config.json "
-                                 f"({getattr(engine_limits, key)}); leave it out to use the engine's value")
-        limits = engine_limits
-    else:
-        defaults = EngineLimits()
-        limits = EngineLimits(**{k: v if v is not None else getattr(defaults, k) for k, v in given.items()})
-    return GpuSettings(
-        engine_dir=Path(args.engine_dir), checkpoint_dir=Path(args.checkpoint_dir), limits=limits,
-        policy=args.policy, predictor_variant=args.predictor_variant, predictor_artifacts=Path(args.predictor_artifacts),
-        batch_scheduler_policy=args.batch_scheduler_policy,
-        kv_cache_free_gpu_mem_fraction=args.kv_cache_free_gpu_mem_fraction,
-        enable_chunked_context=args.enable_chunked_context == "true", max_inflight=args.max_inflight,
-        kv_cache_tokens=args.kv_cache_tokens, tokens_per_request=args.tokens_per_request,
-        http_port=args.http_port, grpc_port=args.grpc_port, metrics_port=args.metrics_port,
-        publish_address=args.publish_address,
-    )
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default=str(BUILD_DIR / "gpu"))
-    p.add_argument("--engine-dir", default=str(BUILD_DIR / "engines" / "llama3-8b-instruct"))
-    p.add_argument("--checkpoint-dir", default=str(BUILD_DIR / "hf" / "Meta-Llama-3-8B-Instruct"),
-                   help="Hugging Face checkpoint folder; its tokenizer.json serves preprocessing/postprocessing")
-    p.add_argument("--policy", default="ltr", choices=list(POLICY_NAMES))
-    p.add_argument("--predictor-variant", choices=["onnx", "plan"], default="onnx")
-    p.add_argument("--predictor-artifacts", default=str(DEFAULT_PREDICTOR_ARTIFACTS),
-                   help="folder where export/build_predictor_plan.sh wrote model.onnx (fp32) / model.plan")
-    p.add_argument("--max-batch-size", type=int, help="engine max_batch_size (read from config.json when built)")
-    p.add_argument("--max-input-len", type=int)
-    p.add_argument("--max-seq-len", type=int)
-    p.add_argument("--world-size", type=int, help="GPUs the engine spans (tp * pp)")
-    p.add_argument("--batch-scheduler-policy", choices=["guaranteed_no_evict", "max_utilization"],
-                   default="guaranteed_no_evict")
-    p.add_argument("--kv-cache-free-gpu-mem-fraction", type=float, default=0.9)
-    p.add_argument("--enable-chunked-context", choices=["true", "false"], default="true")
-    p.add_argument("--max-inflight", type=int, help="override the scheduler's admission limit (docs/gpu.md)")
-    p.add_argument("--kv-cache-tokens", type=int,
-                   help="KV cache size in tokens as the server reports it; bounds max_inflight under guaranteed_no_evict")
-    p.add_argument("--tokens-per-request", type=int, help="KV tokens one request reserves (default max_seq_len)")
-    p.add_argument("--http-port", type=int, default=8000)
-    p.add_argument("--grpc-port", type=int, default=8001)
-    p.add_argument("--metrics-port", type=int, default=8002)
-    p.add_argument("--publish-address", default="127.0.0.1", help="host address docker publishes the ports on")
-    p.add_argument("--run", choices=["auto", "never"], default="auto",
-                   help="auto: start the container when docker and a GPU answer and nothing is missing")
-    return p.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    settings = _settings_from_args(args)
-    bundle = render_gpu_bundle(Path(args.out), settings)
-    if problems := bundle_problems(bundle):
-        print("The rendered GPU repository fails its static checks:\n  " + "\n  ".join(problems), file=sys.stderr)
-        return 1
-    build, run = docker_commands(settings, bundle)
-    missing = missing_artifacts(bundle)
-    print(f"Rendered the GPU bundle: {bundle}")
-    print(f"  image      {TRITON_TRTLLM_IMAGE} (TensorRT-LLM {TENSORRT_LLM_VERSION}) + deploy/gpu/Dockerfile -> {settings.image}")
-    print(f"  engine     {settings.engine_dir} -> {CONTAINER_ENGINE}  (max_batch_size {settings.limits.max_batch_size}, "
-          f"max_input_len {settings.limits.max_input_len}, max_seq_len {settings.limits.max_seq_len}, "
-          f"{settings.limits.world_size} GPU(s))")
-    print(f"  tokenizer  {settings.checkpoint_dir} -> {CONTAINER_CHECKPOINT}")
-    print(f"  scheduler  policy {settings.policy}, max_inflight {settings.inflight} ({settings.batch_scheduler_policy})")
-    print(f"  predictor  {settings.predictor_variant} ({PREDICTOR_CONFIGS[settings.predictor_variant].relative_to(REPO_ROOT)})")
-    if missing:
-        print("\nStill to produce (on the GPU box, inside the serving image), then render again:")
-        for path in missing:
-            print(f"  - {path.relative_to(bundle)}: {path.read_text().splitlines()[2].strip()}")
-    print("\nStart it (docs/gpu.md):")
-    print(f"  {shlex.join(build)}\n  {shlex.join(run)}")
-    print(f"  curl -s localhost:{settings.http_port}/v2/models/ensemble/generate_stream "
-          "-d '{\"text_input\": \"Hello\", \"max_tokens\": 32, \"stream\": true}'")
-    print(f"  stop: docker rm -f {CONTAINER_NAME}")
-    if args.run == "auto" and not missing and gpu_host_ready():
-        print("\nDocker and a GPU are here: building and starting the container.")
-        for cmd in (build, run):
-            subprocess.run(cmd, check=True)
-    elif args.run == "auto":
-        print("\nNot started: " + ("artefacts missing." if missing else "no Docker engine with an NVIDIA GPU on this machine."))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

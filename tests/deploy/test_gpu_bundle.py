@@ -5,6 +5,7 @@ configs. No server, no Docker."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -12,16 +13,18 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from deploy.config_checks import load_repository
+from deploy.gpu.__main__ import main
 from deploy.gpu.bundle import (
     CONTAINER_BUNDLE, CONTAINER_CHECKPOINT, CONTAINER_ENGINE, DOCKERFILE, MISSING_PREFIX, SHARED_MODELS,
-    TRITON_TRTLLM_IMAGE, EngineLimits, GpuSettings, bundle_problems, choose_max_inflight, docker_commands,
-    main, missing_artifacts, render_gpu_bundle,
+    TRITON_TRTLLM_IMAGE, GpuSettings, bundle_problems, docker_commands, missing_artifacts, render_gpu_bundle,
 )
+from deploy.gpu.capacity import EngineLimits, choose_max_inflight
 from deploy.repository import read_config
 from repo_paths import SOURCE_REPOSITORY
 
@@ -91,9 +94,8 @@ def test_rendered_repository_is_complete(tmp_path, variant):
             repo / "length_predictor" / "1" / f"{MISSING_PREFIX}{needed}.txt").is_file()
     # no engine here: a placeholder names the build command
     assert "export/build_llm_engine.sh" in (repo / "tensorrt_llm" / f"{MISSING_PREFIX}engine.txt").read_text()
-    for package in ("scheduler", "runtime", "predictor"):
-        assert (bundle / "python" / package / "__init__.py").is_file()
     assert not list(bundle.rglob("__pycache__"))
+    assert_python_models_import_from(bundle / "python")
     assert bundle_problems(bundle) == []
 
 
@@ -222,3 +224,29 @@ def test_a_model_added_on_cpu_is_not_silently_dropped_on_gpu(tmp_path):
     shutil.copytree(source / "postprocessing", source / "new_model")
     with pytest.raises(ValueError, match="new_model"):
         render_gpu_bundle(tmp_path / "b", local_settings(tmp_path), source=source)
+
+
+def python_model_imports() -> set[str]:
+    """The project modules the source repository's python models import."""
+    names: set[str] = set()
+    for model_py in SOURCE_REPOSITORY.glob("*/1/model.py"):
+        for node in ast.walk(ast.parse(model_py.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in PROJECT_PACKAGES:
+                names.add(node.module)
+    return names
+
+
+PROJECT_PACKAGES = {"scheduler", "runtime", "predictor", "engine", "repo_paths"}
+
+
+def assert_python_models_import_from(python_dir: Path) -> None:
+    """Every project module a shared python model imports loads from the bundle alone (PYTHONPATH
+    comes before the checkout's editable install, so a module missing there would show up here)."""
+    modules = sorted(m for m in python_model_imports() if not m.startswith("engine"))  # the stand-in stays on CPU
+    assert "runtime.relay" in modules
+    code = ("import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)\n"
+            f"print(*[m.__file__ for n, m in sys.modules.items() if n.split('.')[0] in {sorted(PROJECT_PACKAGES)}])")
+    loaded = subprocess.run([sys.executable, "-c", code, *modules], cwd=python_dir, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(python_dir)}, check=True).stdout.split()
+    assert len(loaded) >= len(modules)
+    assert [f for f in loaded if not Path(f).is_relative_to(python_dir)] == []  # transitive imports too

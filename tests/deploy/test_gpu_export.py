@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 
-from deploy.gpu.bundle import PREDICTOR_CONFIGS, EngineLimits
+from deploy.gpu.bundle import PREDICTOR_CONFIGS
+from deploy.gpu.capacity import EngineLimits
 from deploy.repository import read_config
 from repo_paths import REPO_ROOT
 
