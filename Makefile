@@ -116,7 +116,7 @@ loadtest: setup
 bench-serve: setup
 	$(PY) -m loadtest.bench_serve --out results/serve.json
 
-# Length predictor (predictor/README.md). The repository carries the trained serving artifact
+# Length predictor (predictor/README.md, docs/predictor.md). The repository carries the trained serving artifact
 # model_repository/length_predictor/1 (int8-weight ONNX + tokenizer + predictor.json), so deploy
 # never trains or downloads; `make train` reproduces it (data -> train -> export, ~5 min on 2 cores).
 # Data: $(LTR_DATA_DIR) if set, else ../shared/data.

@@ -26,7 +26,7 @@ from typing import Any
 import gevent
 import grpc.experimental.gevent as grpc_gevent
 import numpy as np
-from locust import FastHttpUser, User, events, task
+from locust import FastHttpUser, User, events
 
 from repo_paths import data_dir
 from workloads import traces as wl
@@ -93,8 +93,18 @@ def _report(env: Any, kind: str, sent: float, token_times: list[float], tokens: 
         gevent.spawn_later(0.5, env.runner.quit)
 
 
+def _idle(user: User) -> None:
+    """Never reached: `on_start` runs the arrival loop (locust wants at least one task)."""
+    gevent.sleep(1.0)
+
+
 class _OpenLoop:
     """Mixin: an arrival process that spawns requests without waiting for them."""
+
+    tasks = [_idle]  # locust gives a user class the tasks of its bases
+
+    def on_start(self) -> None:
+        self._arrivals()
 
     def _arrivals(self) -> None:
         env = self.environment  # type: ignore[attr-defined]
@@ -115,14 +125,6 @@ class HttpStreamUser(_OpenLoop, FastHttpUser):
     concurrency = 512  # connections in the pool: every in-flight request holds one
     network_timeout = 900.0
     connection_timeout = 10.0
-
-    @task
-    def idle(self) -> None:
-        """Never reached: `on_start` runs the arrival loop (locust wants at least one task)."""
-        gevent.sleep(1.0)
-
-    def on_start(self) -> None:
-        self._arrivals()
 
     def _one(self, req: wl.TraceRequest) -> None:
         env = self.environment
@@ -158,14 +160,6 @@ class HttpStreamUser(_OpenLoop, FastHttpUser):
 
 class GrpcStreamUser(_OpenLoop, User):
     """tritonclient gRPC bidirectional streaming; one stream (and client) per request."""
-
-    @task
-    def idle(self) -> None:
-        """Never reached: `on_start` runs the arrival loop (locust wants at least one task)."""
-        gevent.sleep(1.0)
-
-    def on_start(self) -> None:
-        self._arrivals()
 
     def _one(self, req: wl.TraceRequest) -> None:
         import tritonclient.grpc as grpcclient

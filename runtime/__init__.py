@@ -1,1 +1,8 @@
-"""Serving glue shared by the Triton models, the launcher and the tests (no Triton import)."""
+"""The request path that ships into the Triton python models: request checks and Llama-3
+tokenization (preprocessing), incremental detokenization (postprocessing), the scheduler's request
+life cycle (`relay`) and the tensor helpers the model.py files share.
+
+This package (with `scheduler/` and `predictor.runtime`) is all the GPU container receives, so it
+stays small and light: it may import `repo_paths` and `scheduler` only, never a host-side tool,
+torch or Triton itself (the Triton seams are protocols that model.py fills and the tests fake).
+"""
