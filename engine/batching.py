@@ -16,46 +16,14 @@ KV-cache accounting, in tokens, follows TensorRT-LLM's two `batch_scheduler_poli
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
 
 from engine.cost_model import CostModel
+from engine.request import EngineRequest, FinishReason
 from engine.tokens import ConstantTokenSource, TokenSource
 
 KvPolicy = Literal["guaranteed_no_evict", "max_utilization"]
-FinishReason = Literal["length", "end_id", "stop_words", "cancelled"]
-
-
-@dataclass(eq=False)
-class EngineRequest:
-    """One generation request as the engine sees it. `generated` survives preemption."""
-
-    request_id: str
-    prompt_len: int
-    max_new_tokens: int
-    prompt_ids: Sequence[int] | None = None
-    end_id: int | None = None
-    stop_words: tuple[tuple[int, ...], ...] = ()
-    seed: int = 0
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    payload: Any = field(default=None, repr=False)
-    generated: int = 0
-    output_ids: list[int] = field(default_factory=list, repr=False)
-    finish_reason: FinishReason | None = None
-    keep_output_ids: bool = True
-    swapped: bool = False  # KV parked in host memory by `preempt(swap=True)`: resume by swap-in
-    admit_seq: int = -1  # admission order, for the default preemption victim
-    kv_tokens: int = 0  # KV tokens currently held (or reserved) in the cache
-
-    @property
-    def finished(self) -> bool:
-        return self.finish_reason is not None
-
-    @property
-    def remaining(self) -> int:
-        return self.max_new_tokens - self.generated
 
 
 @dataclass
@@ -107,47 +75,52 @@ class BatchingEngine:
             return req.prompt_len + req.max_new_tokens
         return req.prompt_len + req.generated + 1
 
+    def validate(self, req: EngineRequest) -> None:
+        """Raise ValueError for a request this engine can never run, whatever else it holds.
+
+        The one validation of a request: `submit` calls it, and `RealtimeEngine.submit` calls it on
+        the caller's thread so that the client gets the error with its response.
+        """
+        if req.prompt_len <= 0:
+            raise ValueError("empty prompt: input_ids/input_lengths must hold at least one token")
+        if req.max_new_tokens <= 0:
+            raise ValueError(f"request_output_len must be >= 1, got {req.max_new_tokens}")
+        need = self.admission_need(req)
+        if need > self.kv_budget:
+            raise ValueError(f"request needs {need} KV tokens, more than the cache holds ({self.kv_budget})")
+
     def submit(self, req: EngineRequest) -> None:
         """Queue a request (FCFS). Raises ValueError for requests the engine can never run."""
-        if req.prompt_len <= 0:
-            raise ValueError("empty prompt: input_lengths must be >= 1")
-        if req.max_new_tokens <= 0:
-            raise ValueError("request_output_len must be >= 1")
+        self.validate(req)
         if req.request_id in self._by_id:
             raise ValueError(f"duplicate request id {req.request_id!r}")
-        if self.admission_need(req) > self.kv_budget:
-            raise ValueError(
-                f"request needs {self.admission_need(req)} KV tokens, more than the cache holds "
-                f"({self.kv_budget})"
-            )
         req.finish_reason = None
         self.waiting.append(req)
         self._by_id[req.request_id] = req
 
     def cancel(self, request_id: str) -> EngineRequest | None:
         """Drop a waiting or running request and free its slot and KV; None if unknown."""
-        req = self._by_id.pop(request_id, None)
-        if req is None:
-            return None
-        if req in self.running:
-            self.running.remove(req)
-            self._free(req)
-        else:
-            self.waiting.remove(req)
-        req.finish_reason = "cancelled"
-        self.tokens.release(req)
+        req = self._detach(request_id)
+        if req is not None:
+            req.finish_reason = "cancelled"
         return req
 
     def preempt(self, request_id: str, swap: bool = False) -> EngineRequest | None:
         """Take a request out of the engine unfinished (`generated` kept) so that a scheduler in
         front can queue it again; None if unknown. Its KV is dropped (recomputed on resume) or, with
         `swap`, copied to host memory over PCIe (FastServe) and copied back on resume."""
+        req = self._by_id.get(request_id)
+        if swap and req is not None and req in self.running:
+            req.swapped = True
+            self._pending_swap_tokens += req.prompt_len + req.generated
+        return self._detach(request_id)
+
+    def _detach(self, request_id: str) -> EngineRequest | None:
+        """Take a request out of the batch or the queue, free its KV and token-source state and
+        forget its id; None if unknown."""
         req = self._by_id.pop(request_id, None)
         if req is None:
             return None
-        if swap and req in self.running:
-            req.swapped = True
-            self._pending_swap_tokens += req.prompt_len + req.generated
         if req in self.running:
             self.running.remove(req)
             self._free(req)

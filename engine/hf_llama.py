@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
-if TYPE_CHECKING:
-    from engine.batching import EngineRequest
+from engine.request import EngineRequest
 
 LLAMA3_VOCAB_SIZE = 128256
 FIRST_SPECIAL_ID = 128000
@@ -64,7 +63,7 @@ class HfLlamaTokenSource:
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self._state: dict[int, tuple[Any, int, Any]] = {}  # id(req) -> (past, last token, generator)
 
-    def _sample(self, logits: Any, req: "EngineRequest", gen: Any) -> int:
+    def _sample(self, logits: Any, req: EngineRequest, gen: Any) -> int:
         torch = self._torch
         logits = logits.float().clone()
         keep_end = req.end_id if req.end_id is not None and req.end_id < logits.numel() else None
@@ -86,7 +85,7 @@ class HfLlamaTokenSource:
             probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
         return int(torch.multinomial(probs / probs.sum(), 1, generator=gen))
 
-    def next_tokens(self, requests: Sequence["EngineRequest"]) -> list[int]:
+    def next_tokens(self, requests: Sequence[EngineRequest]) -> list[int]:
         torch = self._torch
         out: list[int] = []
         with torch.inference_mode():
@@ -111,5 +110,5 @@ class HfLlamaTokenSource:
                 out.append(tok)
         return out
 
-    def release(self, request: "EngineRequest") -> None:
+    def release(self, request: EngineRequest) -> None:
         self._state.pop(id(request), None)

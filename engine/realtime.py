@@ -18,7 +18,8 @@ import threading
 import time
 from typing import Callable
 
-from engine.batching import BatchingEngine, EngineRequest
+from engine.batching import BatchingEngine
+from engine.request import EngineRequest
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +63,9 @@ class RealtimeEngine:
         self._thread.join(timeout)
 
     def submit(self, req: EngineRequest) -> None:
-        """Validate now (raises ValueError on bad requests) and hand to the loop."""
-        if req.prompt_len <= 0:
-            raise ValueError("empty prompt: input_lengths must be >= 1")
-        if req.max_new_tokens <= 0:
-            raise ValueError("request_output_len must be >= 1")
-        need = self.core.admission_need(req)
-        if need > self.core.kv_budget:
-            raise ValueError(f"request needs {need} KV tokens, the cache holds {self.core.kv_budget}")
+        """Validate now (raises ValueError on bad requests, `BatchingEngine.validate`) and hand to
+        the loop; a duplicate id is found only there and fails that request alone."""
+        self.core.validate(req)
         with self._lock:
             self._incoming.append(req)
             self._lock.notify_all()

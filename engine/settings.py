@@ -12,9 +12,10 @@ from typing import Literal, Mapping
 
 import numpy as np
 
-from engine.batching import BatchingEngine, EngineRequest, KvPolicy
+from engine.batching import BatchingEngine, KvPolicy
 from engine.cost_model import CostModel
 from engine.hf_llama import HfLlamaConfig
+from engine.request import EngineRequest
 from engine.tokens import TokenSource, WordTokenSource
 
 Mode = Literal["timing", "hf"]
@@ -127,7 +128,9 @@ def parse_request(
 ) -> tuple[EngineRequest, bool, bool]:
     """Input tensors of one Triton request → (EngineRequest, streaming, exclude_input_in_output).
 
-    Raises ValueError with a message for the client when the request is bad.
+    Raises ValueError with a message for the client when the tensors are bad or break a limit of
+    `settings`. What the request itself must satisfy (a prompt, at least one new token, room in the
+    KV cache) is checked once, by `BatchingEngine.validate` when it is submitted.
     """
     ids = tensors.get("input_ids")
     if ids is None:
@@ -138,8 +141,6 @@ def parse_request(
     ids = ids.reshape(-1)
     length = _scalar(tensors, "input_lengths", float(ids.size))
     length = int(length) if length is not None else int(ids.size)
-    if length <= 0 or ids.size == 0:
-        raise ValueError("empty prompt: input_ids/input_lengths must hold at least one token")
     if length > ids.size:
         raise ValueError(f"input_lengths {length} exceeds the {ids.size} ids given")
     if length > settings.max_input_len:
@@ -148,8 +149,6 @@ def parse_request(
     if out_len is None:
         raise ValueError("request_output_len is required")
     out_len = int(out_len)
-    if out_len <= 0:
-        raise ValueError(f"request_output_len must be >= 1, got {out_len}")
     if out_len > settings.max_output_len:
         raise ValueError(f"request_output_len {out_len} exceeds max_output_len {settings.max_output_len}")
     beam = _scalar(tensors, "beam_width", 1)

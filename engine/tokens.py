@@ -6,24 +6,22 @@ The `timing` stand-in uses `WordTokenSource` (cheap, readable, deterministic per
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 
+from engine.request import EngineRequest
 from engine.vocab import COMMA_ID, PERIOD_ID, WORD_IDS
-
-if TYPE_CHECKING:
-    from engine.batching import EngineRequest
 
 
 class TokenSource(Protocol):
     """Produces the next token of every running request for one engine step."""
 
-    def next_tokens(self, requests: Sequence["EngineRequest"]) -> list[int]:
+    def next_tokens(self, requests: Sequence[EngineRequest]) -> list[int]:
         """One token per request, in order. A request with `generated == 0` is in its context phase."""
         ...
 
-    def release(self, request: "EngineRequest") -> None:
+    def release(self, request: EngineRequest) -> None:
         """Forget per-request state (finished, cancelled or preempted)."""
         ...
 
@@ -39,7 +37,7 @@ class WordTokenSource:
     def __init__(self) -> None:
         self._rngs: dict[int, np.random.Generator] = {}
 
-    def next_tokens(self, requests: Sequence["EngineRequest"]) -> list[int]:
+    def next_tokens(self, requests: Sequence[EngineRequest]) -> list[int]:
         out: list[int] = []
         for req in requests:
             rng = self._rngs.get(id(req))
@@ -56,7 +54,7 @@ class WordTokenSource:
                 out.append(WORD_IDS[int(u * 1e6) % len(WORD_IDS)])
         return out
 
-    def release(self, request: "EngineRequest") -> None:
+    def release(self, request: EngineRequest) -> None:
         self._rngs.pop(id(request), None)
 
 
@@ -66,8 +64,8 @@ class ConstantTokenSource:
     def __init__(self, token_id: int = WORD_IDS[0]) -> None:
         self.token_id = token_id
 
-    def next_tokens(self, requests: Sequence["EngineRequest"]) -> list[int]:
+    def next_tokens(self, requests: Sequence[EngineRequest]) -> list[int]:
         return [self.token_id] * len(requests)
 
-    def release(self, request: "EngineRequest") -> None:
+    def release(self, request: EngineRequest) -> None:
         return None

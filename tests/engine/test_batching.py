@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from engine.batching import BatchingEngine, EngineRequest
+from engine.batching import BatchingEngine
 from engine.cost_model import CostModel
 from engine.realtime import RealtimeEngine
+from engine.request import EngineRequest
 from engine.tokens import WordTokenSource
 from engine.vocab import EOT_ID
 
@@ -156,14 +157,51 @@ def test_step_duration_from_cost_model() -> None:
     assert second.duration_s == pytest.approx(cm.decode_step_s(1, 101))
 
 
-def test_bad_requests_rejected() -> None:
+def test_preempt_running_with_swap_frees_kv_and_resumes_by_swap_in() -> None:
+    cm = CostModel()
+    eng = BatchingEngine(cost_model=cm, max_batch_size=4, kv_budget_tokens=100)
+    r = req("a", prompt=10, out=5)
+    eng.submit(r)
+    eng.step()
+    eng.step()
+    assert eng.preempt("a", swap=True) is r and eng.preempt("a") is None
+    assert eng.kv_used == 0 and eng.idle and r.swapped and r.generated == 2 and r.finish_reason is None
+    eng.submit(r)
+    res = eng.step()  # swap-out and swap-in of 12 tokens, then a decode step, no prefill
+    assert res.prefill_tokens == 0 and not r.swapped and r.generated == 3
+    assert res.duration_s == pytest.approx(cm.step_s([], 1, 12) + 2 * cm.swap_s(12))
+
+
+def test_preempt_waiting_request_leaves_the_queue_unswapped() -> None:
+    eng = BatchingEngine(max_batch_size=1)
+    eng.submit(req("a"))
+    eng.submit(req("b"))
+    eng.step()
+    b = eng.preempt("b", swap=True)
+    assert b is not None and not b.swapped and b.finish_reason is None
+    _, order = run_all(eng)
+    assert order == ["a"]
+
+
+@pytest.mark.parametrize("bad,message", [
+    (req("a", prompt=0), "empty prompt"),
+    (req("a", out=0), "request_output_len must be >= 1"),
+    (req("a", prompt=90, out=20), "needs 110 KV tokens, more than the cache holds"),
+])
+def test_bad_requests_rejected_by_both_submit_paths(bad: EngineRequest, message: str) -> None:
+    eng = BatchingEngine(kv_budget_tokens=100)
+    with pytest.raises(ValueError, match=message):
+        eng.submit(bad)
+    rt = RealtimeEngine(eng, on_tokens=lambda r, ids, final: None, on_finish=lambda r: None)
+    with pytest.raises(ValueError, match=message):
+        rt.submit(bad)  # on the caller's thread, before the loop sees it
+    assert eng.idle and not rt._incoming
+
+
+def test_duplicate_request_id_rejected() -> None:
     eng = BatchingEngine()
-    with pytest.raises(ValueError):
-        eng.submit(req("a", prompt=0))
-    with pytest.raises(ValueError):
-        eng.submit(req("b", out=0))
     eng.submit(req("c"))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="duplicate"):
         eng.submit(req("c"))
 
 

@@ -42,14 +42,26 @@ def test_parse_good_request() -> None:
     assert streaming and exclude
 
 
-@pytest.mark.parametrize("ids,out,msg", [
-    ([], 5, "empty"), ([1, 2], 0, "request_output_len"), (list(range(17)), 5, "max_input_len"),
-    ([1], 33, "max_output_len"),
+@pytest.mark.parametrize("ids,out,extra,msg", [
+    (list(range(17)), 5, {}, "max_input_len"), ([1], 33, {}, "max_output_len"),
+    ([1, 2], 5, {"input_lengths": np.array([3], np.int32)}, "input_lengths 3 exceeds the 2 ids"),
+    ([1], 5, {"beam_width": np.array([2], np.int32)}, "beam_width"),
 ])
-def test_parse_bad_requests(ids: list[int], out: int, msg: str) -> None:
+def test_parse_bad_requests(ids: list[int], out: int, extra: dict[str, np.ndarray], msg: str) -> None:
     s = EngineSettings.from_parameters(PARAMS, environ={})
     with pytest.raises(ValueError, match=msg):
-        parse_request("x", tensors(ids, out), s)
+        parse_request("x", tensors(ids, out, **extra), s)
+
+
+@pytest.mark.parametrize("ids,out,msg", [
+    ([], 5, "empty prompt"), ([1, 2], 0, "request_output_len must be >= 1"), ([1] * 16, 32, "KV tokens"),
+])
+def test_request_checks_left_to_the_engine(ids: list[int], out: int, msg: str) -> None:
+    """parse_request leaves these to `BatchingEngine.validate`; the model submits what it parsed."""
+    s = EngineSettings.from_parameters({**PARAMS, "max_tokens_in_paged_kv_cache": "40"}, environ={})
+    req, _, _ = parse_request("x", tensors(ids, out), s)
+    with pytest.raises(ValueError, match=msg):
+        s.build_engine().validate(req)
 
 
 def test_word_list_format() -> None:

@@ -1,0 +1,44 @@
+"""One generation request as the engine sees it, and why it ended.
+
+Its own module so that everything that handles requests (`engine.batching`, the token sources, the
+real-time loop, the Triton model, the simulator) can name the type without importing the batching core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Sequence
+
+FinishReason = Literal["length", "end_id", "stop_words", "cancelled"]
+
+
+@dataclass(eq=False)
+class EngineRequest:
+    """One generation request as the engine sees it. `generated` survives preemption."""
+
+    request_id: str
+    prompt_len: int
+    max_new_tokens: int
+    prompt_ids: Sequence[int] | None = None
+    end_id: int | None = None
+    stop_words: tuple[tuple[int, ...], ...] = ()
+    seed: int = 0
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    payload: Any = field(default=None, repr=False)
+    generated: int = 0
+    output_ids: list[int] = field(default_factory=list, repr=False)
+    finish_reason: FinishReason | None = None
+    keep_output_ids: bool = True
+    swapped: bool = False  # KV parked in host memory by `preempt(swap=True)`: resume by swap-in
+    admit_seq: int = -1  # admission order, for the default preemption victim
+    kv_tokens: int = 0  # KV tokens currently held (or reserved) in the cache
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
+
+    @property
+    def remaining(self) -> int:
+        return self.max_new_tokens - self.generated
