@@ -14,19 +14,20 @@ import argparse
 import hashlib
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from repo_paths import BUILD_DIR, REPO_ROOT, RESULTS_DIR, SOURCE_REPOSITORY, data_dir
-from workloads import traces as wl
 from loadtest.replay import replay_grpc, to_request_times
-from workloads import report
-from workloads.metrics import summarize
 from predictor.evaluate import kendall_tau
+from repo_paths import BUILD_DIR, REPO_ROOT, RESULTS_DIR, SOURCE_REPOSITORY, data_dir
+from simulator.sim import simulate
+from simulator.sweep import SERVED, public_rows
+from workloads import report
+from workloads import traces as wl
+from workloads.metrics import summarize
 from workloads.scores import find_predictor, predictor_pool_scores, request_scores
-from simulator.sim import SimConfig, simulate
-from simulator.sweep import STARVATION, public_rows
 
 RESULTS = RESULTS_DIR
 WORK = BUILD_DIR / "bench_serve"
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     if args.report_only:
         rows = json.loads(out.read_text())
-        write_markdown(rows, out.with_suffix(".md"), rows[0]["workload"], args)
+        write_markdown(rows, out.with_suffix(".md"), rows[0]["workload"])
         print(out.with_suffix(".md").read_text())
         return 0
     root = data_dir(args.data_dir)
@@ -101,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         scores["ltr"] = request_scores(reqs, predictor_pool_scores(pool, vdir))
         sha = hashlib.sha256((vdir / "model.onnx").read_bytes()).hexdigest()[:12]
         predictor_note = f"{vdir.relative_to(REPO_ROOT) if vdir.is_relative_to(REPO_ROOT) else vdir} (model.onnx sha256 {sha})"
-    cfg = SimConfig(max_inflight=args.max_inflight, batch_slots=64,
-                    starvation_threshold=STARVATION[0], starvation_quantum=STARVATION[1])
+    cfg = replace(SERVED, max_inflight=args.max_inflight)  # the served deployment, as bench_serve configures it
     label = (f"{args.workload} burst of {args.burst}" if args.burst
              else f"{args.workload} poisson {args.rate:g}/s x {args.duration:g}s")
     rows: list[dict] = []
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         sim = simulate(reqs, scores[policy], policy, cfg)
         common = {"workload": label, "policy": policy, "rate": "burst" if args.burst else args.rate,
                   "kendall_tau": kendall_tau(scores[policy], true) if policy != "fcfs" else None,
-                  "max_inflight": args.max_inflight, "batch_slots": 64,
+                  "max_inflight": cfg.max_inflight, "batch_slots": cfg.batch_slots,
                   "predictor": predictor_note if policy == "ltr" else None}
         rows.append({**common, "instrument": "simulated", **summarize(sim.times)})
         if args.sim_only:
@@ -123,19 +123,20 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rows[-2:], indent=1))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(public_rows(rows), indent=1) + "\n")
-    write_markdown(rows, out.with_suffix(".md"), label, args)
+    write_markdown(rows, out.with_suffix(".md"), label)
     print(out.with_suffix(".md").read_text())
     return 0
 
 
-def write_markdown(rows: list[dict], path: Path, label: str, args: argparse.Namespace) -> None:
+def write_markdown(rows: list[dict], path: Path, label: str) -> None:
+    first = rows[0] if rows else {}
     cols = [("instrument", "instrument", "{}")] + report.COLUMNS[1:] + [("failed", "failed", "{}")]
     lines = [
         "# Served vs simulated: the same trace on the real Triton ensemble (timing stand-in LLM)",
         "",
         f"Workload: {label}, {rows[0]['n_requests'] if rows else 0} requests; ltr_scheduler max_inflight "
-        f"{args.max_inflight}; tensorrt_llm stand-in with 64 batch slots, timing mode (Llama-3-8B on an "
-        f"A100-80GB cost model); starvation threshold {STARVATION[0]}, quantum {STARVATION[1]} (served defaults). "
+        f"{first.get('max_inflight')}; tensorrt_llm stand-in with {first.get('batch_slots')} batch slots, timing mode (Llama-3-8B on an "
+        f"A100-80GB cost model); starvation threshold {SERVED.starvation_threshold}, quantum {SERVED.starvation_quantum} (served defaults). "
         "Reproduce: `make bench-serve` (`python -m loadtest.bench_serve`).",
         "",
         report.markdown_table(rows, cols),

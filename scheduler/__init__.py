@@ -1,20 +1,23 @@
 """Request scheduling for LLM serving: policies, a bounded priority queue with starvation
-prevention, and an asyncio admission gate that limits how many requests run in the engine.
+prevention, and the admission that limits how many requests run in the engine (the rule itself, and
+an asyncio gate around it).
 
 Plain Python with no Triton import: the Triton `ltr_scheduler` model, the simulator and the tests
 all drive this same code.
 """
 
-from scheduler.admission import AdmissionGate, RequestCancelled
-from scheduler.policies import POLICY_NAMES, Policy, PolicyName, make_policy
+from scheduler.admission import AdmissionControl, AdmissionGate, RequestCancelled
+from scheduler.policies import POLICY_NAMES, Policy, PolicyName, PreemptivePolicy, make_policy
 from scheduler.queue import QueueFull, QueueStats, RequestQueue, StarvationConfig
 from scheduler.request import QueuedRequest
 
 __all__ = [
+    "AdmissionControl",
     "AdmissionGate",
     "POLICY_NAMES",
     "Policy",
     "PolicyName",
+    "PreemptivePolicy",
     "QueueFull",
     "QueueStats",
     "QueuedRequest",

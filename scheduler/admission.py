@@ -1,9 +1,12 @@
-"""An asyncio admission gate: at most `max_inflight` requests run in the engine at once.
+"""Admission into the engine: at most `max_inflight` requests run in it at once.
 
 The engine (TensorRT-LLM) keeps its own FCFS queue and takes no priorities, so ordering has to
-happen before it: requests wait here, in a `RequestQueue`, and enter the engine only when one of
-`max_inflight` slots (about the engine's batch capacity) is free. Every path out of a slot —
-completion, failure, client cancellation — goes through `release`, so no slot leaks.
+happen before it: requests wait in a `RequestQueue` and enter the engine only when one of
+`max_inflight` slots (about the engine's batch capacity) is free. `AdmissionControl` is that rule,
+synchronous and clock-free, so that the served path and the simulator admit by the same code:
+`AdmissionGate` drives it from an asyncio event loop (waiting, cancellation), the simulator from its
+virtual clock. Every path out of a slot — completion, failure, client cancellation, preemption —
+goes through `release`, so no slot leaks.
 """
 
 from __future__ import annotations
@@ -14,9 +17,50 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator, Callable
 
 from scheduler.queue import RequestQueue
+from scheduler.request import QueuedRequest
 
 log = logging.getLogger(__name__)
-from scheduler.request import QueuedRequest
+
+
+class AdmissionControl:
+    """The queue and the slot counter: who may enter the engine, and when."""
+
+    def __init__(self, queue: RequestQueue, max_inflight: int) -> None:
+        if max_inflight <= 0:
+            raise ValueError("max_inflight must be positive")
+        self.queue = queue
+        self.max_inflight = max_inflight
+        self.inflight = 0
+        self.admitted_total = 0
+
+    def admit_now(self) -> bool:
+        """Take a slot at once if one is free and nobody waits (so nobody is overtaken)."""
+        if self.inflight < self.max_inflight and len(self.queue) == 0:
+            self._take_slot()
+            return True
+        return False
+
+    def admit_waiting(self) -> list[QueuedRequest]:
+        """Admit waiting requests, in the queue's order, while slots are free."""
+        admitted: list[QueuedRequest] = []
+        while self.inflight < self.max_inflight:
+            request = self.queue.pop()
+            if request is None:
+                break
+            self._take_slot()
+            admitted.append(request)
+        return admitted
+
+    def release(self) -> None:
+        """Give a slot back. Admitting the waiting requests is the caller's next move: the
+        simulator first queues the arrivals of the iteration that just ended."""
+        if self.inflight <= 0:
+            raise RuntimeError("release() without a held slot")
+        self.inflight -= 1
+
+    def _take_slot(self) -> None:
+        self.inflight += 1
+        self.admitted_total += 1
 
 
 class RequestCancelled(Exception):
@@ -24,7 +68,8 @@ class RequestCancelled(Exception):
 
 
 class AdmissionGate:
-    """Queue + slot counter, driven from one asyncio event loop."""
+    """`AdmissionControl` driven from one asyncio event loop: a waiting request awaits a future
+    that admission resolves."""
 
     def __init__(
         self,
@@ -32,14 +77,25 @@ class AdmissionGate:
         max_inflight: int,
         on_change: Callable[["AdmissionGate"], None] | None = None,
     ) -> None:
-        if max_inflight <= 0:
-            raise ValueError("max_inflight must be positive")
-        self.queue = queue
-        self.max_inflight = max_inflight
-        self.inflight = 0
-        self.admitted_total = 0
+        self.control = AdmissionControl(queue, max_inflight)
         self.on_change = on_change  # observers (metrics) see every change of queue or slots
         self._waiters: dict[str, asyncio.Future[None]] = {}
+
+    @property
+    def queue(self) -> RequestQueue:
+        return self.control.queue
+
+    @property
+    def max_inflight(self) -> int:
+        return self.control.max_inflight
+
+    @property
+    def inflight(self) -> int:
+        return self.control.inflight
+
+    @property
+    def admitted_total(self) -> int:
+        return self.control.admitted_total
 
     async def acquire(
         self,
@@ -52,9 +108,7 @@ class AdmissionGate:
         Raises QueueFull when the queue is at its bound, RequestCancelled when `is_cancelled()`
         turns true while waiting (checked every `poll_interval_s`); in both cases no slot is held.
         """
-        if self.inflight < self.max_inflight and len(self.queue) == 0:
-            self.inflight += 1  # nobody waits, so nobody is overtaken
-            self.admitted_total += 1
+        if self.control.admit_now():
             self._changed()
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -81,10 +135,9 @@ class AdmissionGate:
 
     def release(self) -> None:
         """Give a slot back and admit the next waiting requests."""
-        if self.inflight <= 0:
-            raise RuntimeError("release() without a held slot")
-        self.inflight -= 1
-        self._admit_waiting()
+        self.control.release()
+        for request in self.control.admit_waiting():
+            self._waiters.pop(request.request_id).set_result(None)
         self._changed()
 
     @asynccontextmanager
@@ -100,16 +153,6 @@ class AdmissionGate:
             yield
         finally:
             self.release()
-
-    def _admit_waiting(self) -> None:
-        while self.inflight < self.max_inflight:
-            request = self.queue.pop()
-            if request is None:
-                return
-            future = self._waiters.pop(request.request_id)
-            self.inflight += 1
-            self.admitted_total += 1
-            future.set_result(None)
 
     def _abandon(self, request_id: str, future: asyncio.Future[None]) -> None:
         """Undo a wait that ended by cancellation: leave the queue, or hand back a slot that was

@@ -5,7 +5,7 @@ Ties are broken by arrival order in the queue, so a policy only says what it ran
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Protocol, get_args
+from typing import Callable, Literal, Mapping, Protocol, get_args, runtime_checkable
 
 from scheduler.request import QueuedRequest
 
@@ -20,6 +20,17 @@ class Policy(Protocol):
 
     def key(self, request: QueuedRequest) -> float:
         """Sort key: smaller is served first; equal keys are served in arrival order."""
+        ...
+
+
+@runtime_checkable
+class PreemptivePolicy(Policy, Protocol):
+    """A policy that also takes running requests out of the engine (FastServe's MLFQ): it needs an
+    engine that preempts, so only the simulator runs it; the served engine cannot."""
+
+    def at_boundary(self, attained: int) -> bool:
+        """True when a running request that has received `attained` tokens has just used up its
+        quantum: it goes back to the queue if a waiting request now ranks above it."""
         ...
 
 
@@ -58,20 +69,13 @@ _FACTORIES: dict[str, Callable[[], Policy]] = {
 }
 
 
-def register_policy(name: str, factory: Callable[[], Policy]) -> None:
-    """Add a policy under `name` (simulator-only policies register themselves this way)."""
-    _FACTORIES[name] = factory
-
-
-def available_policies() -> list[str]:
-    return sorted(_FACTORIES)
-
-
-def make_policy(name: str) -> Policy:
-    """Build a policy by name; unknown names fail with the list of known ones."""
+def make_policy(name: str, extra: Mapping[str, Callable[[], Policy]] | None = None) -> Policy:
+    """Build a served policy by name, or one of `extra` (the simulator passes its own); an unknown
+    name fails with the list of every valid one."""
+    factories = {**_FACTORIES, **(extra or {})}
     try:
-        return _FACTORIES[name]()
+        return factories[name]()
     except KeyError:
         raise ValueError(
-            f"unknown scheduling policy {name!r}; choose one of {', '.join(available_policies())}"
+            f"unknown scheduling policy {name!r}; choose one of {', '.join(sorted(factories))}"
         ) from None

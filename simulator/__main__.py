@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from predictor.evaluate import kendall_tau
 from simulator.sim import SimConfig, simulate
 from simulator.sweep import (
     PAPER_RATES,
-    STARVATION,
+    SERVED,
     SweepSpec,
     config_dict,
     public_rows,
@@ -46,12 +45,12 @@ def _config(args: argparse.Namespace) -> SimConfig:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="data folder (default $LTR_DATA_DIR or ../shared/data)")
-    p.add_argument("--max-inflight", type=int, default=64, help="scheduler admission gate")
-    p.add_argument("--batch-slots", type=int, default=64, help="engine batch slots")
+    p.add_argument("--max-inflight", type=int, default=SERVED.max_inflight, help="scheduler admission gate")
+    p.add_argument("--batch-slots", type=int, default=SERVED.batch_slots, help="engine batch slots")
     p.add_argument("--kv-budget", type=int, default=0, help="KV tokens (0: from the cost model)")
     p.add_argument("--kv-policy", default="guaranteed_no_evict", choices=["guaranteed_no_evict", "max_utilization"])
-    p.add_argument("--starvation-threshold", type=int, default=STARVATION[0])
-    p.add_argument("--starvation-quantum", type=int, default=STARVATION[1])
+    p.add_argument("--starvation-threshold", type=int, default=SERVED.starvation_threshold)
+    p.add_argument("--starvation-quantum", type=int, default=SERVED.starvation_quantum)
     p.add_argument("--gpu", default="a100_80gb", choices=["a100_80gb", "h100_sxm"])
     p.add_argument("--request-overhead-s", type=float, default=0.0,
                    help="fixed per-request latency outside the engine (served path)")

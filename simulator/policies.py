@@ -1,18 +1,20 @@
-"""Simulator-only scheduling policies, registered in the scheduler's factory.
+"""The simulator's policies: the served ones (`scheduler.make_policy`) plus simulator-only ones.
 
 FastServe-style multi-level feedback queue (Wu et al. 2023): a request's priority level rises with
 the tokens it has already received (`attained`), with quanta doubling per level, so short jobs
-finish in the first levels without knowing lengths. It needs an engine that preempts at quantum
-boundaries, which the served path (TensorRT-LLM behind an admission gate) cannot do; the
-simulator's engine does it (`simulator.sim`). FastServe's skip-join (initial level from prefill
-time) and its host-memory KV swap are not modelled: a preempted request is recomputed on resume.
+finish in the first levels without knowing lengths. It is a `PreemptivePolicy`: it needs an engine
+that preempts at quantum boundaries, which the served path (TensorRT-LLM behind an admission gate)
+cannot do; the simulator's engine does it (`simulator.sim`), swapping the KV cache to host memory
+and back as FastServe does. FastServe's skip-join (initial level from prefill time) is not modelled.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
-from scheduler.policies import register_policy
+from scheduler import Policy
+from scheduler import make_policy as make_served_policy
 from scheduler.request import QueuedRequest
 
 
@@ -20,7 +22,6 @@ class MultiLevelFeedbackQueue:
     """Level k holds requests with attained tokens in [q*(2^k - 1), q*(2^(k+1) - 1)) (levels capped)."""
 
     name = "mlfq"
-    preemptive = True
 
     def __init__(self, base_quantum: int = 32, levels: int = 8) -> None:
         self.base_quantum = base_quantum
@@ -39,4 +40,9 @@ class MultiLevelFeedbackQueue:
         return self.level(attained) > self.level(attained - 1)
 
 
-register_policy("mlfq", MultiLevelFeedbackQueue)
+SIMULATOR_ONLY: dict[str, Callable[[], Policy]] = {"mlfq": MultiLevelFeedbackQueue}
+
+
+def make_policy(name: str) -> Policy:
+    """A served or simulator-only policy by name; an unknown name fails listing all of them."""
+    return make_served_policy(name, extra=SIMULATOR_ONLY)

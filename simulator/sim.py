@@ -2,10 +2,11 @@
 iteration-level batching engine, on a virtual clock.
 
 The pieces are the served ones, unchanged: `scheduler.RequestQueue` with the policy and starvation
-prevention (as in the `ltr_scheduler` model), an admission gate of `max_inflight` requests, and
-`engine.BatchingEngine` (the same core and cost model as the `tensorrt_llm` stand-in) with its batch
-slots, FCFS queue and KV budget. Events happen at iteration boundaries: arrivals during an iteration
-join the queue when it ends; admitted requests join the next iteration.
+prevention (as in the `ltr_scheduler` model), the same `scheduler.AdmissionControl` of
+`max_inflight` slots as its admission gate, and `engine.BatchingEngine` (the same core and cost
+model as the `tensorrt_llm` stand-in) with its batch slots, FCFS queue and KV budget. Events happen
+at iteration boundaries: arrivals during an iteration join the queue when it ends; admitted requests
+join the next iteration.
 
 Preemption: under `kv_policy="max_utilization"` the engine evicts a running request when the KV
 cache is full; the simulator returns it to the scheduler's queue with `attained` set (victim: the
@@ -22,30 +23,38 @@ unless it would be chosen next anyway.
 
 from __future__ import annotations
 
+import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
-import simulator.policies  # noqa: F401  (registers "mlfq")
-from engine.batching import BatchingEngine, EngineRequest, KvPolicy
+from deploy.repository import source_parameters
+from engine.batching import BatchingEngine, KvPolicy
 from engine.cost_model import CostModel
-from workloads.traces import TraceRequest
-from scheduler import QueuedRequest, RequestQueue, StarvationConfig, make_policy
+from engine.request import EngineRequest
+from scheduler import AdmissionControl, Policy, PreemptivePolicy, QueuedRequest, RequestQueue, StarvationConfig
+from simulator.policies import make_policy
 from workloads.metrics import RequestTimes
+from workloads.traces import TraceRequest
+
+# The shipped deployment, read once: the simulator's defaults and the server cannot drift apart.
+_SCHEDULER = source_parameters("ltr_scheduler")
+_ENGINE = source_parameters("tensorrt_llm")
 
 
 @dataclass(frozen=True)
 class SimConfig:
-    """The deployment being simulated; defaults follow the shipped configs."""
+    """The deployment being simulated; defaults follow the shipped configs (config.pbtxt)."""
 
-    max_inflight: int = 64  # ltr_scheduler admission gate
-    batch_slots: int = 64  # tensorrt_llm max_batch_slots
+    max_inflight: int = int(_SCHEDULER["max_inflight"])  # ltr_scheduler admission gate
+    batch_slots: int = int(_ENGINE["max_batch_slots"])  # tensorrt_llm batch slots
     kv_budget_tokens: int | None = None  # None: from the cost model (GPU memory)
     kv_policy: KvPolicy = "guaranteed_no_evict"
-    starvation_threshold: int = 0  # admissions; 0 = off
-    starvation_quantum: int = 0  # engine steps a promoted request is spared from preemption
+    starvation_threshold: int = int(_SCHEDULER["starvation_threshold"])  # admissions; 0 = off
+    starvation_quantum: int = int(_SCHEDULER["starvation_quantum"])  # engine steps a promoted request is spared
     cost_model: CostModel = field(default_factory=CostModel)
     request_overhead_s: float = 0.0  # fixed per-request latency outside the engine (served path)
     demote_after_quantum: bool = False  # paper's starvation prevention: promoted for `quantum` steps only
@@ -60,142 +69,183 @@ class SimResult:
     sim_end_s: float
 
 
+@dataclass(eq=False)
+class SimRequest:
+    """One request through the run: its scheduler and engine views, and when its tokens came."""
+
+    queued: QueuedRequest  # `promoted_for` > 0 while a starvation promotion protects it
+    engine: EngineRequest
+    admitted_step: int = 0
+    first_token: float = math.nan
+    last_token: float = math.nan
+    finish: float = math.nan
+    max_gap: float = 0.0  # longest wait between two of its tokens
+
+    def token_at(self, t: float) -> None:
+        if math.isnan(self.last_token):
+            self.first_token = t
+        elif t - self.last_token > self.max_gap:
+            self.max_gap = t - self.last_token
+        self.last_token = t
+
+
+class Simulation:
+    """One run: requests arrive, are admitted through the scheduler's slots, the engine steps, and
+    preempted requests go back to the queue."""
+
+    def __init__(
+        self, requests: Sequence[TraceRequest], scores: Sequence[float] | np.ndarray, policy: Policy, config: SimConfig
+    ) -> None:
+        self.config = config
+        self.policy = policy
+        # MLFQ: also preempted at quantum boundaries (checked once: a Protocol isinstance is slow)
+        self.preemptive: PreemptivePolicy | None = policy if isinstance(policy, PreemptivePolicy) else None
+        self.requests = [
+            SimRequest(
+                QueuedRequest(
+                    str(i), score=float(scores[i]), max_tokens=int(r.output_tokens), arrival=float(r.arrival_s)
+                ),
+                EngineRequest(str(i), r.prompt_tokens, int(r.output_tokens), keep_output_ids=False),
+            )
+            for i, r in enumerate(requests)
+        ]
+        for r in self.requests:
+            r.queued.payload = r.engine.payload = r
+        self.not_arrived = deque(sorted(self.requests, key=lambda r: r.queued.arrival))
+        self.admission = AdmissionControl(
+            RequestQueue(policy, StarvationConfig(config.starvation_threshold, config.starvation_quantum)),
+            config.max_inflight,
+        )
+        self.queue = self.admission.queue
+        self.engine = BatchingEngine(
+            cost_model=config.cost_model,
+            max_batch_size=config.batch_slots,
+            kv_budget_tokens=config.kv_budget_tokens,
+            kv_policy=config.kv_policy,
+            victim_key=self._victim_key,
+            requeue_preempted=False,  # evicted requests go back to the scheduler's queue instead
+        )
+        self.clock = self.not_arrived[0].queued.arrival if self.requests else 0.0
+        self.steps = 0
+        self.preemptions = 0
+        self.finished = 0
+
+    def run(self) -> None:
+        while self.finished < len(self.requests):
+            self.arrive()
+            self.admit()
+            if self.engine.idle:
+                self.wait_for_next_arrival()
+                continue
+            self.step_engine()
+            if self.config.demote_after_quantum:
+                self.demote_after_quantum()
+            if self.preemptive is not None:
+                self.preempt_at_quantum_boundary(self.preemptive)
+
+    def arrive(self) -> None:
+        """Requests that arrived by now join the queue."""
+        while self.not_arrived and self.not_arrived[0].queued.arrival <= self.clock:
+            self.queue.push(self.not_arrived.popleft().queued)
+
+    def admit(self) -> None:
+        """Waiting requests take the free slots, in the policy's order, and enter the engine."""
+        for queued in self.admission.admit_waiting():
+            request: SimRequest = queued.payload
+            request.admitted_step = self.steps
+            self.engine.submit(request.engine)
+
+    def wait_for_next_arrival(self) -> None:
+        if not self.not_arrived:
+            raise RuntimeError("simulation stalled with requests unfinished")
+        self.clock = max(self.clock, self.not_arrived[0].queued.arrival)
+
+    def step_engine(self) -> None:
+        """One engine iteration: the clock advances by its duration; its tokens, finished requests
+        and KV evictions are recorded."""
+        result = self.engine.step()
+        self.steps += 1
+        self.clock += result.duration_s
+        for evicted in result.preempted:
+            self.preempt(evicted.payload, evicted_by_engine=True)
+        for running, _token in result.emitted:
+            running.payload.token_at(self.clock)
+        for done in result.finished:
+            done.payload.finish = self.clock
+            self.admission.release()
+            self.finished += 1
+
+    def demote_after_quantum(self) -> None:
+        """The paper's starvation prevention: a promoted request whose `quantum` steps are over is
+        swapped out if the head of the queue is starving too or ranks above it."""
+        if not len(self.queue):
+            return
+        for running in list(self.engine.running):
+            request: SimRequest = running.payload
+            promoted_for = request.queued.promoted_for
+            if promoted_for and self.steps - request.admitted_step >= promoted_for:
+                request.queued.promoted_for = 0
+                head = self.queue.peek()
+                assert head is not None
+                starving = self.queue.wait_count(head.request_id) >= self.config.starvation_threshold
+                if starving or self.policy.key(head) < self._running_key(request):
+                    self.preempt(request)
+
+    def preempt_at_quantum_boundary(self, policy: PreemptivePolicy) -> None:
+        """MLFQ: a request that just used up its level's quantum is swapped out when the best
+        waiting request (as ranked before this round of preemptions) ranks above it."""
+        head = self.queue.peek()
+        if head is None:
+            return
+        best = policy.key(head)
+        for running in list(self.engine.running):
+            if policy.at_boundary(running.generated) and best < self._running_key(running.payload):
+                self.preempt(running.payload)
+
+    def preempt(self, request: SimRequest, evicted_by_engine: bool = False) -> None:
+        """Take a running request out of the engine (swapping its KV to host memory) unless the
+        engine already evicted it, free its slot and queue it again with the tokens it has."""
+        if not evicted_by_engine:
+            self.engine.preempt(request.engine.request_id, swap=True)
+        self.admission.release()
+        self.preemptions += 1
+        request.queued.attained = request.engine.generated
+        request.queued.promoted_for = 0
+        self.queue.push(request.queued)
+
+    def result(self, wall_s: float) -> SimResult:
+        overhead = float(self.config.request_overhead_s)
+        times = RequestTimes(
+            arrival=np.array([r.queued.arrival for r in self.requests], dtype=float),
+            first_token=np.array([r.first_token for r in self.requests]) + overhead,
+            finish=np.array([r.finish for r in self.requests]) + overhead,
+            output_tokens=np.array([r.engine.max_new_tokens for r in self.requests], dtype=np.int64),
+            max_gap=np.array([r.max_gap for r in self.requests]),
+        )
+        return SimResult(times, self.steps, self.preemptions, wall_s, self.clock)
+
+    def _running_key(self, request: SimRequest) -> float:
+        """The policy's key of a running request, counting the tokens it has received so far."""
+        request.queued.attained = request.engine.generated
+        return self.policy.key(request.queued)
+
+    def _victim_key(self, running: EngineRequest) -> tuple[int, float, int]:
+        """The engine evicts the largest key: unprotected before promoted-and-protected requests,
+        then the lowest priority, then the latest admitted."""
+        request: SimRequest = running.payload
+        promoted_for = request.queued.promoted_for
+        protected = promoted_for > 0 and self.steps - request.admitted_step < promoted_for
+        return (0 if protected else 1, self._running_key(request), running.admit_seq)
+
+
 def simulate(
     requests: Sequence[TraceRequest],
     scores: Sequence[float] | np.ndarray,
     policy: str,
     config: SimConfig = SimConfig(),
 ) -> SimResult:
-    """Serve `requests` (sorted by arrival) under `policy` with per-request `scores`."""
+    """Serve `requests` under `policy` with per-request `scores`."""
     wall0 = time.perf_counter()
-    n = len(requests)
-    order = sorted(range(n), key=lambda i: requests[i].arrival_s)
-    arrival = np.array([requests[i].arrival_s for i in range(n)], dtype=float)
-    out_tokens = np.array([requests[i].output_tokens for i in range(n)], dtype=np.int64)
-    pol = make_policy(policy)
-    preemptive = bool(getattr(pol, "preemptive", False))
-    queue = RequestQueue(
-        pol, StarvationConfig(config.starvation_threshold, config.starvation_quantum)
-    )
-    step_no = 0
-    admitted_step = [0] * n
-    promoted = [0] * n
-    qreqs: list[QueuedRequest] = [
-        QueuedRequest(
-            request_id=str(i),
-            score=float(scores[i]),
-            max_tokens=int(out_tokens[i]),
-            arrival=float(arrival[i]),
-            payload=i,
-        )
-        for i in range(n)
-    ]
-
-    def victim_key(r: EngineRequest) -> tuple[int, float, int]:
-        i = r.payload
-        spared = promoted[i] > 0 and step_no - admitted_step[i] < promoted[i]
-        q = qreqs[i]
-        q.attained = r.generated
-        return (0 if spared else 1, pol.key(q), r.admit_seq)
-
-    engine = BatchingEngine(
-        cost_model=config.cost_model,
-        max_batch_size=config.batch_slots,
-        kv_budget_tokens=config.kv_budget_tokens,
-        kv_policy=config.kv_policy,
-        victim_key=victim_key,
-        requeue_preempted=False,
-    )
-    eng_reqs = [
-        EngineRequest(str(i), requests[i].prompt_tokens, int(out_tokens[i]), payload=i, keep_output_ids=False)
-        for i in range(n)
-    ]
-
-    first = np.full(n, np.nan)
-    last = np.full(n, np.nan)
-    finish = np.full(n, np.nan)
-    max_gap = np.zeros(n)
-    inflight = 0
-    done = 0
-    preemptions = 0
-    nxt = 0
-    t = 0.0 if n == 0 else float(arrival[order[0]])
-    base = float(config.request_overhead_s)
-
-    def requeue(r: EngineRequest) -> None:
-        q = qreqs[r.payload]
-        q.attained = r.generated
-        q.promoted_for = 0
-        queue.push(q)
-
-    while done < n:
-        while nxt < n and arrival[order[nxt]] <= t:
-            queue.push(qreqs[order[nxt]])
-            nxt += 1
-        while inflight < config.max_inflight and len(queue):
-            q = queue.pop()
-            i = q.payload
-            admitted_step[i] = step_no
-            promoted[i] = q.promoted_for
-            engine.submit(eng_reqs[i])
-            inflight += 1
-        if engine.idle:
-            if nxt >= n:
-                raise RuntimeError("simulation stalled with requests unfinished")
-            t = max(t, float(arrival[order[nxt]]))
-            continue
-        res = engine.step()
-        step_no += 1
-        t += res.duration_s
-        for r in res.preempted:
-            inflight -= 1
-            preemptions += 1
-            requeue(r)
-        for r, _tok in res.emitted:
-            i = r.payload
-            prev = last[i]
-            if prev != prev:  # NaN: first token
-                first[i] = t
-            else:
-                gap = t - prev
-                if gap > max_gap[i]:
-                    max_gap[i] = gap
-            last[i] = t
-        for r in res.finished:
-            finish[r.payload] = t
-            inflight -= 1
-            done += 1
-        if config.demote_after_quantum and len(queue):
-            for r in list(engine.running):
-                i = r.payload
-                if promoted[i] and step_no - admitted_step[i] >= promoted[i]:
-                    promoted[i] = 0
-                    head = queue.peek()
-                    q = qreqs[i]
-                    q.attained = r.generated
-                    starving = queue.wait_count(head.request_id) >= config.starvation_threshold
-                    if starving or pol.key(head) < pol.key(q):
-                        engine.preempt(r.request_id, swap=True)
-                        inflight -= 1
-                        preemptions += 1
-                        requeue(r)
-        if preemptive and len(queue):
-            best = pol.key(queue.peek())
-            for r in list(engine.running):
-                if pol.at_boundary(r.generated):  # type: ignore[attr-defined]
-                    q = qreqs[r.payload]
-                    q.attained = r.generated
-                    if best < pol.key(q):
-                        engine.preempt(r.request_id, swap=True)
-                        inflight -= 1
-                        preemptions += 1
-                        requeue(r)
-
-    times = RequestTimes(
-        arrival=arrival,
-        first_token=first + base,
-        finish=finish + base,
-        output_tokens=out_tokens,
-        max_gap=max_gap,
-    )
-    return SimResult(times, step_no, preemptions, time.perf_counter() - wall0, t)
+    sim = Simulation(requests, scores, make_policy(policy), config)
+    sim.run()
+    return sim.result(time.perf_counter() - wall0)

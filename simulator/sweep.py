@@ -26,13 +26,12 @@ from workloads.scores import (
     predictor_pool_scores,
     request_scores,
 )
-from deploy.repository import source_parameters
 from simulator.sim import SimConfig, simulate
 
 PAPER_RATES = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 BURST = 2000
-_SCHEDULER = source_parameters("ltr_scheduler")
-STARVATION = (int(_SCHEDULER["starvation_threshold"]), int(_SCHEDULER["starvation_quantum"]))  # served defaults
+SERVED = SimConfig()  # the shipped deployment (config.pbtxt)
+STARVATION = (SERVED.starvation_threshold, SERVED.starvation_quantum)
 PAPER_STARVATION_THRESHOLD = 200  # the authors' scripts: counter per engine step, promoted for a quantum
 # Own pace and one scaled replay per trace: Azure is light for one 8B replica, so speed it up;
 # Mooncake's long prompts overload it, so slow it down.

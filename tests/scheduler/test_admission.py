@@ -1,4 +1,5 @@
-"""AdmissionGate: slot limit, priority order of admission, cancellation, no leaked slots."""
+"""AdmissionControl (the rule) and AdmissionGate (asyncio): slot limit, priority order of admission,
+cancellation, no leaked slots."""
 
 from __future__ import annotations
 
@@ -6,7 +7,45 @@ import asyncio
 
 import pytest
 
-from scheduler import AdmissionGate, QueuedRequest, QueueFull, RequestCancelled, RequestQueue, make_policy
+from scheduler import (
+    AdmissionControl,
+    AdmissionGate,
+    QueuedRequest,
+    QueueFull,
+    RequestCancelled,
+    RequestQueue,
+    make_policy,
+)
+
+
+def test_control_admits_at_once_only_with_a_free_slot_and_nobody_waiting():
+    control = AdmissionControl(RequestQueue(make_policy("ltr")), max_inflight=2)
+    assert control.admit_now() and control.inflight == 1
+    control.queue.push(QueuedRequest("waiting"))
+    assert not control.admit_now()  # a free slot, but taking it would overtake "waiting"
+    assert [r.request_id for r in control.admit_waiting()] == ["waiting"]
+    assert not control.admit_now()  # no slot left
+    assert (control.inflight, control.admitted_total) == (2, 2)
+
+
+def test_control_admits_waiting_requests_in_policy_order_while_slots_are_free():
+    control = AdmissionControl(RequestQueue(make_policy("ltr")), max_inflight=2)
+    for rid, score in [("long", 9.0), ("mid", 5.0), ("short", 1.0)]:
+        control.queue.push(QueuedRequest(rid, score=score))
+    assert [r.request_id for r in control.admit_waiting()] == ["short", "mid"]
+    assert control.admit_waiting() == []
+    control.release()  # frees the slot; admission is the caller's next move
+    assert control.inflight == 1 and len(control.queue) == 1
+    assert [r.request_id for r in control.admit_waiting()] == ["long"]
+    assert (control.inflight, control.admitted_total, len(control.queue)) == (2, 3, 0)
+
+
+def test_control_refuses_a_release_without_a_held_slot_and_a_zero_slot_limit():
+    control = AdmissionControl(RequestQueue(make_policy("fcfs")), max_inflight=1)
+    with pytest.raises(RuntimeError):
+        control.release()
+    with pytest.raises(ValueError):
+        AdmissionControl(RequestQueue(make_policy("fcfs")), max_inflight=0)
 
 
 def gate(policy: str = "ltr", max_inflight: int = 1, max_size: int | None = None) -> AdmissionGate:

@@ -12,7 +12,9 @@ from workloads.metrics import RequestTimes, summarize
 from simulator.policies import MultiLevelFeedbackQueue
 from predictor.evaluate import kendall_tau
 from workloads.scores import noisy_oracle_scores
-from simulator.sim import SimConfig, simulate
+from deploy.repository import source_parameters
+from simulator.policies import make_policy
+from simulator.sim import SimConfig, Simulation, simulate
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ def reqs(lengths: list[int], arrivals: list[float] | None = None, prompt: int = 
 
 
 def cfg(**kw: object) -> SimConfig:
-    base = dict(max_inflight=1, batch_slots=1, cost_model=FixedCost())
+    base = dict(max_inflight=1, batch_slots=1, cost_model=FixedCost(), starvation_threshold=0, starvation_quantum=0)
     base.update(kw)
     return SimConfig(**base)  # type: ignore[arg-type]
 
@@ -146,3 +148,28 @@ def test_paper_style_promotion_is_demoted_after_quantum() -> None:
     assert served.preemptions == 0 and paper.preemptions > 0
     assert paper.times.ttft[1] <= served.times.ttft[1]
     assert paper.times.finish[1] > served.times.finish[1]
+
+
+def test_defaults_are_the_shipped_configs() -> None:
+    scheduler, engine = source_parameters("ltr_scheduler"), source_parameters("tensorrt_llm")
+    served = SimConfig()
+    assert served.max_inflight == int(scheduler["max_inflight"])
+    assert served.batch_slots == int(engine["max_batch_slots"])
+    assert (served.starvation_threshold, served.starvation_quantum) == (
+        int(scheduler["starvation_threshold"]), int(scheduler["starvation_quantum"]))
+
+
+@pytest.mark.parametrize("policy, config", [
+    ("oracle", cfg(max_inflight=3, batch_slots=3, kv_budget_tokens=100, kv_policy="max_utilization")),
+    ("oracle", cfg(max_inflight=2, batch_slots=2, starvation_threshold=2, starvation_quantum=3,
+                   demote_after_quantum=True)),
+    ("mlfq", cfg(max_inflight=2, batch_slots=2)),
+])
+def test_every_preemption_gives_its_slot_back_and_is_admitted_again(policy: str, config: SimConfig) -> None:
+    lengths = [40, 3, 40, 5, 30, 2, 40, 4]
+    sim = Simulation(reqs(lengths, [0.02 * i for i in range(8)], prompt=10), lengths, make_policy(policy), config)
+    sim.run()
+    assert sim.preemptions > 0
+    assert sim.admission.inflight == 0 and len(sim.queue) == 0 and sim.engine.idle
+    assert sim.admission.admitted_total == len(lengths) + sim.preemptions
+    assert [r.engine.generated for r in sim.requests] == lengths  # resumed, none lost

@@ -1,0 +1,35 @@
+"""Policies: the sort keys, the factory and its error, the preemptive interface."""
+
+from __future__ import annotations
+
+import pytest
+
+from scheduler import POLICY_NAMES, PreemptivePolicy, QueuedRequest, make_policy
+
+
+class EveryTenTokens:
+    name = "every10"
+
+    def key(self, request: QueuedRequest) -> float:
+        return float(request.attained // 10)
+
+    def at_boundary(self, attained: int) -> bool:
+        return attained > 0 and attained % 10 == 0
+
+
+def test_served_policies_rank_by_what_they_say():
+    request = QueuedRequest("r", score=0.25, max_tokens=100, attained=40)
+    assert [make_policy(name).key(request) for name in POLICY_NAMES] == [0.0, 0.25, 60.0]
+
+
+def test_unknown_policy_names_every_valid_one_extras_included():
+    with pytest.raises(ValueError, match="every10, fcfs, ltr, oracle"):
+        make_policy("sjf-typo", extra={"every10": EveryTenTokens})
+    with pytest.raises(ValueError, match="fcfs, ltr, oracle$"):
+        make_policy("every10")  # extras exist only where they are passed
+
+
+def test_extra_policies_are_built_and_known_as_preemptive_by_their_interface():
+    policy = make_policy("every10", extra={"every10": EveryTenTokens})
+    assert isinstance(policy, EveryTenTokens) and isinstance(policy, PreemptivePolicy)
+    assert not any(isinstance(make_policy(name), PreemptivePolicy) for name in POLICY_NAMES)
