@@ -5,18 +5,20 @@ Each check returns a list of problems (empty = fine) so one run reports everythi
 - every ensemble step maps existing tensors of the models it calls, with matching data types and
   dims, takes only tensors that exist at that point, and feeds every required input; a step after
   a decoupled step takes only that step's outputs (Triton's rule for decoupled models in ensembles);
-- the LLM model a target serves exposes the tensors the scheduler sends and reads, as on CPU.
+- the LLM model a target serves exposes the tensors the scheduler sends and reads (runtime.llm_contract),
+  as the CPU stand-in does.
 """
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
+
+from runtime import llm_contract
 
 ModelConfig = model_config_pb2.ModelConfig
 DataType = model_config_pb2.DataType
@@ -131,33 +133,20 @@ class LlmCalls:
     """What the scheduler's BLS client sends to and reads from the LLM model."""
 
     always: frozenset[str]  # inputs on every call
-    sometimes: frozenset[str]  # inputs passed through when the client gave them
+    sometimes: frozenset[str]  # inputs passed through when the client gave them, and the call flags
     reads: frozenset[str]
 
 
-def scheduler_llm_calls(model_py: Path) -> LlmCalls:
-    """Read the tensor names out of ltr_scheduler's model.py (without importing Triton): the
-    `pb_utils.Tensor("name", ...)` literals of BLSClient, PASS_THROUGH, requested_output_names."""
-    tree = ast.parse(Path(model_py).read_text())
-    sent: set[str] = set()
-    passed: set[str] = set()
-    reads: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef) and node.name == "BLSClient":
-            for call in ast.walk(node):
-                if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "Tensor"
-                        and call.args and isinstance(call.args[0], ast.Constant)):
-                    sent.add(call.args[0].value)
-                if isinstance(call, ast.keyword) and call.arg == "requested_output_names":
-                    reads |= {e.value for e in call.value.elts if isinstance(e, ast.Constant)}
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "PASS_THROUGH" for t in node.targets):
-            passed |= {e.value for e in node.value.elts if isinstance(e, ast.Constant)}
-    # `streaming` and `stop` are each sent on their own kind of call, so neither is on every call.
-    occasional = {"streaming", "stop"} & sent
-    return LlmCalls(frozenset(sent - occasional), frozenset(passed | occasional), frozenset(reads))
+SCHEDULER_LLM_CALLS = LlmCalls(
+    always=frozenset(llm_contract.SENT_ON_EVERY_CALL),
+    sometimes=frozenset((*llm_contract.PASSED_THROUGH, llm_contract.STREAMING, llm_contract.STOP)),
+    reads=frozenset(llm_contract.OUTPUTS_READ),
+)
 
 
-def llm_interface_problems(reference: ModelConfig, candidate: ModelConfig, calls: LlmCalls) -> list[str]:
+def llm_interface_problems(
+    reference: ModelConfig, candidate: ModelConfig, calls: LlmCalls = SCHEDULER_LLM_CALLS
+) -> list[str]:
     """`candidate` (e.g. the GPU tensorrt_llm) serves the scheduler's calls exactly as `reference`
     (the CPU stand-in) does: same names, data types and dims; required only where always sent."""
     problems: list[str] = []

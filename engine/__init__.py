@@ -4,7 +4,8 @@ clock by the Triton `tensorrt_llm` stand-in (`realtime`); the request it runs (`
 cost model of one GPU that says how long each iteration takes (`cost_model`); the token sources that
 fill the output (`tokens`, `vocab`, `hf_llama`); and the parsing of the Triton model's parameters and
 tensors into these objects (`settings`). Layering: it may import `repo_paths`, `scheduler` and
-`runtime` (the packages below it), and in practice needs none of them; nothing here imports Triton.
+`runtime` (the packages below it); only `settings` does, for the tensor reader the Triton models
+share. Nothing here imports Triton.
 """
 
 from engine.batching import BatchingEngine, KvPolicy, StepResult

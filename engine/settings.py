@@ -17,6 +17,7 @@ from engine.cost_model import CostModel
 from engine.hf_llama import HfLlamaConfig
 from engine.request import EngineRequest
 from engine.tokens import TokenSource, WordTokenSource
+from runtime.triton_tensors import first_value
 
 Mode = Literal["timing", "hf"]
 MODE_ENV = "LTR_LLM_MODE"
@@ -95,13 +96,6 @@ class EngineSettings:
         )
 
 
-def _scalar(tensors: Mapping[str, np.ndarray], name: str, default: float | None = None) -> float | None:
-    arr = tensors.get(name)
-    if arr is None or np.asarray(arr).size == 0:
-        return default
-    return np.asarray(arr).reshape(-1)[0].item()
-
-
 def parse_word_list(arr: np.ndarray | None) -> tuple[tuple[int, ...], ...]:
     """TensorRT-LLM's [2, N] word-list format: row 0 flattened ids, row 1 end offsets (-1 padded)."""
     if arr is None:
@@ -139,29 +133,29 @@ def parse_request(
     if ids.ndim >= 2 and ids.shape[0] != 1:
         raise ValueError(f"the stand-in takes one sequence per request, got batch {ids.shape[0]}")
     ids = ids.reshape(-1)
-    length = _scalar(tensors, "input_lengths", float(ids.size))
+    length = first_value(tensors.get("input_lengths"), float(ids.size))
     length = int(length) if length is not None else int(ids.size)
     if length > ids.size:
         raise ValueError(f"input_lengths {length} exceeds the {ids.size} ids given")
     if length > settings.max_input_len:
         raise ValueError(f"prompt of {length} tokens exceeds max_input_len {settings.max_input_len}")
-    out_len = _scalar(tensors, "request_output_len")
+    out_len = first_value(tensors.get("request_output_len"))
     if out_len is None:
         raise ValueError("request_output_len is required")
     out_len = int(out_len)
     if out_len > settings.max_output_len:
         raise ValueError(f"request_output_len {out_len} exceeds max_output_len {settings.max_output_len}")
-    beam = _scalar(tensors, "beam_width", 1)
+    beam = first_value(tensors.get("beam_width"), 1)
     if beam is not None and int(beam) != 1:
         raise ValueError("the stand-in supports beam_width 1 only")
-    end_id = _scalar(tensors, "end_id")
-    seed = _scalar(tensors, "seed")
+    end_id = first_value(tensors.get("end_id"))
+    seed = first_value(tensors.get("seed"))
     if seed is None:
-        seed = _scalar(tensors, "random_seed", default_seed)
-    top_k = _scalar(tensors, "runtime_top_k", 0)
-    top_p = _scalar(tensors, "runtime_top_p", 1.0)
-    temperature = _scalar(tensors, "temperature", 1.0)
-    streaming = bool(_scalar(tensors, "streaming", False))
+        seed = first_value(tensors.get("random_seed"), default_seed)
+    top_k = first_value(tensors.get("runtime_top_k"), 0)
+    top_p = first_value(tensors.get("runtime_top_p"), 1.0)
+    temperature = first_value(tensors.get("temperature"), 1.0)
+    streaming = bool(first_value(tensors.get("streaming"), False))
     req = EngineRequest(
         request_id=request_id,
         prompt_len=length,
@@ -174,5 +168,5 @@ def parse_request(
         top_k=int(top_k or 0),
         top_p=float(top_p) if top_p is not None else 1.0,
     )
-    excl = _scalar(tensors, "exclude_input_in_output")
+    excl = first_value(tensors.get("exclude_input_in_output"))
     return req, streaming, settings.exclude_input_in_output if excl is None else bool(excl)

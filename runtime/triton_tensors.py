@@ -1,11 +1,16 @@
-"""Small helpers the Triton `model.py` files share to read their config and optional inputs.
+"""Small helpers the Triton `model.py` files share to read their config and single-value inputs.
 
 Imports `triton_python_backend_utils` lazily: it exists only inside the python backend stub.
+`first_value` is the numpy-level reader under them, usable where tensors are plain arrays.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
+
+from runtime.llm_contract import STOP
 
 
 def model_parameters(model_config: dict) -> dict[str, str]:
@@ -13,11 +18,25 @@ def model_parameters(model_config: dict) -> dict[str, str]:
     return {key: value["string_value"] for key, value in model_config.get("parameters", {}).items()}
 
 
-def optional_input(request: Any, name: str, default: Any) -> Any:
-    """The scalar value of an optional input tensor, or `default` when the client left it out."""
+def first_value(array: Any, default: Any = None) -> Any:
+    """The value of a single-value tensor ([1], [1, 1], ...) as a Python scalar; `default` when
+    the tensor is absent (None) or empty."""
+    if array is None:
+        return default
+    array = np.asarray(array)
+    if array.size == 0:
+        return default
+    return array.reshape(-1)[0].item()
+
+
+def scalar(request: Any, name: str, default: Any = None) -> Any:
+    """The value of a request's single-value input `name`, or `default` when the client left it out."""
     import triton_python_backend_utils as pb_utils
 
     tensor = pb_utils.get_input_tensor_by_name(request, name)
-    if tensor is None:
-        return default
-    return tensor.as_numpy().reshape(-1)[0].item()
+    return first_value(None if tensor is None else tensor.as_numpy(), default)
+
+
+def stop_requested(request: Any) -> bool:
+    """TensorRT-LLM's convention: a request with `stop: true` ends the live request with its id."""
+    return bool(scalar(request, STOP, False))

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 from deploy.gpu.capacity import EngineLimits, choose_max_inflight
-from deploy.config_checks import llm_interface_problems, repository_problems, scheduler_llm_calls
+from deploy.config_checks import llm_interface_problems, repository_problems
 from deploy.repository import IGNORED, model_dirs, read_config, render_repository, set_parameters, write_config
 from repo_paths import BUILD_DIR, REPO_ROOT, SOURCE_REPOSITORY
 
@@ -238,10 +238,9 @@ def bundle_problems(bundle: Path, source: Path = SOURCE_REPOSITORY) -> list[str]
     """Static checks of the rendered repository: configs, ensemble wiring, and the LLM interface the
     scheduler relies on (GPU tensorrt_llm against the CPU stand-in)."""
     repo = Path(bundle) / "model_repository"
-    problems = repository_problems(repo)
-    calls = scheduler_llm_calls(source / "ltr_scheduler" / "1" / "model.py")
     cpu_llm = read_config(source / "tensorrt_llm" / "config.pbtxt")
-    return problems + llm_interface_problems(cpu_llm, read_config(repo / "tensorrt_llm" / "config.pbtxt"), calls)
+    gpu_llm = read_config(repo / "tensorrt_llm" / "config.pbtxt")
+    return repository_problems(repo) + llm_interface_problems(cpu_llm, gpu_llm)
 
 
 def missing_artifacts(bundle: Path) -> list[Path]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.config_checks import LlmCalls, inputs, llm_interface_problems, scheduler_llm_calls
+from deploy.config_checks import SCHEDULER_LLM_CALLS, inputs, llm_interface_problems
 from deploy.gpu.bundle import TENSORRT_LLM_CONFIG
 from deploy.repository import read_config
 from repo_paths import SOURCE_REPOSITORY
-
-SCHEDULER_MODEL = SOURCE_REPOSITORY / "ltr_scheduler" / "1" / "model.py"
+from runtime import llm_contract
 
 # Parameter keys of TensorRT-LLM's tensorrt_llm/config.pbtxt (triton_backend/all_models/
 # inflight_batcher_llm, NVIDIA/TensorRT-LLM): a key outside this list is a typo the backend ignores.
@@ -30,23 +29,25 @@ TRTLLM_PARAMETER_KEYS = {
 }
 
 
-@pytest.fixture(scope="module")
-def calls() -> LlmCalls:
-    return scheduler_llm_calls(SCHEDULER_MODEL)
+def cpu_and_gpu_llm():
+    return read_config(SOURCE_REPOSITORY / "tensorrt_llm" / "config.pbtxt"), read_config(TENSORRT_LLM_CONFIG)
 
 
-def test_scheduler_calls_are_read_from_its_source(calls):
-    """The names come from ltr_scheduler/1/model.py itself, so a new tensor there is checked too."""
-    assert {"input_ids", "input_lengths", "request_output_len"} == calls.always
-    assert {"streaming", "stop", "end_id", "pad_id", "stop_words_list", "bad_words_list", "temperature",
-            "runtime_top_k", "runtime_top_p", "seed"} <= calls.sometimes
-    assert calls.reads == {"output_ids", "sequence_length"}
+def test_the_check_covers_the_whole_contract():
+    """Every name the scheduler sends or reads (runtime.llm_contract) is checked, each as often as it is sent."""
+    assert SCHEDULER_LLM_CALLS.always == {"input_ids", "input_lengths", "request_output_len"}
+    assert SCHEDULER_LLM_CALLS.sometimes == {*llm_contract.PASSED_THROUGH, "streaming", "stop"}
+    assert SCHEDULER_LLM_CALLS.reads == {"output_ids", "sequence_length"}
 
 
-def test_gpu_tensorrt_llm_serves_the_scheduler_as_the_cpu_stand_in_does(calls):
-    cpu = read_config(SOURCE_REPOSITORY / "tensorrt_llm" / "config.pbtxt")
-    gpu = read_config(TENSORRT_LLM_CONFIG)
-    assert llm_interface_problems(cpu, gpu, calls) == []
+def test_gpu_tensorrt_llm_serves_the_scheduler_as_the_cpu_stand_in_does():
+    assert llm_interface_problems(*cpu_and_gpu_llm()) == []
+
+
+def test_the_scheduler_accepts_every_input_it_passes_through():
+    """A pass-through name the scheduler's own config lacks would never reach the LLM."""
+    scheduler = inputs(read_config(SOURCE_REPOSITORY / "ltr_scheduler" / "config.pbtxt"))
+    assert set(llm_contract.PASSED_THROUGH) | {"stop", "streaming"} <= set(scheduler)
 
 
 def test_gpu_tensorrt_llm_is_the_inflight_batching_backend():
@@ -61,24 +62,30 @@ def test_gpu_tensorrt_llm_is_the_inflight_batching_backend():
     assert 0 < float(params["kv_cache_free_gpu_mem_fraction"]) <= 1
 
 
-@pytest.mark.parametrize("tensor", ["stop", "streaming", "seed"])
-def test_missing_tensor_is_caught(calls, tensor):
-    cpu = read_config(SOURCE_REPOSITORY / "tensorrt_llm" / "config.pbtxt")
-    gpu = read_config(TENSORRT_LLM_CONFIG)
+@pytest.mark.parametrize("tensor", ["input_lengths", "stop", "streaming", "seed"])
+def test_missing_tensor_is_caught(tensor):
+    cpu, gpu = cpu_and_gpu_llm()
     kept = [t for t in gpu.input if t.name != tensor]
     del gpu.input[:]
     gpu.input.extend(kept)
-    assert any(repr(tensor) in p for p in llm_interface_problems(cpu, gpu, calls))
+    assert any(f"lacks input {tensor!r}" in p for p in llm_interface_problems(cpu, gpu))
 
 
-def test_wrong_type_required_input_and_non_decoupled_are_caught(calls):
-    cpu = read_config(SOURCE_REPOSITORY / "tensorrt_llm" / "config.pbtxt")
-    gpu = read_config(TENSORRT_LLM_CONFIG)
+def test_missing_output_is_caught():
+    cpu, gpu = cpu_and_gpu_llm()
+    kept = [t for t in gpu.output if t.name != "output_ids"]
+    del gpu.output[:]
+    gpu.output.extend(kept)
+    assert any("lacks output 'output_ids'" in p for p in llm_interface_problems(cpu, gpu))
+
+
+def test_wrong_type_required_input_and_non_decoupled_are_caught():
+    cpu, gpu = cpu_and_gpu_llm()
     by_name = {t.name: t for t in gpu.input}
     by_name["seed"].data_type = read_config(SOURCE_REPOSITORY / "length_predictor" / "config.pbtxt").input[0].data_type
     by_name["temperature"].optional = False
     gpu.model_transaction_policy.decoupled = False
-    problems = llm_interface_problems(cpu, gpu, calls)
+    problems = llm_interface_problems(cpu, gpu)
     assert any("seed" in p and "TYPE_INT64" in p for p in problems), problems
     assert any("requires 'temperature'" in p for p in problems), problems
     assert any("decoupled" in p for p in problems), problems

@@ -76,11 +76,13 @@ def test_concurrent_requests_over_all_three_paths_each_get_exactly_their_tokens(
         return sum(e["output_token_count"] for e in events)
 
     jobs = [(fn, i) for i in range(8) for fn in (over_grpc, over_http, over_sse)]
+    completed_before = metric_value(server, "ltr_scheduler_requests_total", event="completed")
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
         counts = list(pool.map(lambda job: job[0](job[1]), jobs))
     assert counts == [8 + i for i in range(8) for _ in range(3)]
     assert metric_value(server, "ltr_scheduler_inflight_requests") == 0
     assert metric_value(server, "ltr_scheduler_waiting_requests") == 0
+    assert metric_value(server, "ltr_scheduler_requests_total", event="completed") == completed_before + len(jobs)
 
 
 def test_streamed_text_has_no_broken_characters(server, grpc):

@@ -167,6 +167,8 @@ def test_cancelling_a_queued_request_removes_it_from_the_queue(one_slot_server):
     assert metric_value(server, "ltr_scheduler_waiting_requests") == 0
     running.cancel()
     assert wait_for(lambda: metric_value(server, "ltr_scheduler_inflight_requests") == 0)
+    assert wait_for(lambda: metric_value(server, "ltr_scheduler_requests_total", event="cancelled") == 2)
+    assert metric_value(server, "ltr_scheduler_requests_total", event="completed") == 0
 
 
 def test_cancelling_a_generating_request_frees_its_slot_and_the_engine(one_slot_server):
@@ -182,6 +184,8 @@ def test_cancelling_a_generating_request_frees_its_slot_and_the_engine(one_slot_
     assert gen.error is None and gen.tokens == 4
     # Had the engine (one slot) kept generating the cancelled 1000 tokens, this would take ~10 s.
     assert time.monotonic() - cancelled_at < 3.0
+    assert wait_for(lambda: metric_value(server, "ltr_scheduler_requests_total", event="completed") == 1)
+    assert metric_value(server, "ltr_scheduler_requests_total", event="cancelled") == 1
 
 
 def test_stopping_ensemble_requests_by_id_frees_the_queue_and_the_slot(one_slot_server):
@@ -213,3 +217,5 @@ def test_stopping_ensemble_requests_by_id_frees_the_queue_and_the_slot(one_slot_
     gen = generate(client, SHORT[0][0], 4)  # the one engine slot is free again
     assert gen.error is None and gen.tokens == 4
     client.close()
+    assert wait_for(lambda: metric_value(server, "ltr_scheduler_requests_total", event="completed") == 1)
+    assert [metric_value(server, "ltr_scheduler_requests_total", event=e) for e in ("cancelled", "removed", "failed")] == [2, 1, 0]

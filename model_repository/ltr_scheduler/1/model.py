@@ -1,6 +1,7 @@
 """Triton model `ltr_scheduler`: parses tensors and config, then hands each request to
 runtime.relay.Relay, which queues it (scheduler/), admits it and streams it through BLS calls
-to the LLM model. This file holds only the Triton seams: the BLS client and the response sink."""
+to the LLM model. This file holds only the Triton seams: the BLS client, the response sink and
+the Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -14,74 +15,47 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from scheduler import AdmissionGate, RequestQueue, StarvationConfig, make_policy
-from runtime.relay import Job, Relay
-from runtime.triton_tensors import model_parameters
+from runtime import llm_contract as llm
+from runtime.llm_stream import stream_chunks
+from runtime.relay import Job, Relay, RelayStats
+from runtime.scheduler_metrics import EVENTS, CounterDeltas, event_totals
+from runtime.triton_tensors import model_parameters, scalar, stop_requested
 
-PASS_THROUGH = ("end_id", "pad_id", "stop_words_list", "bad_words_list", "temperature", "runtime_top_k", "runtime_top_p", "seed")
+
+def _token_ids(response) -> list[int]:
+    ids = pb_utils.get_output_tensor_by_name(response, llm.OUTPUT_IDS)
+    return [] if ids is None else ids.as_numpy().reshape(-1).tolist()
+
+
+def _error_message(response) -> str | None:
+    return response.error().message() if response.has_error() else None
 
 
 class BLSClient:
-    """Streams tokens from the LLM model with BLS. The response iterator blocks, so a worker
-    thread reads it into an asyncio queue and the event loop keeps serving the other requests.
-    Tokens that arrived while the relay was busy go out as one chunk: when the host CPU falls
-    behind, fewer, larger responses instead of a growing backlog of one-token ones."""
+    """Streams tokens from the LLM model with BLS (runtime.llm_stream merges what arrived together)."""
 
     def __init__(self, model_name: str, workers: int) -> None:
         self.model_name = model_name
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bls")
-    def _request(self, job: Job, extra: list) -> "pb_utils.InferenceRequest":
-        inputs = [
-            pb_utils.Tensor("input_ids", job.input_ids[None, :]),
-            pb_utils.Tensor("input_lengths", np.array([[job.input_ids.size]], dtype=np.int32)),
-            pb_utils.Tensor("request_output_len", np.array([[job.max_tokens]], dtype=np.int32)),
-        ] + [pb_utils.Tensor(name, value) for name, value in job.llm_inputs.items()] + extra
-        return pb_utils.InferenceRequest(
+
+    async def _call(self, job: Job, flag: str):
+        inputs = llm.call_inputs(job.input_ids, job.max_tokens, job.llm_inputs, flag)
+        request = pb_utils.InferenceRequest(
             model_name=self.model_name,
-            inputs=inputs,
-            requested_output_names=["output_ids", "sequence_length"],
+            inputs=[pb_utils.Tensor(name, value) for name, value in inputs.items()],
+            requested_output_names=list(llm.OUTPUTS_READ),
             request_id=job.request_id,
         )
+        return await request.async_exec(decoupled=True)
 
     async def stream(self, job: Job) -> AsyncIterator[list[int]]:
-        streaming = pb_utils.Tensor("streaming", np.array([[True]]))
-        responses = await self._request(job, [streaming]).async_exec(decoupled=True)
-        loop = asyncio.get_running_loop()
-        arrived: asyncio.Queue = asyncio.Queue()
-
-        def read_all() -> None:
-            end: object = None
-            try:
-                for response in responses:
-                    loop.call_soon_threadsafe(arrived.put_nowait, response)
-            except Exception as exc:  # surfaces in the relay as this request's failure
-                end = exc
-            loop.call_soon_threadsafe(arrived.put_nowait, end)
-
-        self.executor.submit(read_all)
-        while True:
-            batch = [await arrived.get()]
-            while not arrived.empty():
-                batch.append(arrived.get_nowait())
-            tokens: list[int] = []
-            for response in batch:
-                if response is None or isinstance(response, Exception):
-                    if tokens:
-                        yield tokens
-                    if response is not None:
-                        raise response
-                    return
-                if response.has_error():
-                    raise RuntimeError(response.error().message())
-                ids = pb_utils.get_output_tensor_by_name(response, "output_ids")
-                if ids is not None:
-                    tokens.extend(ids.as_numpy().reshape(-1).tolist())
-            if tokens:
-                yield tokens
+        responses = await self._call(job, llm.STREAMING)
+        async for chunk in stream_chunks(responses, self.executor, _token_ids, _error_message):
+            yield chunk
 
     async def stop(self, job: Job) -> None:
         """TensorRT-LLM's way to stop a running request: a request with the same id and `stop`."""
-        stop = pb_utils.Tensor("stop", np.array([[True]]))
-        responses = await self._request(job, [stop]).async_exec(decoupled=True)
+        responses = await self._call(job, llm.STOP)
         await asyncio.get_running_loop().run_in_executor(self.executor, lambda: list(responses))
 
 
@@ -118,8 +92,6 @@ class TritonSink:
 class SchedulerMetrics:
     """Prometheus metrics of the scheduler on Triton's metrics port (`ltr_scheduler_*`)."""
 
-    COUNTED = ("admitted", "promoted", "rejected", "removed")
-
     def __init__(self, policy: str) -> None:
         labels = {"policy": policy}
         gauge, counter = pb_utils.MetricFamily.GAUGE, pb_utils.MetricFamily.COUNTER
@@ -131,28 +103,22 @@ class SchedulerMetrics:
             pb_utils.MetricFamily(
                 name="ltr_scheduler_inflight_requests", description="Requests admitted into the LLM", kind=gauge
             ),
+            pb_utils.MetricFamily(
+                name="ltr_scheduler_requests_total",
+                description="Scheduler events: " + ", ".join(f"{name} ({what})" for name, what in EVENTS.items()),
+                kind=counter,
+            ),
         ]
         self.waiting = self.families[0].Metric(labels=labels)
         self.inflight = self.families[1].Metric(labels=labels)
-        family = pb_utils.MetricFamily(
-            name="ltr_scheduler_requests_total",
-            description="Scheduler decisions: admitted, promoted (starvation), rejected (queue full), removed (cancelled while waiting)",
-            kind=counter,
-        )
-        self.families.append(family)
-        self.counters = {name: family.Metric(labels={**labels, "event": name}) for name in self.COUNTED}
-        self.last = dict.fromkeys(self.COUNTED, 0)
+        self.counters = {name: self.families[2].Metric(labels={**labels, "event": name}) for name in EVENTS}
+        self.deltas = CounterDeltas(EVENTS)
 
-    def update(self, gate: AdmissionGate) -> None:
-        stats = gate.queue.stats()
-        self.waiting.set(stats.waiting)
+    def update(self, gate: AdmissionGate, relay: RelayStats) -> None:
+        self.waiting.set(gate.queue.stats().waiting)
         self.inflight.set(gate.inflight)
-        now = {"admitted": gate.admitted_total, "promoted": stats.promoted_total,
-               "rejected": stats.rejected_total, "removed": stats.removed_total}
-        for name, value in now.items():
-            if value > self.last[name]:
-                self.counters[name].increment(value - self.last[name])
-                self.last[name] = value
+        for name, increment in self.deltas(event_totals(gate, relay)).items():
+            self.counters[name].increment(increment)
 
 
 class TritonPythonModel:
@@ -165,7 +131,7 @@ class TritonPythonModel:
         )
         max_inflight = int(params["max_inflight"])
         self.metrics = SchedulerMetrics(params["policy"])
-        self.gate = AdmissionGate(queue, max_inflight, on_change=self.metrics.update)
+        self.gate = AdmissionGate(queue, max_inflight, on_change=lambda gate: self._publish())
         self.relay = Relay(
             self.gate,
             BLSClient(params["llm_model"], workers=2 * max_inflight + 4),
@@ -173,14 +139,17 @@ class TritonPythonModel:
         )
         pb_utils.Logger.log_info(f"ltr_scheduler: policy={params['policy']} max_inflight={max_inflight}")
 
+    def _publish(self) -> None:
+        """On every change of the gate, and after every request, whose outcome the gate does not see."""
+        self.metrics.update(self.gate, self.relay.stats)
+
     async def execute(self, requests: list) -> None:
         await asyncio.gather(*(self._serve(request) for request in requests))
         return None
 
     async def _serve(self, request) -> None:
         sink = TritonSink(request)
-        stop = pb_utils.get_input_tensor_by_name(request, "stop")
-        if stop is not None and bool(stop.as_numpy().reshape(-1)[0]):
+        if stop_requested(request):
             if not self.relay.request_stop(request.request_id()):
                 sink.send_error(f"no live request with id {request.request_id()!r} to stop")
             else:
@@ -191,27 +160,26 @@ class TritonPythonModel:
         except ValueError as exc:
             sink.send_error(str(exc))
             return
-        await self.relay.serve(job, sink)
+        try:
+            await self.relay.serve(job, sink)
+        finally:
+            self._publish()
 
     def _job(self, request) -> Job:
-        def scalar(name: str):
-            tensor = pb_utils.get_input_tensor_by_name(request, name)
-            return None if tensor is None else tensor.as_numpy().reshape(-1)[0].item()
-
         input_ids = pb_utils.get_input_tensor_by_name(request, "input_ids").as_numpy()
         if input_ids.shape[0] != 1:
             raise ValueError(f"send one prompt per request (got a batch of {input_ids.shape[0]})")
         passed = {}
-        for name in PASS_THROUGH:
+        for name in llm.PASSED_THROUGH:
             tensor = pb_utils.get_input_tensor_by_name(request, name)
             if tensor is not None and tensor.as_numpy().size:
                 passed[name] = tensor.as_numpy()
         return Job(
             request_id=uuid.uuid4().hex,  # unique per LLM call; client ids may repeat
             input_ids=input_ids.reshape(-1).astype(np.int32),
-            max_tokens=int(scalar("request_output_len")),
-            score=float(scalar("score")),
-            streaming=bool(scalar("streaming") or False),
+            max_tokens=int(scalar(request, "request_output_len")),
+            score=float(scalar(request, "score")),
+            streaming=bool(scalar(request, "streaming", False)),
             llm_inputs=passed,
             client_id=request.request_id(),
         )

@@ -9,7 +9,7 @@ import triton_python_backend_utils as pb_utils
 
 from runtime.detokenize import chunk_text
 from runtime.llama3_tokenizer import load_tokenizer
-from runtime.triton_tensors import model_parameters
+from runtime.triton_tensors import model_parameters, scalar
 
 
 class TritonPythonModel:
@@ -23,10 +23,9 @@ class TritonPythonModel:
         responses = []
         for request in requests:
             tokens = pb_utils.get_input_tensor_by_name(request, "TOKENS_BATCH").as_numpy()
-            lengths = pb_utils.get_input_tensor_by_name(request, "SEQUENCE_LENGTH").as_numpy()
             context = pb_utils.get_input_tensor_by_name(request, "CONTEXT_IDS").as_numpy().reshape(-1)
-            final = bool(pb_utils.get_input_tensor_by_name(request, "IS_FINAL").as_numpy().reshape(-1)[0])
-            new_ids = tokens.reshape(-1)[: int(lengths.reshape(-1)[0])]
+            final = bool(scalar(request, "IS_FINAL"))
+            new_ids = tokens.reshape(-1)[: int(scalar(request, "SEQUENCE_LENGTH"))]
             text = chunk_text(
                 self.tokenizer.decode_bytes,
                 [int(i) for i in context if self.keep(int(i))],

@@ -11,7 +11,7 @@ import triton_python_backend_utils as pb_utils
 from predictor.runtime import PredictorTokenizer, latest_version_dir, pad_batch
 from runtime.llama3_tokenizer import load_tokenizer
 from runtime.preprocess import BadRequest, Limits, check_max_tokens, decode_text, encode_prompt, word_list
-from runtime.triton_tensors import model_parameters, optional_input
+from runtime.triton_tensors import model_parameters, scalar
 
 
 class TritonPythonModel:
@@ -41,12 +41,10 @@ class TritonPythonModel:
         if queries.size != 1:
             raise BadRequest(f"send one prompt per request (got a batch of {queries.size})")
         text = decode_text(queries[0])
-        max_tokens = check_max_tokens(
-            int(pb_utils.get_input_tensor_by_name(request, "REQUEST_OUTPUT_LEN").as_numpy().reshape(-1)[0]), self.limits
-        )
+        max_tokens = check_max_tokens(int(scalar(request, "REQUEST_OUTPUT_LEN")), self.limits)
         input_ids = encode_prompt(self.tokenizer, text, self.limits, self.add_bos)
-        end_id = optional_input(request, "END_ID", self.tokenizer.eot_id)
-        pad_id = optional_input(request, "PAD_ID", self.tokenizer.pad_id)
+        end_id = scalar(request, "END_ID", self.tokenizer.eot_id)
+        pad_id = scalar(request, "PAD_ID", self.tokenizer.pad_id)
         bad = self._words(request, "BAD_WORDS_DICT")
         stop = self._words(request, "STOP_WORDS_DICT")
         # Padded (mask 0) to a multiple of `pad_multiple`: Triton's dynamic batcher batches only

@@ -24,15 +24,16 @@ try:
 except ImportError:  # running from a checkout: the repository root is three levels up
     sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from engine.batching import EngineRequest
 from engine.realtime import RealtimeEngine
+from engine.request import EngineRequest
 from engine.settings import EngineSettings, parse_request
-from runtime.triton_tensors import model_parameters
+from runtime import llm_contract
+from runtime.triton_tensors import model_parameters, stop_requested
 
+# What the scheduler sends (runtime.llm_contract), plus TensorRT-LLM inputs only the stand-in reads.
 INPUT_NAMES = (
-    "input_ids", "input_lengths", "request_output_len", "end_id", "pad_id", "stop_words_list",
-    "bad_words_list", "beam_width", "temperature", "runtime_top_k", "runtime_top_p", "seed",
-    "random_seed", "exclude_input_in_output", "streaming",
+    *llm_contract.SENT_ON_EVERY_CALL, *llm_contract.PASSED_THROUGH, llm_contract.STREAMING,
+    "beam_width", "random_seed", "exclude_input_in_output",
 )
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 
@@ -82,10 +83,10 @@ class TritonPythonModel:
     def execute(self, requests: list[Any]) -> None:
         for request in requests:
             sender = request.get_response_sender()
-            stop = pb_utils.get_input_tensor_by_name(request, "stop")
-            if stop is not None and bool(stop.as_numpy().reshape(-1)[0]):
+            if stop_requested(request):
                 self._stop(request.request_id(), sender)
                 continue
+            ctx = None
             try:
                 tensors = {}
                 for name in INPUT_NAMES:
@@ -94,12 +95,14 @@ class TritonPythonModel:
                         tensors[name] = t.as_numpy()
                 n = next(self._ids)
                 eng_req, streaming, exclude = parse_request(f"req-{n}", tensors, self.settings, n)
-                eng_req.payload = _Context(request, sender, streaming, exclude)
-                if request.request_id():
-                    self._by_request_id[request.request_id()] = eng_req.payload
+                ctx = eng_req.payload = _Context(request, sender, streaming, exclude)
+                if request.request_id():  # before submit: the engine may finish it at once
+                    self._by_request_id[request.request_id()] = ctx
                 eng_req.keep_output_ids = self.settings.mode == "hf"
-                self.runner.submit(eng_req)
+                self.runner.submit(eng_req)  # validates the request, raising ValueError
             except (ValueError, TypeError) as exc:
+                if ctx is not None and self._by_request_id.get(request.request_id()) is ctx:
+                    del self._by_request_id[request.request_id()]  # rejected: not live
                 sender.send(
                     pb_utils.InferenceResponse(error=pb_utils.TritonError(f"tensorrt_llm: {exc}")),
                     flags=FINAL,

@@ -1,0 +1,54 @@
+"""What the scheduler model publishes on `ltr_scheduler_requests_total{event}`, free of Triton.
+
+The gate, the queue and the relay keep running totals; a Prometheus counter takes increments.
+`event_totals` gathers the totals by event and `CounterDeltas` turns them into the increments not
+yet published, so the model can publish after any change (gate or request outcome) without
+counting anything twice.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+from runtime.relay import RelayStats
+from scheduler import AdmissionGate
+
+EVENTS = {
+    "admitted": "given an LLM slot",
+    "promoted": "moved ahead by starvation prevention",
+    "rejected": "queue full",
+    "removed": "cancelled while waiting",
+    "completed": "generation finished",
+    "failed": "generation failed",
+    "cancelled": "cancelled or stopped, waiting or generating",
+}
+
+
+def event_totals(gate: AdmissionGate, relay: RelayStats) -> dict[str, int]:
+    """Every event's count so far."""
+    queue = gate.queue.stats()
+    return {
+        "admitted": gate.admitted_total,
+        "promoted": queue.promoted_total,
+        "rejected": queue.rejected_total,
+        "removed": queue.removed_total,
+        "completed": relay.completed,
+        "failed": relay.failed,
+        "cancelled": relay.cancelled,
+    }
+
+
+class CounterDeltas:
+    """Remembers the totals already published, to publish only what came since."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.published = dict.fromkeys(names, 0)
+
+    def __call__(self, totals: Mapping[str, int]) -> dict[str, int]:
+        """The positive increments since the last call, by name; they count as published now."""
+        increments = {}
+        for name, value in totals.items():
+            if value > self.published[name]:
+                increments[name] = value - self.published[name]
+                self.published[name] = value
+        return increments

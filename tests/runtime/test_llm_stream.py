@@ -1,0 +1,97 @@
+"""Token chunks from LLM responses: what arrived together is merged, the stream ends at None, and
+failures (a worker exception, an error response) surface as exceptions. Fake responses, no Triton."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import pytest
+
+from runtime.llm_stream import merged_chunks, stream_chunks
+
+
+@dataclass
+class Response:
+    ids: list[int] = field(default_factory=list)
+    error: str | None = None
+
+
+def token_ids(response: Response) -> list[int]:
+    return response.ids
+
+
+def error_message(response: Response) -> str | None:
+    return response.error
+
+
+def collect(arrivals: list[list]) -> tuple[list[list[int]], BaseException | None]:
+    """Chunks yielded, and the exception raised, when each inner list of `arrivals` arrives at once,
+    the next one only after the consumer took everything before it."""
+
+    async def arrive(arrived: asyncio.Queue) -> None:
+        for group in arrivals:
+            while not arrived.empty():
+                await asyncio.sleep(0)
+            for item in group:
+                arrived.put_nowait(item)
+
+    async def scenario():
+        arrived: asyncio.Queue = asyncio.Queue()
+        producer = asyncio.create_task(arrive(arrived))
+        chunks: list[list[int]] = []
+        try:
+            async for chunk in merged_chunks(arrived, token_ids, error_message):
+                chunks.append(chunk)
+        except Exception as exc:
+            return chunks, exc
+        finally:
+            producer.cancel()
+        return chunks, None
+
+    return asyncio.run(asyncio.wait_for(scenario(), 5))
+
+
+def test_responses_that_arrived_together_are_one_chunk():
+    chunks, error = collect([[Response([1]), Response([2]), Response([3, 4])], [Response([5])], [None]])
+    assert chunks == [[1, 2, 3, 4], [5]] and error is None
+
+
+def test_the_stream_ends_at_none_with_the_tokens_before_it():
+    chunks, error = collect([[Response([1]), Response([2]), None, Response([99])]])
+    assert chunks == [[1, 2]] and error is None
+
+
+def test_empty_responses_make_no_empty_chunk():
+    chunks, error = collect([[Response([])], [Response([]), Response([7])], [Response([]), None]])
+    assert chunks == [[7]] and error is None
+
+
+def test_a_worker_exception_surfaces_after_the_tokens_before_it():
+    failure = ConnectionError("stub died")
+    chunks, error = collect([[Response([1])], [Response([2]), failure]])
+    assert chunks == [[1], [2]] and error is failure
+
+
+def test_an_error_response_raises_its_message():
+    chunks, error = collect([[Response([1])], [Response(error="tensorrt_llm: bad end_id")]])
+    assert chunks == [[1]]
+    assert isinstance(error, RuntimeError) and str(error) == "tensorrt_llm: bad end_id"
+
+
+def test_stream_chunks_reads_a_blocking_iterator_on_a_worker_thread():
+    def responses():
+        yield Response([1])
+        yield Response([2, 3])
+        raise TimeoutError("LLM went away")
+
+    async def scenario():
+        tokens: list[int] = []
+        with ThreadPoolExecutor(1) as executor:
+            with pytest.raises(TimeoutError, match="went away"):
+                async for chunk in stream_chunks(responses(), executor, token_ids, error_message):
+                    tokens.extend(chunk)
+        return tokens
+
+    assert asyncio.run(scenario()) == [1, 2, 3]

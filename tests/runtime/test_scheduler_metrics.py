@@ -1,0 +1,72 @@
+"""Event counts for `ltr_scheduler_requests_total`: running totals become increments, published
+once each, including request outcomes the admission gate never sees change."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from runtime.relay import Job, Relay
+from runtime.scheduler_metrics import EVENTS, CounterDeltas, event_totals
+from scheduler import AdmissionGate, RequestQueue, make_policy
+from tests.runtime.test_relay import FakeSink, job
+
+
+class ScriptedLLM:
+    """Two tokens 50 ms apart; the job named "fails" fails between them."""
+
+    async def stream(self, job: Job):
+        yield [1]
+        await asyncio.sleep(0.05)
+        if job.request_id == "fails":
+            raise RuntimeError("engine fell over")
+        yield [2]
+
+    async def stop(self, job: Job) -> None:
+        pass
+
+
+def test_deltas_are_what_came_since_the_last_publication():
+    deltas = CounterDeltas(["a", "b"])
+    assert deltas({"a": 0, "b": 2}) == {"b": 2}
+    assert deltas({"a": 1, "b": 2}) == {"a": 1}
+    assert deltas({"a": 1, "b": 2}) == {}
+    assert deltas({"a": 4, "b": 3}) == {"a": 3, "b": 1}
+
+
+def test_publishing_on_gate_changes_and_after_each_request_counts_every_outcome():
+    """As ltr_scheduler does: failures and cancellations are counted after the slot is given back,
+    so only the publication after the request sees them."""
+    published: Counter[str] = Counter()
+    deltas = CounterDeltas(EVENTS)
+
+    async def scenario():
+        gate = AdmissionGate(RequestQueue(make_policy("ltr"), max_size=1), 1)
+        relay = Relay(gate, ScriptedLLM(), cancel_poll_s=0.001)
+
+        def publish(_=None) -> None:
+            published.update(deltas(event_totals(gate, relay.stats)))
+
+        gate.on_change = publish
+
+        async def serve(name: str, sink: FakeSink, after_s: float = 0.0) -> None:
+            await asyncio.sleep(after_s)
+            try:
+                await relay.serve(job(name, 2), sink)
+            finally:
+                publish()
+
+        # One slot, room for one waiting: "completes" takes the slot, "cancelled" waits and leaves,
+        # "rejected" finds the queue full, "fails" waits for the slot and fails last, after the
+        # gate's last change.
+        await asyncio.gather(
+            serve("completes", FakeSink()), serve("cancelled", FakeSink(cancel_after=0)),
+            serve("rejected", FakeSink()), serve("fails", FakeSink(), after_s=0.02),
+        )
+        return event_totals(gate, relay.stats)
+
+    totals = asyncio.run(scenario())
+    assert set(totals) == set(EVENTS)
+    assert {name: published[name] for name in EVENTS} == totals
+    assert totals == {"admitted": 2, "promoted": 0, "rejected": 1, "removed": 1,
+                      "completed": 1, "failed": 1, "cancelled": 1}
