@@ -23,11 +23,11 @@ import psutil
 import tritonclient.grpc as grpcclient
 
 from benchmarks import scheduler_cost
-from loadtest.grpc_stream import ensemble_inputs, stream_infer, tensor
-from runtime.llama3_tokenizer import load_tokenizer
 from deploy.repository import render_repository
 from deploy.triton import TritonServer
+from loadtest.grpc_stream import ensemble_inputs, stream_infer, tensor
 from repo_paths import RESULTS_DIR
+from runtime.llama3_tokenizer import load_tokenizer
 
 PROMPT = "What is the capital of France?"
 OVERRIDES = {

@@ -18,7 +18,6 @@ from tritonclient.grpc import model_config_pb2
 
 from repo_paths import SOURCE_REPOSITORY
 
-
 Overrides = Mapping[str, Mapping[str, str]]  # model name -> parameter key -> value
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")  # never rendered or bundled
 

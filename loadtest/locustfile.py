@@ -28,9 +28,9 @@ import grpc.experimental.gevent as grpc_gevent
 import numpy as np
 from locust import FastHttpUser, User, events
 
+from loadtest.replay import synthetic_prompt
 from repo_paths import data_dir
 from workloads import traces as wl
-from loadtest.replay import synthetic_prompt
 
 grpc_gevent.init_gevent()  # let grpc's polling cooperate with locust's gevent loop
 

@@ -17,8 +17,8 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from loadtest.grpc_stream import ensemble_inputs
-from workloads.traces import TraceRequest
 from workloads.metrics import RequestTimes
+from workloads.traces import TraceRequest
 
 
 def synthetic_prompt(tokens: int) -> str:

@@ -37,8 +37,8 @@ from predictor.data import ensure_prepared, load_arena_hard
 from predictor.evaluate import evaluate_file, kendall_tau
 from predictor.interchange import Example, read_jsonl
 from predictor.paths import MODEL_DIR, TARGET_GENERATOR
-from repo_paths import REPO_ROOT, RESULTS_DIR, default_data_dir
 from predictor.train import TrainConfig, aggregate_labels, make_tokenizer, predict, train_model
+from repo_paths import REPO_ROOT, RESULTS_DIR, default_data_dir
 
 # name -> overrides of the default TrainConfig (the default is what `make train` ships).
 # The objective comparison runs at one cheaper capacity, the embeddings + lower 4 of 6 layers

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from predictor.paths import MODEL_DIR
-from repo_paths import RESULTS_DIR
 from predictor.runtime import LengthRanker
+from repo_paths import RESULTS_DIR
 
 
 def long_prompt(ranker: LengthRanker, base: str, n_tokens: int) -> str:

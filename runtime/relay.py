@@ -15,8 +15,8 @@ from typing import AsyncIterator, Callable, Protocol
 
 import numpy as np
 
-from scheduler import AdmissionGate, QueuedRequest, QueueFull, RequestCancelled
 from runtime.detokenize import CONTEXT_TOKENS
+from scheduler import AdmissionGate, QueuedRequest, QueueFull, RequestCancelled
 
 log = logging.getLogger(__name__)
 

@@ -7,14 +7,14 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 
-from engine.cost_model import CostModel
-from repo_paths import RESULTS_DIR, data_dir
-from workloads import traces as wl
-from workloads import report
+from engine.batching import KvPolicy
+from engine.cost_model import GPUS, CostModel
 from predictor.evaluate import kendall_tau
+from repo_paths import RESULTS_DIR, data_dir
 from simulator.sim import SimConfig, simulate
 from simulator.sweep import (
     PAPER_RATES,
@@ -25,9 +25,9 @@ from simulator.sweep import (
     run_sweep,
     write_json,
 )
+from workloads import report
+from workloads import traces as wl
 from workloads.metrics import summarize
-
-RESULTS = RESULTS_DIR
 
 
 def _config(args: argparse.Namespace) -> SimConfig:
@@ -48,10 +48,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-inflight", type=int, default=SERVED.max_inflight, help="scheduler admission gate")
     p.add_argument("--batch-slots", type=int, default=SERVED.batch_slots, help="engine batch slots")
     p.add_argument("--kv-budget", type=int, default=0, help="KV tokens (0: from the cost model)")
-    p.add_argument("--kv-policy", default="guaranteed_no_evict", choices=["guaranteed_no_evict", "max_utilization"])
+    p.add_argument("--kv-policy", default="guaranteed_no_evict", choices=get_args(KvPolicy))
     p.add_argument("--starvation-threshold", type=int, default=SERVED.starvation_threshold)
     p.add_argument("--starvation-quantum", type=int, default=SERVED.starvation_quantum)
-    p.add_argument("--gpu", default="a100_80gb", choices=["a100_80gb", "h100_sxm"])
+    p.add_argument("--gpu", default="a100_80gb", choices=sorted(GPUS))
     p.add_argument("--request-overhead-s", type=float, default=0.0,
                    help="fixed per-request latency outside the engine (served path)")
 
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="extra LTR runs on text workloads ranked by a noisy oracle at these Kendall's taus "
                          "(default: the predictor's cross-validated tau on AlpacaEval)")
     sw.add_argument("--no-sp-paper", action="store_true", help="skip the paper-style preemptive promotion run")
-    sw.add_argument("--out", default=str(RESULTS / "sim.json"))
+    sw.add_argument("--out", default=str(RESULTS_DIR / "sim.json"))
     sw.add_argument("--quiet", action="store_true")
     tr = sub.add_parser("trace", help="simulate one saved workload (jsonl)")
     _common(tr)

@@ -17,16 +17,16 @@ from typing import Sequence
 
 import numpy as np
 
+from predictor.evaluate import kendall_tau
+from simulator.sim import SimConfig, simulate
 from workloads import traces as wl
 from workloads.metrics import summarize
-from predictor.evaluate import kendall_tau
 from workloads.scores import (
     find_predictor,
     noisy_oracle_scores,
     predictor_pool_scores,
     request_scores,
 )
-from simulator.sim import SimConfig, simulate
 
 PAPER_RATES = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 BURST = 2000

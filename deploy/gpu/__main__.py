@@ -15,8 +15,17 @@ import sys
 from pathlib import Path
 
 from deploy.gpu.bundle import (
-    CONTAINER_CHECKPOINT, CONTAINER_ENGINE, CONTAINER_NAME, DEFAULT_PREDICTOR_ARTIFACTS, PREDICTOR_CONFIGS,
-    TENSORRT_LLM_VERSION, TRITON_TRTLLM_IMAGE, GpuSettings, bundle_problems, docker_commands, missing_artifacts,
+    CONTAINER_CHECKPOINT,
+    CONTAINER_ENGINE,
+    CONTAINER_NAME,
+    DEFAULT_PREDICTOR_ARTIFACTS,
+    PREDICTOR_CONFIGS,
+    TENSORRT_LLM_VERSION,
+    TRITON_TRTLLM_IMAGE,
+    GpuSettings,
+    bundle_problems,
+    docker_commands,
+    missing_artifacts,
     render_gpu_bundle,
 )
 from deploy.gpu.capacity import EngineLimits

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from deploy.gpu.capacity import EngineLimits, choose_max_inflight
 from deploy.config_checks import llm_interface_problems, repository_problems
+from deploy.gpu.capacity import EngineLimits, choose_max_inflight
 from deploy.repository import IGNORED, model_dirs, read_config, render_repository, set_parameters, write_config
 from repo_paths import BUILD_DIR, REPO_ROOT, SOURCE_REPOSITORY
 

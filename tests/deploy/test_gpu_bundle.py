@@ -21,8 +21,18 @@ import pytest
 from deploy.config_checks import load_repository
 from deploy.gpu.__main__ import main
 from deploy.gpu.bundle import (
-    CONTAINER_BUNDLE, CONTAINER_CHECKPOINT, CONTAINER_ENGINE, DOCKERFILE, MISSING_PREFIX, SHARED_MODELS,
-    TRITON_TRTLLM_IMAGE, GpuSettings, bundle_problems, docker_commands, missing_artifacts, render_gpu_bundle,
+    CONTAINER_BUNDLE,
+    CONTAINER_CHECKPOINT,
+    CONTAINER_ENGINE,
+    DOCKERFILE,
+    MISSING_PREFIX,
+    SHARED_MODELS,
+    TRITON_TRTLLM_IMAGE,
+    GpuSettings,
+    bundle_problems,
+    docker_commands,
+    missing_artifacts,
+    render_gpu_bundle,
 )
 from deploy.gpu.capacity import EngineLimits, choose_max_inflight
 from deploy.repository import read_config

@@ -12,8 +12,8 @@ from scipy.stats import kendalltau
 
 from predictor.interchange import Example, write_jsonl
 from predictor.paths import MODEL_DIR
-from repo_paths import REPO_ROOT
 from predictor.runtime import LengthRanker
+from repo_paths import REPO_ROOT
 
 ROWS = [
     Example("Write a long story about a dragon who learns to code, at least 1500 words.", 1400),

@@ -11,9 +11,15 @@ import numpy as np
 import pytest
 
 from predictor.paths import MODEL_DIR
+from predictor.runtime import (
+    OnnxPredictor,
+    PredictorTokenizer,
+    concat_padded,
+    latest_version_dir,
+    pad_batch,
+    resolve_version_dir,
+)
 from repo_paths import REPO_ROOT
-from predictor.runtime import (OnnxPredictor, PredictorTokenizer, concat_padded, latest_version_dir, pad_batch,
-                               resolve_version_dir)
 
 PROMPTS = [
     "Hi",

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from deploy.repository import render_repository
-from repo_paths import SOURCE_REPOSITORY
 from deploy.triton import TritonServer
+from repo_paths import SOURCE_REPOSITORY
 
 grpcclient = pytest.importorskip("tritonclient.grpc")
 

@@ -12,7 +12,6 @@ import tritonclient.grpc as grpcclient
 from loadtest.grpc_stream import generate, stream_infer, tensor
 from tests.server.helpers import http_generate, http_generate_stream, metric_value, start_server
 
-
 PROMPTS = [
     "What is the capital of France?",
     "Write a haiku about autumn leaves.",

@@ -12,7 +12,6 @@ from predictor.paths import MODEL_DIR
 from predictor.runtime import LengthRanker, pad_batch
 from tests.server.helpers import post_json, start_server
 
-
 PROMPTS = [
     "What is the capital of France?",
     "Write a detailed, multi-section essay on the causes of the First World War.",

@@ -7,17 +7,15 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
-import numpy as np
-
 from loadtest.grpc_stream import Generation, generate, stop_request, tensor
-from runtime.llama3_tokenizer import load_tokenizer
 from predictor.runtime import LengthRanker, latest_version_dir
 from repo_paths import SOURCE_REPOSITORY
+from runtime.llama3_tokenizer import load_tokenizer
 from tests.server.helpers import metric_value, start_server
-
 
 SHORT = [
     ("Is 17 a prime number? Answer yes or no.", 4),

@@ -7,14 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from workloads.traces import TraceRequest
-from workloads.metrics import RequestTimes, summarize
-from simulator.policies import MultiLevelFeedbackQueue
-from predictor.evaluate import kendall_tau
-from workloads.scores import noisy_oracle_scores
 from deploy.repository import source_parameters
-from simulator.policies import make_policy
+from predictor.evaluate import kendall_tau
+from simulator.policies import MultiLevelFeedbackQueue, make_policy
 from simulator.sim import SimConfig, Simulation, simulate
+from workloads.metrics import RequestTimes, summarize
+from workloads.scores import noisy_oracle_scores
+from workloads.traces import TraceRequest
 
 
 @dataclass(frozen=True)

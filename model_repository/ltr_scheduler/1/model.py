@@ -14,12 +14,12 @@ from typing import AsyncIterator
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from scheduler import AdmissionGate, RequestQueue, StarvationConfig, make_policy
 from runtime import llm_contract as llm
 from runtime.llm_stream import stream_chunks
 from runtime.relay import Job, Relay, RelayStats
 from runtime.scheduler_metrics import EVENTS, CounterDeltas, event_totals
 from runtime.triton_tensors import model_parameters, scalar, stop_requested
+from scheduler import AdmissionGate, RequestQueue, StarvationConfig, make_policy
 
 
 def _token_ids(response) -> list[int]:
