@@ -8,11 +8,9 @@ import numpy as np
 import pytest
 
 from deploy.repository import source_parameters
-from predictor.evaluate import kendall_tau
 from simulator.policies import MultiLevelFeedbackQueue, make_policy
 from simulator.sim import SimConfig, Simulation, simulate
-from workloads.metrics import RequestTimes, summarize
-from workloads.scores import noisy_oracle_scores
+from workloads.metrics import summarize
 from workloads.traces import TraceRequest
 
 
@@ -53,19 +51,6 @@ def test_metrics_hand_computed() -> None:
     assert s["mean_latency_per_token_s"] == pytest.approx(0.1)
     assert s["max_waiting_time_s"] == pytest.approx(0.1)
     assert s["throughput_tok_s"] == pytest.approx(10.0)
-
-
-def test_summarize_definitions() -> None:
-    t = RequestTimes(arrival=np.array([0.0, 1.0]), first_token=np.array([2.0, 1.5]),
-                     finish=np.array([4.0, 2.5]), output_tokens=np.array([5, 1]),
-                     max_gap=np.array([1.0, 0.0]))
-    s = summarize(t)
-    assert s["mean_latency_s"] == pytest.approx((4.0 + 1.5) / 2)
-    assert s["mean_latency_per_token_s"] == pytest.approx((4.0 / 5 + 1.5) / 2)
-    assert s["mean_ttft_s"] == pytest.approx((2.0 + 0.5) / 2)
-    assert s["mean_tpot_s"] == pytest.approx((2.0 / 4 + 0.0) / 2)
-    assert s["max_waiting_time_s"] == pytest.approx((2.0 + 0.5) / 2)
-    assert s["throughput_tok_s"] == pytest.approx(6 / 4.0)
 
 
 def test_policy_order_one_slot() -> None:
@@ -121,18 +106,6 @@ def test_mlfq_levels_and_preemption() -> None:
     res = simulate(w, [0, 0], "mlfq", cfg())
     assert res.preemptions >= 1
     assert res.times.finish[1] < res.times.finish[0]
-
-
-@pytest.mark.parametrize("tau", [0.2, 0.5, 0.8])
-def test_noisy_oracle_tau(tau: float) -> None:
-    true = np.random.default_rng(0).integers(1, 1000, size=3000)
-    got = kendall_tau(noisy_oracle_scores(true, tau, seed=1), true)
-    assert abs(got - tau) < 0.04
-
-
-def test_exact_oracle_at_tau_one() -> None:
-    true = [3, 1, 2]
-    assert kendall_tau(noisy_oracle_scores(true, 1.0), true) == pytest.approx(1.0)
 
 
 def test_paper_style_promotion_is_demoted_after_quantum() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -19,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from deploy.config_checks import load_repository
-from deploy.gpu.__main__ import main
 from deploy.gpu.bundle import (
     CONTAINER_BUNDLE,
     CONTAINER_CHECKPOINT,
@@ -31,12 +29,12 @@ from deploy.gpu.bundle import (
     GpuSettings,
     bundle_problems,
     docker_commands,
-    missing_artifacts,
     render_gpu_bundle,
 )
-from deploy.gpu.capacity import EngineLimits, choose_max_inflight
+from deploy.gpu.capacity import EngineLimits
 from deploy.repository import read_config
 from repo_paths import SOURCE_REPOSITORY
+from tests.deploy.gpu.helpers import write_engine
 
 # What each platform needs in its version folder besides config.pbtxt.
 PLATFORM_FILES = {"python": ["model.py"], "onnxruntime_onnx": ["model.onnx"], "tensorrt_plan": ["model.plan"],
@@ -55,20 +53,6 @@ def tree_digest(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*")) if p.is_file() and p.name not in skip
     }
-
-
-def write_engine(engine_dir: Path, max_batch_size: int = 32, max_input_len: int = 2048, max_seq_len: int = 4096,
-                 tp: int = 2) -> Path:
-    """A config.json shaped as trtllm-build writes it (the fields read here)."""
-    engine_dir.mkdir(parents=True, exist_ok=True)
-    (engine_dir / "config.json").write_text(json.dumps({
-        "version": "1.0.0",
-        "pretrained_config": {"architecture": "LlamaForCausalLM",
-                              "mapping": {"world_size": tp, "tp_size": tp, "pp_size": 1}},
-        "build_config": {"max_batch_size": max_batch_size, "max_input_len": max_input_len,
-                         "max_seq_len": max_seq_len, "max_num_tokens": 8192},
-    }))
-    return engine_dir
 
 
 def params(repo: Path, model: str) -> dict[str, str]:
@@ -156,17 +140,6 @@ def test_built_predictor_artifacts_are_copied_in(tmp_path):
         assert not (version / f"{MISSING_PREFIX}{name}.txt").exists()
 
 
-def test_choose_max_inflight():
-    limits = EngineLimits(max_batch_size=64, max_input_len=4096, max_seq_len=8192)
-    assert choose_max_inflight(limits, "max_utilization") == 64
-    assert choose_max_inflight(limits, "guaranteed_no_evict") == 64  # KV size unknown: batch slots
-    assert choose_max_inflight(limits, "guaranteed_no_evict", kv_cache_tokens=200_000) == 24  # 200000 // 8192
-    assert choose_max_inflight(limits, "guaranteed_no_evict", kv_cache_tokens=200_000, tokens_per_request=2048) == 64
-    assert choose_max_inflight(limits, "max_utilization", kv_cache_tokens=200_000) == 64
-    assert choose_max_inflight(limits, "guaranteed_no_evict", kv_cache_tokens=100) == 1
-    assert GpuSettings(Path("e"), Path("c"), limits=limits, max_inflight=5).inflight == 5
-
-
 def test_docker_commands_match_the_configs(tmp_path):
     settings = local_settings(tmp_path)
     bundle = render_gpu_bundle(tmp_path / "b", settings)
@@ -209,23 +182,6 @@ def test_serve_script_launches_one_rank_per_gpu(tmp_path, tp):
         assert "--load-model" not in ranks[0]  # rank 0 serves every model
         assert all("--model-control-mode=explicit --load-model=tensorrt_llm" in r for r in ranks[1:])
         assert all(f"shm-region-prefix-name=prefix{i}_" in r for i, r in enumerate(ranks))
-
-
-def test_cli_renders_prints_and_starts_nothing_here(tmp_path, capsys):
-    assert main(["--out", str(tmp_path / "b"), "--engine-dir", str(tmp_path / "engine"),
-                 "--checkpoint-dir", str(tmp_path / "hf"), "--predictor-artifacts", str(tmp_path / "none"),
-                 "--max-batch-size", "16", "--run", "auto"]) == 0
-    out = capsys.readouterr().out
-    assert "docker run" in out and TRITON_TRTLLM_IMAGE in out and "max_inflight 16" in out
-    assert "Not started" in out
-    assert missing_artifacts(tmp_path / "b")
-
-
-def test_cli_refuses_flags_that_contradict_the_engine(tmp_path):
-    engine = write_engine(tmp_path / "engine", max_batch_size=32)
-    with pytest.raises(SystemExit, match="disagrees"):
-        main(["--out", str(tmp_path / "b"), "--engine-dir", str(engine), "--checkpoint-dir", str(tmp_path / "hf"),
-              "--max-batch-size", "64", "--run", "never"])
 
 
 def test_a_model_added_on_cpu_is_not_silently_dropped_on_gpu(tmp_path):
