@@ -2,8 +2,9 @@
 prevention, and the admission that limits how many requests run in the engine (the rule itself, and
 an asyncio gate around it).
 
-Plain Python with no Triton import: the Triton `ltr_scheduler` model, the simulator and the tests
-all drive this same code.
+Plain Python with no Triton import and no clock: the Triton `ltr_scheduler` model, the simulator
+and the tests all drive this same code. It imports nothing of the project (only `repo_paths` would
+be allowed below it), so every other package may build on it.
 """
 
 from scheduler.admission import AdmissionControl, AdmissionGate, RequestCancelled
