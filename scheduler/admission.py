@@ -86,10 +86,6 @@ class AdmissionGate:
         return self.control.queue
 
     @property
-    def max_inflight(self) -> int:
-        return self.control.max_inflight
-
-    @property
     def inflight(self) -> int:
         return self.control.inflight
 

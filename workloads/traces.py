@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from predictor.paths import TARGET_GENERATOR
-from repo_paths import BUILD_DIR, data_dir
+from repo_paths import BUILD_DIR
 
 CACHE_DIR = BUILD_DIR / "cache"
 TEXT_WORKLOADS = ("alpaca", "arena")

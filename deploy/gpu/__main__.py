@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_args
 
 from deploy.gpu.bundle import (
     CONTAINER_CHECKPOINT,
@@ -22,7 +23,9 @@ from deploy.gpu.bundle import (
     PREDICTOR_CONFIGS,
     TENSORRT_LLM_VERSION,
     TRITON_TRTLLM_IMAGE,
+    BatchSchedulerPolicy,
     GpuSettings,
+    PredictorVariant,
     bundle_problems,
     docker_commands,
     missing_artifacts,
@@ -72,14 +75,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoint-dir", default=str(BUILD_DIR / "hf" / "Meta-Llama-3-8B-Instruct"),
                    help="Hugging Face checkpoint folder; its tokenizer.json serves preprocessing/postprocessing")
     p.add_argument("--policy", default="ltr", choices=list(POLICY_NAMES))
-    p.add_argument("--predictor-variant", choices=["onnx", "plan"], default="onnx")
+    p.add_argument("--predictor-variant", choices=get_args(PredictorVariant), default="onnx")
     p.add_argument("--predictor-artifacts", default=str(DEFAULT_PREDICTOR_ARTIFACTS),
                    help="folder where export/build_predictor_plan.sh wrote model.onnx (fp32) / model.plan")
     p.add_argument("--max-batch-size", type=int, help="engine max_batch_size (read from config.json when built)")
     p.add_argument("--max-input-len", type=int)
     p.add_argument("--max-seq-len", type=int)
     p.add_argument("--world-size", type=int, help="GPUs the engine spans (tp * pp)")
-    p.add_argument("--batch-scheduler-policy", choices=["guaranteed_no_evict", "max_utilization"],
+    p.add_argument("--batch-scheduler-policy", choices=get_args(BatchSchedulerPolicy),
                    default="guaranteed_no_evict")
     p.add_argument("--kv-cache-free-gpu-mem-fraction", type=float, default=0.9)
     p.add_argument("--enable-chunked-context", choices=["true", "false"], default="true")

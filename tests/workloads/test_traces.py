@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from repo_paths import data_dir
 from workloads import traces as wl
 
 
@@ -37,7 +38,7 @@ def test_scale_trace_and_jsonl_roundtrip(tmp_path) -> None:  # noqa: ANN001
 
 def test_real_data_loaders() -> None:
     try:
-        root = wl.data_dir()
+        root = data_dir()
     except FileNotFoundError:
         pytest.skip("no data folder")
     p = wl.load_alpaca(root)

@@ -5,7 +5,6 @@ configs. No server, no Docker."""
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import os
 import re
@@ -35,6 +34,7 @@ from deploy.gpu.capacity import EngineLimits
 from deploy.repository import read_config
 from repo_paths import SOURCE_REPOSITORY
 from tests.deploy.gpu.helpers import write_engine
+from tests.import_graph import TOP_LEVEL, import_graph
 
 # What each platform needs in its version folder besides config.pbtxt.
 PLATFORM_FILES = {"python": ["model.py"], "onnxruntime_onnx": ["model.onnx"], "tensorrt_plan": ["model.plan"],
@@ -192,26 +192,15 @@ def test_a_model_added_on_cpu_is_not_silently_dropped_on_gpu(tmp_path):
         render_gpu_bundle(tmp_path / "b", local_settings(tmp_path), source=source)
 
 
-def python_model_imports() -> set[str]:
-    """The project modules the source repository's python models import."""
-    names: set[str] = set()
-    for model_py in SOURCE_REPOSITORY.glob("*/1/model.py"):
-        for node in ast.walk(ast.parse(model_py.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in PROJECT_PACKAGES:
-                names.add(node.module)
-    return names
-
-
-PROJECT_PACKAGES = {"scheduler", "runtime", "predictor", "engine", "repo_paths"}
-
-
 def assert_python_models_import_from(python_dir: Path) -> None:
     """Every project module a shared python model imports loads from the bundle alone (PYTHONPATH
     comes before the checkout's editable install, so a module missing there would show up here)."""
-    modules = sorted(m for m in python_model_imports() if not m.startswith("engine"))  # the stand-in stays on CPU
+    graph = import_graph()
+    modules = sorted({target for module, targets in graph.items() if module.startswith("model_repository.")
+                      for target in targets if not target.startswith("engine")})  # the stand-in stays on CPU
     assert "runtime.relay" in modules
     code = ("import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)\n"
-            f"print(*[m.__file__ for n, m in sys.modules.items() if n.split('.')[0] in {sorted(PROJECT_PACKAGES)}])")
+            f"print(*[m.__file__ for n, m in sys.modules.items() if n.split('.')[0] in {sorted(TOP_LEVEL)}])")
     loaded = subprocess.run([sys.executable, "-c", code, *modules], cwd=python_dir, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(python_dir)}, check=True).stdout.split()
     assert len(loaded) >= len(modules)
