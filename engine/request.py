@@ -14,11 +14,16 @@ FinishReason = Literal["length", "end_id", "stop_words", "cancelled"]
 
 @dataclass(eq=False)
 class EngineRequest:
-    """One generation request as the engine sees it. `generated` survives preemption."""
+    """One generation request as the engine sees it. `generated` survives preemption.
+
+    `answer_len` is where the model's answer ends (`engine.lengths`): after that many tokens the
+    next one is `end_id`. None: no natural end, the request runs to its `max_new_tokens` cap.
+    """
 
     request_id: str
     prompt_len: int
     max_new_tokens: int
+    answer_len: int | None = None
     prompt_ids: Sequence[int] | None = None
     end_id: int | None = None
     stop_words: tuple[tuple[int, ...], ...] = ()
@@ -42,3 +47,8 @@ class EngineRequest:
     @property
     def remaining(self) -> int:
         return self.max_new_tokens - self.generated
+
+    @property
+    def output_tokens(self) -> int:
+        """Tokens the client receives: the end token is not part of the answer (as in TensorRT-LLM)."""
+        return self.generated - (self.finish_reason == "end_id")

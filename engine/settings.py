@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Literal, Mapping
 
 import numpy as np
@@ -15,8 +16,10 @@ import numpy as np
 from engine.batching import BatchingEngine, KvPolicy
 from engine.cost_model import CostModel
 from engine.hf_llama import HfLlamaConfig
+from engine.lengths import UNKNOWN_CHOICES, LengthTable
 from engine.request import EngineRequest
 from engine.tokens import TokenSource, WordTokenSource
+from repo_paths import REPO_ROOT
 from runtime.triton_tensors import first_value
 
 Mode = Literal["timing", "hf"]
@@ -37,6 +40,8 @@ class EngineSettings:
     cancellation_check_period_ms: float = 100.0
     cost_model: CostModel = CostModel()
     hf: HfLlamaConfig = HfLlamaConfig()  # `hf_<field>` parameters
+    length_table: str = ""  # answer lengths by prompt (engine.lengths); "" = answers run to max_tokens
+    unknown_prompt_lengths: str = "sample"  # sample | cap: prompts the table does not hold
 
     @classmethod
     def from_parameters(
@@ -77,7 +82,25 @@ class EngineSettings:
             cancellation_check_period_ms=float(num("cancellation_check_period_ms", 100.0, float)),
             cost_model=CostModel().with_overrides(**overrides),
             hf=HfLlamaConfig(**{f.name: int(num(f"hf_{f.name}", f.default)) for f in fields(HfLlamaConfig)}),
+            length_table=p.get("length_table", ""),
+            unknown_prompt_lengths=_choice(p, "unknown_prompt_lengths", "sample", UNKNOWN_CHOICES),
         )
+
+    def load_lengths(self) -> tuple[LengthTable | None, str]:
+        """The length table and a line saying where answers end (for the model's log and the banner).
+
+        A configured table that does not exist is not an error: the stand-in then behaves as before
+        natural lengths (every answer runs to its max_tokens), and the line says so and how to fix it.
+        """
+        if not self.length_table:
+            return None, "answer lengths: none configured, every answer runs to its max_tokens"
+        path = Path(self.length_table)
+        path = path if path.is_absolute() else REPO_ROOT / path
+        if not path.is_file():
+            return None, (f"answer lengths: {path} is missing (`make lengths` prepares it from the data), "
+                          "so every answer runs to its max_tokens")
+        table = LengthTable.load(path, self.unknown_prompt_lengths)  # type: ignore[arg-type]
+        return table, f"answer lengths: {table.describe()} ({path})"
 
     def token_source(self) -> TokenSource:
         if self.mode == "timing":
@@ -94,6 +117,13 @@ class EngineSettings:
             kv_policy=self.kv_policy,
             token_source=self.token_source(),
         )
+
+
+def _choice(params: Mapping[str, str], key: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (params.get(key) or default).lower()
+    if value not in choices:
+        raise ValueError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def parse_word_list(arr: np.ndarray | None) -> tuple[tuple[int, ...], ...]:

@@ -30,8 +30,8 @@ class WordTokenSource:
     """Random common English words with punctuation, never a special token.
 
     Deterministic per request: the stream depends only on the request's `seed`, so a preempted and
-    resumed request continues the same text. End ids are never produced, so a request generates
-    exactly its `max_new_tokens` tokens, as in the usual serving benchmarks.
+    resumed request continues the same text. It never produces an end id itself: where an answer
+    ends is the request's `answer_len` (`EndAtAnswerLength`), or its `max_new_tokens` cap.
     """
 
     def __init__(self) -> None:
@@ -56,6 +56,26 @@ class WordTokenSource:
 
     def release(self, request: EngineRequest) -> None:
         self._rngs.pop(id(request), None)
+
+
+class EndAtAnswerLength:
+    """Ends each answer like the model would: once a request has its `answer_len` tokens, the next
+    token is its `end_id`, whatever the inner source would have said. The engine wraps every
+    source in it, so the timing stand-in, `hf` mode and the simulator end answers the same way."""
+
+    def __init__(self, inner: TokenSource) -> None:
+        self.inner = inner
+
+    def next_tokens(self, requests: Sequence[EngineRequest]) -> list[int]:
+        tokens = self.inner.next_tokens(requests)
+        return [
+            req.end_id if req.answer_len is not None and req.end_id is not None and req.generated >= req.answer_len
+            else tok
+            for req, tok in zip(requests, tokens)
+        ]
+
+    def release(self, request: EngineRequest) -> None:
+        self.inner.release(request)
 
 
 class ConstantTokenSource:

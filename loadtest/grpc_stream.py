@@ -77,7 +77,7 @@ def ensemble_inputs(prompt: str | bytes, max_tokens: int, stream: bool = True, *
         tensor("stream", np.array([[stream]], dtype=bool)),
     ]
     dtypes = {"temperature": np.float32, "top_p": np.float32, "top_k": np.int32, "end_id": np.int32,
-              "pad_id": np.int32, "seed": np.uint64}
+              "pad_id": np.int32, "seed": np.uint64, "expected_output_len": np.int32}
     for name, value in optional.items():
         inputs.append(tensor(name, np.array([[value]], dtype=dtypes[name])))
     return inputs

@@ -11,7 +11,9 @@ how slow the server is. The run is bounded by `--max-requests` (then locust stop
 are in) and by `-t`. TTFT, TPOT (mean time per output token after the first) and end-to-end latency
 are fired as locust request events (request_type `HTTP-SSE` or `gRPC-stream`, names `ttft`, `tpot`,
 `e2e`), so they appear in locust's statistics, CSV and HTML report; a failed request fires one
-failure under `e2e`. Pick the user class on the command line as usual (`HttpStreamUser`, `GrpcStreamUser`).
+failure under `e2e`. Pick the user class on the command line as usual (`HttpStreamUser`, `GrpcStreamUser`,
+`OpenAIChatUser`); `OpenAIChatUser` streams `/v1/chat/completions` from the OpenAI-compatible server, so
+`-H` is that server (`make loadtest LOAD_USER=OpenAIChatUser` points it there).
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ def _add_arguments(parser: Any) -> None:
     parser.add_argument("--grpc-url", default="127.0.0.1:8001", help="gRPC host:port for GrpcStreamUser")
     parser.add_argument("--model", default="ensemble")
     parser.add_argument("--workload-seed", type=int, default=0)
+    parser.add_argument("--max-tokens-mode", default="generic", choices=list(wl.MAX_TOKENS_MODES),
+                        help="generic: one cap for every request, as clients send; true_length: each request's own "
+                             "answer length (the usual benchmarks' shortcut; text-less traces always use it)")
+    parser.add_argument("--openai-model", default="llama-3-8b-instruct", help="model name for OpenAIChatUser")
+    parser.add_argument("--openai-api-key", default="", help="API key for OpenAIChatUser, if the server wants one")
 
 
 @events.test_start.add_listener
@@ -58,10 +65,10 @@ def _load_workload(environment: Any, **_: Any) -> None:
     n = o.max_requests
     if o.workload in wl.TEXT_WORKLOADS:
         pool = wl.load_pool(o.workload, root)
-        reqs = wl.text_workload(pool, None, burst=n, seed=o.workload_seed)
-    else:
-        reqs = wl.load_trace(o.workload, root)[:n]
-    _STATE.update(reqs=reqs, next=itertools.count(), done=0, sent=0)
+        reqs = wl.with_max_tokens(wl.text_workload(pool, None, burst=n, seed=o.workload_seed), o.max_tokens_mode)
+    else:  # no text: the stand-in cannot know these answers, so their length is the cap
+        reqs = wl.with_max_tokens(wl.load_trace(o.workload, root)[:n], "true_length")
+    _STATE.update(reqs=reqs, next=itertools.count(), done=0, sent=0, exact=o.workload in wl.TEXT_WORKLOADS)
 
 
 def _take() -> wl.TraceRequest | None:
@@ -74,14 +81,23 @@ def _fire(env: Any, kind: str, name: str, seconds: float, length: int = 0, exc: 
                             response_length=length, exception=exc, context={})
 
 
+def _expected_tokens(req: wl.TraceRequest, exact: bool) -> int | None:
+    """The tokens a request must get: its natural length where the server's length table knows its
+    prompt (text workloads through the ensemble), else None (only the cap is known)."""
+    return req.answer_tokens if exact and _STATE["exact"] else None
+
+
 def _report(env: Any, kind: str, sent: float, token_times: list[float], tokens: int,
-            expected: int, error: str | None) -> None:
+            req: wl.TraceRequest, error: str | None, exact: bool = True) -> None:
     """Fire ttft / tpot / e2e events for one finished request."""
     with _LOCK:
         _STATE["done"] += 1
         finished_all = _STATE["done"] >= len(_STATE["reqs"])
-    if error is None and tokens != expected:
+    expected = _expected_tokens(req, exact)
+    if error is None and expected is not None and tokens != expected:
         error = f"got {tokens} tokens, expected {expected}"
+    if error is None and not 0 < tokens <= req.max_tokens:
+        error = f"got {tokens} tokens, outside 1..max_tokens {req.max_tokens}"
     if error is not None or not token_times:
         _fire(env, kind, "e2e", time.perf_counter() - sent, tokens, RuntimeError(error or "no tokens"))
     else:
@@ -129,7 +145,7 @@ class HttpStreamUser(_OpenLoop, FastHttpUser):
     def _one(self, req: wl.TraceRequest) -> None:
         env = self.environment
         prompt = req.prompt if req.prompt is not None else synthetic_prompt(req.prompt_tokens)
-        body = {"text_input": prompt, "max_tokens": req.output_tokens, "stream": True}
+        body = {"text_input": prompt, "max_tokens": req.max_tokens, "seed": req.seed, "stream": True}
         sent = time.perf_counter()
         times: list[float] = []
         tokens = 0
@@ -155,7 +171,7 @@ class HttpStreamUser(_OpenLoop, FastHttpUser):
                     tokens += n
         except Exception as exc:  # noqa: BLE001  (reported to locust as a failure)
             error = f"{type(exc).__name__}: {exc}"
-        _report(env, "HTTP-SSE", sent, times, tokens, req.output_tokens, error)
+        _report(env, "HTTP-SSE", sent, times, tokens, req, error)
 
 
 class GrpcStreamUser(_OpenLoop, User):
@@ -176,7 +192,7 @@ class GrpcStreamUser(_OpenLoop, User):
         sent = time.perf_counter()
         try:
             client.start_stream(callback=lambda result, error: results.put((time.perf_counter(), result, error)))
-            client.async_stream_infer(env.parsed_options.model, ensemble_inputs(prompt, req.output_tokens),
+            client.async_stream_infer(env.parsed_options.model, ensemble_inputs(prompt, req.max_tokens, seed=req.seed),
                                       request_id=req.request_id, enable_empty_final_response=True)
             while True:
                 # gevent-friendly wait on a queue filled by the client's own thread
@@ -203,4 +219,49 @@ class GrpcStreamUser(_OpenLoop, User):
                 client.close()
             except Exception:  # noqa: BLE001
                 pass
-        _report(env, "gRPC-stream", sent, times, tokens, req.output_tokens, error)
+        _report(env, "gRPC-stream", sent, times, tokens, req, error)
+
+
+class OpenAIChatUser(_OpenLoop, FastHttpUser):
+    """Streamed `/v1/chat/completions` (SSE) from the OpenAI-compatible server; the token count comes
+    from the final usage chunk (`stream_options.include_usage`), the token times from the content chunks."""
+
+    concurrency = 512
+    network_timeout = 900.0
+    connection_timeout = 10.0
+
+    def _one(self, req: wl.TraceRequest) -> None:
+        env = self.environment
+        o = env.parsed_options
+        prompt = req.prompt if req.prompt is not None else synthetic_prompt(req.prompt_tokens)
+        body = {"model": o.openai_model, "messages": [{"role": "user", "content": prompt}],
+                "max_tokens": req.max_tokens, "seed": req.seed, "stream": True,
+                "stream_options": {"include_usage": True}}
+        headers = {"Authorization": f"Bearer {o.openai_api_key}"} if o.openai_api_key else {}
+        sent = time.perf_counter()
+        times: list[float] = []
+        tokens = 0
+        error = None
+        try:
+            resp = self.client.post("/v1/chat/completions", json=body, headers=headers, stream=True,
+                                    name="chat/completions (headers)")
+            resp.raise_for_status()
+            raw = resp._response
+            while True:
+                line = raw.readline(b"\n")
+                if not line or line.strip() == b"data: [DONE]":
+                    break
+                if not line.startswith(b"data:"):
+                    continue
+                event = json.loads(line[5:])
+                if "error" in event:
+                    error = str(event["error"].get("message", event["error"]))
+                    break
+                if event.get("usage"):
+                    tokens = int(event["usage"]["completion_tokens"])
+                if any(c.get("delta", {}).get("content") for c in event.get("choices", [])):
+                    times.append(time.perf_counter())
+        except Exception as exc:  # noqa: BLE001
+            error = f"{type(exc).__name__}: {exc}"
+        # the chat template changes the prompt's ids, so the length table does not know it: only the cap holds
+        _report(env, "OpenAI-SSE", sent, times, tokens, req, error, exact=False)

@@ -128,8 +128,11 @@ def replay_grpc(
                 time.sleep(delay)
             prompt = r.prompt if r.prompt is not None else synthetic_prompt(r.prompt_tokens)
             timings[i].sent = time.perf_counter() - t0
+            # The true length goes only to the experiments-only input the oracle policy reads.
+            inputs = ensemble_inputs(prompt, r.max_tokens or r.output_tokens, stream=True, seed=r.seed,
+                                     expected_output_len=r.output_tokens)
             client.async_stream_infer(
-                model, ensemble_inputs(prompt, r.output_tokens, stream=True),
+                model, inputs,
                 request_id=f"q{i}", enable_empty_final_response=True,
             )
         all_done.wait(timeout_s)

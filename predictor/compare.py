@@ -33,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 from predictor.backbones import mpnet_dir
+from predictor.crossfit import folds_by_prompt
 from predictor.data import ensure_prepared, load_arena_hard
 from predictor.evaluate import evaluate_file, kendall_tau
 from predictor.interchange import Example, read_jsonl
@@ -75,11 +76,6 @@ RENAMED = {
     "S3-style classification, 10 classes (8B labels)": "S3-style classification, 10 classes, expected class as score, 8B labels [frozen 4]",
     "S3-style classification, 10 classes, argmax class as score (8B labels)": "S3-style classification, 10 classes, argmax class as score, 8B labels [frozen 4]",
 }
-
-
-def folds_by_prompt(n: int, k: int, seed: int) -> np.ndarray:
-    """Fold id per distinct prompt (every generator's row of a prompt shares its fold)."""
-    return np.random.RandomState(seed).permutation(n) % k
 
 
 def subsample_prompts(rows: list[Example], fraction: float, seed: int) -> list[Example]:

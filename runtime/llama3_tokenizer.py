@@ -62,6 +62,11 @@ class Tokenizer(Protocol):
         """Raw bytes of the tokens: a token may end in the middle of a UTF-8 character."""
         ...
 
+    def special_id(self, name: str) -> int:
+        """The id of a special token by its text (`<|start_header_id|>`), for chat templates: the
+        only way to get a special id, since `encode` keeps special-token text as text."""
+        ...
+
 
 class TiktokenLlama3:
     """Meta's `tokenizer.model` through tiktoken, exactly as llama_models builds it."""
@@ -96,6 +101,11 @@ class TiktokenLlama3:
     def decode_bytes(self, ids: Sequence[int]) -> bytes:
         return self._enc.decode_bytes(list(ids))
 
+    def special_id(self, name: str) -> int:
+        if name not in self.special_tokens:
+            raise ValueError(f"{name!r} is not a Llama-3 special token")
+        return self.special_tokens[name]
+
 
 class HuggingFaceLlama3:
     """A checkpoint's `tokenizer.json` (byte-level BPE) through the `tokenizers` package."""
@@ -119,6 +129,9 @@ class HuggingFaceLlama3:
         if token_id is None:
             raise ValueError(f"tokenizer.json has no {name}: not a Llama-3 tokenizer")
         return token_id
+
+    def special_id(self, name: str) -> int:
+        return self._special(name)
 
     def encode(self, text: str) -> list[int]:
         return self._tok.encode(text, add_special_tokens=False).ids

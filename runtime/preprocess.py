@@ -61,6 +61,22 @@ def encode_prompt(tokenizer: Tokenizer, text: str, limits: Limits, add_bos: bool
     return np.asarray(ids, dtype=np.int32)
 
 
+def check_prompt_ids(ids: np.ndarray, vocab_size: int, limits: Limits) -> np.ndarray:
+    """Token ids a caller sends in place of text (`prompt_token_ids`), used as they are: the
+    OpenAI server sends a chat template's ids this way, special tokens included, which text can
+    never produce (special-token text in a prompt is encoded as text). No BOS is added."""
+    ids = np.asarray(ids).reshape(-1)
+    if ids.size == 0:
+        raise BadRequest("prompt_token_ids is empty")
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise BadRequest(f"prompt_token_ids must be integers, got {ids.dtype}")
+    if int(ids.min()) < 0 or int(ids.max()) >= vocab_size:
+        raise BadRequest(f"prompt_token_ids holds ids outside the vocabulary [0, {vocab_size})")
+    if ids.size > limits.max_input_len:
+        raise BadRequest(f"prompt is {ids.size} tokens, over the engine's input limit of {limits.max_input_len}")
+    return ids.astype(np.int32)
+
+
 def word_list(tokenizer: Tokenizer, words: Sequence[bytes | str]) -> np.ndarray:
     """TensorRT-LLM's `[2, N]` word-list format: row 0 the concatenated token ids of all words,
     row 1 the end offset of each word, padded with -1. Empty input gives shape [2, 0]."""

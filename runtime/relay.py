@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable, Protocol
+from typing import AsyncIterator, Callable, Literal, Protocol
 
 import numpy as np
 
@@ -19,6 +19,16 @@ from runtime.detokenize import CONTEXT_TOKENS
 from scheduler import AdmissionGate, QueuedRequest, QueueFull, RequestCancelled
 
 log = logging.getLogger(__name__)
+
+# Why a response ended, as the OpenAI API and the ensemble's `finish_reason` output say it: the
+# model's end token or a stop word, the `max_tokens` cap, or the client (or a `stop`) ended it.
+FinishReason = Literal["stop", "length", "cancelled"]
+
+
+def finish_reason(tokens: int, max_tokens: int) -> FinishReason:
+    """A finished generation's reason. TensorRT-LLM reports none, so it is inferred as its OpenAI
+    front end does: an answer that used its whole budget was cut by the cap."""
+    return "length" if tokens >= max_tokens else "stop"
 
 
 @dataclass
@@ -32,6 +42,7 @@ class Job:
     streaming: bool
     llm_inputs: dict[str, np.ndarray] = field(default_factory=dict)  # optional engine inputs, passed through
     client_id: str = ""  # the caller's request id, by which a `stop` request can end this job
+    expected_len: int | None = None  # experiments only: the true answer length, for the oracle policy
 
 
 class LLMClient(Protocol):
@@ -47,13 +58,14 @@ class LLMClient(Protocol):
 class ResponseSink(Protocol):
     def is_cancelled(self) -> bool: ...
 
-    def send_tokens(self, token_ids: list[int], context_ids: list[int], final: bool) -> None: ...
+    def send_tokens(
+        self, token_ids: list[int], context_ids: list[int], final: bool, finish: FinishReason | None = None
+    ) -> None:
+        """Send tokens; the final response carries why the generation ended."""
+        ...
 
     def send_error(self, message: str) -> None: ...
 
-    def close(self) -> None:
-        """End the response stream without data (after cancellation)."""
-        ...
 
 
 @dataclass
@@ -91,7 +103,10 @@ class Relay:
         return True
 
     async def serve(self, job: Job, sink: ResponseSink) -> None:
-        queued = QueuedRequest(job.request_id, score=job.score, max_tokens=job.max_tokens, arrival=self.clock())
+        queued = QueuedRequest(
+            job.request_id, score=job.score, max_tokens=job.max_tokens, expected_len=job.expected_len,
+            arrival=self.clock(),
+        )
 
         def cancelled() -> bool:
             return job.client_id in self._stop_requested or sink.is_cancelled()
@@ -106,7 +121,7 @@ class Relay:
             sink.send_error(str(exc))
         except RequestCancelled:
             self.stats.cancelled += 1
-            sink.close()
+            sink.send_tokens([], [], final=True, finish="cancelled")
         except Exception as exc:  # an engine failure fails this request only
             self.stats.failed += 1
             log.exception("request %s failed", job.request_id)
@@ -131,8 +146,9 @@ class Relay:
             if job.streaming and chunk:
                 sink.send_tokens(chunk, sent[-CONTEXT_TOKENS:], final=False)
             sent.extend(chunk)
+        finish = finish_reason(len(sent), job.max_tokens)
         if job.streaming:
-            sink.send_tokens([], sent[-CONTEXT_TOKENS:], final=True)
+            sink.send_tokens([], sent[-CONTEXT_TOKENS:], final=True, finish=finish)
         else:
-            sink.send_tokens(sent, [], final=True)
+            sink.send_tokens(sent, [], final=True, finish=finish)
         self.stats.completed += 1

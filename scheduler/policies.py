@@ -53,13 +53,16 @@ class LearnedRank:
 
 
 class Oracle:
-    """Shortest-job-first by the requested `max_tokens`: an upper bound for experiments, since
-    benchmarks set `max_tokens` to the true response length."""
+    """Shortest-job-first by the true remaining length: an upper bound, for experiments only.
+
+    It ranks by `expected_len`, which only benchmarks send (the ensemble's experiments-only input
+    `expected_output_len`); a request without it ranks by its `max_tokens` cap."""
 
     name = "oracle"
 
     def key(self, request: QueuedRequest) -> float:
-        return float(request.max_tokens - request.attained)
+        length = request.max_tokens if request.expected_len is None else request.expected_len
+        return float(length - request.attained)
 
 
 _FACTORIES: dict[str, Callable[[], Policy]] = {

@@ -11,7 +11,9 @@ class QueuedRequest:
     """A request waiting for admission into the engine.
 
     `score` is the ranking predictor's output (larger = longer predicted response; only its order
-    matters). `max_tokens` is the requested output length, the key of the oracle policy.
+    matters). `max_tokens` is the client's cap on the output. `expected_len` is the true answer
+    length where an experiment knows it (benchmarks send it): the oracle policy's key, which no
+    other policy reads.
     `arrival` is a timestamp on any monotonic clock (wall or simulated). `attained` counts tokens
     already generated for a request that was preempted and queued again. `promoted_for` is set
 by the queue when starvation prevention admits the request: the quantum of engine steps it keeps
@@ -22,6 +24,7 @@ its promotion for. `payload` is opaque here:
     request_id: str
     score: float = 0.0
     max_tokens: int = 0
+    expected_len: int | None = None
     arrival: float = 0.0
     attained: int = 0
     promoted_for: int = 0

@@ -17,11 +17,13 @@ from predictor.evaluate import kendall_tau
 from repo_paths import RESULTS_DIR, data_dir
 from simulator.sim import SimConfig, simulate
 from simulator.sweep import (
+    LOAD_FACTORS,
     PAPER_RATES,
     SERVED,
     SweepSpec,
     config_dict,
     public_rows,
+    run_rows,
     run_sweep,
     write_json,
 )
@@ -69,7 +71,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         predictors=dict(kv.split("=", 1) for kv in args.predictor),
         sp_thresholds=args.sp_thresholds,
         sp_paper=not args.no_sp_paper,
-        text_taus=args.text_taus,
+        load_factors=args.load_factors,
+        max_tokens_mode=args.max_tokens_mode,
         config=_config(args),
     )
     root = data_dir(args.data_dir)
@@ -78,14 +81,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - t0
     out = Path(args.out)
     write_json(rows, out)
-    n_sim = sum(r["n_requests"] for r in rows)
-    sim_wall = sum(r["sim_wall_s"] for r in rows)
+    runs = run_rows(rows)
+    n_sim = sum(r["n_requests"] for r in runs)
+    sim_wall = sum(r["sim_wall_s"] for r in runs)
+    mode = ("one generic max_tokens cap of " f"{wl.GENERIC_MAX_TOKENS} for every request (the engine's output limit), "
+            "answers ending at the target model's own lengths" if spec.max_tokens_mode == "generic" else
+            "**true_length: every request's max_tokens is its own answer length (the usual benchmarks' shortcut; "
+            "not what a user gets)**")
     pre = (
-        f"Simulated with `python -m simulator sweep` (`make bench-sim`): {len(rows)} runs, "
+        f"Simulated with `python -m simulator sweep` (`make bench-sim`): {len(runs)} runs, "
         f"{n_sim:,} requests in {sim_wall:.1f} s of simulation ({n_sim / sim_wall:,.0f} simulated "
         f"requests per wall-clock second; {wall:.0f} s in all with loading and scoring).\n\n"
-        f"Configuration: `{json.dumps(config_dict(spec.config))}`. Text workloads: Poisson arrivals for "
-        f"{spec.duration_s:g} s at each rate, and a burst of {spec.burst} requests; traces: first "
+        f"Configuration: `{json.dumps(config_dict(spec.config))}`. Text workloads, max_tokens: {mode}. "
+        f"Poisson arrivals for {spec.duration_s:g} s at each rate (the paper's rates, and "
+        f"{min(spec.load_factors):g}x-{max(spec.load_factors):g}x of the workload's capacity), and a burst of "
+        f"{spec.burst} requests; goodput under the SLO {spec.slo.describe()}; traces: first "
         f"{spec.trace_duration_s:g} s (after scaling) at the speed-up in the workload name. Plots: "
         + ", ".join(
             f"`sim_{w}_rates.png`, `sim_{w}_cdf_{max(spec.rates):g}.png`"
@@ -96,11 +106,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     )
     report.write_markdown(rows, out.with_suffix(".md"), "Simulated scheduling policies", pre)
     for w in spec.text_workloads:
-        report.plot_rates(rows, w, out.with_name(f"sim_{w}_rates.png"))
+        report.plot_rates(runs, w, out.with_name(f"sim_{w}_rates.png"))
         top = max(spec.rates)
-        report.plot_cdf(rows, w, top, out.with_name(f"sim_{w}_cdf_{top:g}.png"))
+        report.plot_cdf(runs, w, top, out.with_name(f"sim_{w}_cdf_{top:g}.png"))
         if spec.burst:
-            report.plot_cdf(rows, w, "burst", out.with_name(f"sim_{w}_cdf_burst.png"),
+            report.plot_cdf(runs, w, "burst", out.with_name(f"sim_{w}_cdf_burst.png"),
                             f"{w}: burst of {spec.burst} requests, latency CDF")
     print(out.with_suffix(".md").read_text())
     return 0
@@ -118,7 +128,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     scores_by_policy = json.loads(Path(args.scores).read_text()) if args.scores else {}
     cfg = _config(args)
     rows = []
-    true = np.array([r.output_tokens for r in reqs], dtype=float)
+    true = np.array([r.answer_tokens for r in reqs], dtype=float)
     for policy in args.policies:
         if policy in scores_by_policy:
             scores = np.array(scores_by_policy[policy], dtype=float)
@@ -161,14 +171,17 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--trace-speedups", nargs="*", type=float, default=None,
                     help="replay speed-ups for every trace (default: x1 and x4 for Azure, x0.25 and x1 for Mooncake)")
     sw.add_argument("--trace-duration", type=float, default=600.0)
-    sw.add_argument("--trace-tau", type=float, default=0.55, help="Kendall's tau of the noisy oracle on traces")
+    sw.add_argument("--trace-tau", type=float, default=None,
+                    help="Kendall's tau of the noisy oracle on traces (default: the shipped predictor's on Arena-Hard)")
+    sw.add_argument("--load-factors", nargs="*", type=float, default=list(LOAD_FACTORS),
+                    help="rates as fractions of the workload's measured capacity (goodput sweep)")
+    sw.add_argument("--max-tokens-mode", default="generic", choices=list(wl.MAX_TOKENS_MODES),
+                    help="generic: one cap for every request, as clients send; true_length: each request's "
+                         "own answer length (labelled so in every output)")
     sw.add_argument("--predictor", action="append", default=[], metavar="NAME=DIR",
                     help="extra exported predictor (e.g. pointwise=build/predictor/pointwise)")
     sw.add_argument("--sp-thresholds", nargs="*", type=int, default=list(SweepSpec.sp_thresholds),
                     help="extra LTR runs with these starvation thresholds (admissions)")
-    sw.add_argument("--text-taus", nargs="*", type=float, default=list(SweepSpec.text_taus),
-                    help="extra LTR runs on text workloads ranked by a noisy oracle at these Kendall's taus "
-                         "(default: the predictor's cross-validated tau on AlpacaEval)")
     sw.add_argument("--no-sp-paper", action="store_true", help="skip the paper-style preemptive promotion run")
     sw.add_argument("--out", default=str(RESULTS_DIR / "sim.json"))
     sw.add_argument("--quiet", action="store_true")

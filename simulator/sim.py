@@ -31,10 +31,11 @@ from typing import Sequence
 
 import numpy as np
 
-from deploy.repository import source_parameters
+from deploy.repository import served_max_inflight, source_parameters
 from engine.batching import BatchingEngine, KvPolicy
 from engine.cost_model import CostModel
 from engine.request import EngineRequest
+from engine.vocab import EOT_ID
 from scheduler import AdmissionControl, Policy, PreemptivePolicy, QueuedRequest, RequestQueue, StarvationConfig
 from simulator.policies import make_policy
 from workloads.metrics import RequestTimes
@@ -49,7 +50,7 @@ _ENGINE = source_parameters("tensorrt_llm")
 class SimConfig:
     """The deployment being simulated; defaults follow the shipped configs (config.pbtxt)."""
 
-    max_inflight: int = int(_SCHEDULER["max_inflight"])  # ltr_scheduler admission gate
+    max_inflight: int = served_max_inflight()  # ltr_scheduler admission gate: the engine's capacity
     batch_slots: int = int(_ENGINE["max_batch_slots"])  # tensorrt_llm batch slots
     kv_budget_tokens: int | None = None  # None: from the cost model (GPU memory)
     kv_policy: KvPolicy = "guaranteed_no_evict"
@@ -67,6 +68,8 @@ class SimResult:
     preemptions: int
     wall_s: float
     sim_end_s: float
+    mean_batch_size: float = 0.0  # requests in the engine per iteration, on average
+    peak_kv_tokens: int = 0  # most KV-cache tokens held or reserved at once
 
 
 @dataclass(eq=False)
@@ -100,12 +103,18 @@ class Simulation:
         self.policy = policy
         # MLFQ: also preempted at quantum boundaries (checked once: a Protocol isinstance is slow)
         self.preemptive: PreemptivePolicy | None = policy if isinstance(policy, PreemptivePolicy) else None
+        # Each answer ends with the end token after its natural length (`output_tokens`), or at the
+        # client's cap; the oracle alone learns the length (`expected_len`), as benchmarks tell it.
         self.requests = [
             SimRequest(
                 QueuedRequest(
-                    str(i), score=float(scores[i]), max_tokens=int(r.output_tokens), arrival=float(r.arrival_s)
+                    str(i), score=float(scores[i]), max_tokens=r.max_tokens or r.output_tokens,
+                    expected_len=r.output_tokens, arrival=float(r.arrival_s),
                 ),
-                EngineRequest(str(i), r.prompt_tokens, int(r.output_tokens), keep_output_ids=False),
+                EngineRequest(
+                    str(i), r.prompt_tokens, r.max_tokens or r.output_tokens, answer_len=r.output_tokens,
+                    end_id=EOT_ID, keep_output_ids=False,
+                ),
             )
             for i, r in enumerate(requests)
         ]
@@ -129,6 +138,7 @@ class Simulation:
         self.steps = 0
         self.preemptions = 0
         self.finished = 0
+        self.batched = 0  # sum of batch sizes over the iterations
 
     def run(self) -> None:
         while self.finished < len(self.requests):
@@ -165,13 +175,15 @@ class Simulation:
         and KV evictions are recorded."""
         result = self.engine.step()
         self.steps += 1
+        self.batched += result.batch_size
         self.clock += result.duration_s
         for evicted in result.preempted:
             self.preempt(evicted.payload, evicted_by_engine=True)
-        for running, _token in result.emitted:
-            running.payload.token_at(self.clock)
+        for running, token in result.emitted:
+            if not (running.finish_reason == "end_id" and token == running.end_id):  # not sent to the client
+                running.payload.token_at(self.clock)
         for done in result.finished:
-            done.payload.finish = self.clock
+            done.payload.finish = done.payload.last_token  # the client's view: its last token
             self.admission.release()
             self.finished += 1
 
@@ -219,10 +231,11 @@ class Simulation:
             arrival=np.array([r.queued.arrival for r in self.requests], dtype=float),
             first_token=np.array([r.first_token for r in self.requests]) + overhead,
             finish=np.array([r.finish for r in self.requests]) + overhead,
-            output_tokens=np.array([r.engine.max_new_tokens for r in self.requests], dtype=np.int64),
+            output_tokens=np.array([r.engine.output_tokens for r in self.requests], dtype=np.int64),
             max_gap=np.array([r.max_gap for r in self.requests]),
         )
-        return SimResult(times, self.steps, self.preemptions, wall_s, self.clock)
+        return SimResult(times, self.steps, self.preemptions, wall_s, self.clock,
+                         self.batched / self.steps if self.steps else 0.0, self.engine.peak_kv_used)
 
     def _running_key(self, request: SimRequest) -> float:
         """The policy's key of a running request, counting the tokens it has received so far."""

@@ -1,10 +1,17 @@
-"""`make bench-sim`: the paper's sweep on the workloads, every policy, one results table.
+"""`make bench-sim`: every policy on the workloads, at the loads users run at, one results table.
 
-Text workloads (AlpacaEval by default): Poisson arrivals at 2-64 req/s for 60 s and a burst of 2,000.
+Text workloads (AlpacaEval and Arena-Hard v0.1 by default), as clients send them: one generic
+`max_tokens` cap (`workloads.traces.GENERIC_MAX_TOKENS`), answers ending at the target model's own
+lengths. Loads: the paper's Poisson rates (2-64 req/s for 60 s), a burst of 2,000, and 0.5x-1.5x
+of the engine's capacity for the workload (measured: FCFS throughput on the burst) in steps of
+0.1x, from which each policy's goodput under `workloads.goodput.CHAT_SLO` is found.
 Text-less traces (Azure conv/code, Mooncake): their own pace and time-scaled, first 10 minutes.
-Policies: fcfs, ltr (the exported predictor; with starvation prevention), ltr_nosp (without),
-extra predictors given with --predictor NAME=DIR, oracle (true lengths), mlfq (FastServe-style).
-On traces, ltr ranks by a noisy oracle with Kendall's tau = --trace-tau against the true lengths.
+
+Scores: LTR ranks by cross-fitted scores (`make crossfit`: each prompt scored by a fold model that
+did not train on it); `ltr_shipped` by the shipped predictor (held out on Arena-Hard, in-sample
+on AlpacaEval, labelled so). On traces, LTR ranks by a noisy oracle at the shipped predictor's
+measured Kendall's tau on Arena-Hard (prompts unlike its training data). Every row records its
+`score_source`, the tau of its scores against the lengths generated, and `max_tokens_mode`.
 """
 
 from __future__ import annotations
@@ -20,15 +27,19 @@ import numpy as np
 from predictor.evaluate import kendall_tau
 from simulator.sim import SimConfig, simulate
 from workloads import traces as wl
+from workloads.goodput import CHAT_SLO, Slo, goodput
 from workloads.metrics import summarize
 from workloads.scores import (
+    cross_fitted_pool_scores,
     find_predictor,
     noisy_oracle_scores,
     predictor_pool_scores,
     request_scores,
+    shipped_source,
 )
 
 PAPER_RATES = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+LOAD_FACTORS = tuple(round(0.5 + 0.1 * i, 1) for i in range(11))  # x the workload's capacity
 BURST = 2000
 SERVED = SimConfig()  # the shipped deployment (config.pbtxt)
 STARVATION = (SERVED.starvation_threshold, SERVED.starvation_quantum)
@@ -37,11 +48,7 @@ PAPER_STARVATION_THRESHOLD = 200  # the authors' scripts: counter per engine ste
 # Mooncake's long prompts overload it, so slow it down.
 TRACE_SPEEDUPS = {"azure_conv": (1.0, 4.0), "azure_code": (1.0, 4.0),
                   "mooncake_conv": (0.25, 1.0), "mooncake_synth": (0.25, 1.0)}
-
-
-# The shipped predictor's cross-validated Kendall's tau on AlpacaEval (results/predictor_eval.md):
-# a noisy oracle at this tau stands in for the predictor on prompts it has not seen.
-HELD_OUT_TAU = 0.52
+CAPACITY_POLICIES = ("fcfs", "ltr", "ltr_shipped", "oracle")  # the capacity sweep's (and goodput's) columns
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ class PolicyRun:
 
     label: str
     policy: str
-    scores: str  # "oracle" | "noisy:<tau>" | "predictor:<dir>" | "none"
+    scores: str  # "cross_fitted" | "shipped" | "predictor:<dir>" | "noisy:<tau>" | "oracle" | "none"
     starvation: bool = True
     threshold: int | None = None  # None: the sweep's configured threshold
     demote: bool = False  # paper-style: promoted for `quantum` steps, then demoted (preemptive)
@@ -58,80 +65,99 @@ class PolicyRun:
 
 @dataclass
 class SweepSpec:
-    text_workloads: Sequence[str] = ("alpaca",)
+    text_workloads: Sequence[str] = ("alpaca", "arena")
     rates: Sequence[float] = PAPER_RATES
+    load_factors: Sequence[float] = LOAD_FACTORS
     duration_s: float = 60.0
     burst: int | None = BURST
     traces: Sequence[str] = wl.TRACE_WORKLOADS
     trace_speedups: Sequence[float] | None = None  # None: TRACE_SPEEDUPS per trace
     trace_duration_s: float = 600.0
-    trace_tau: float = 0.55
+    trace_tau: float | None = None  # None: the shipped predictor's measured tau on Arena-Hard
     predictors: dict[str, str] = field(default_factory=dict)
     sp_thresholds: Sequence[int] = (PAPER_STARVATION_THRESHOLD,)  # extra LTR runs with these thresholds
     sp_paper: bool = True  # extra LTR run with the paper's preemptive promotion
-    text_taus: Sequence[float] = (HELD_OUT_TAU,)  # LTR by a noisy oracle at these taus on text workloads
+    max_tokens_mode: wl.MaxTokensMode = "generic"
+    slo: Slo = CHAT_SLO
     config: SimConfig = field(default_factory=SimConfig)
     seed: int = 0
 
 
-def _scores_for(run: PolicyRun, reqs: Sequence[wl.TraceRequest], pools: dict, seed: int) -> tuple[np.ndarray, str]:
-    true = np.array([r.output_tokens for r in reqs], dtype=float)
+@dataclass
+class Scorer:
+    """Per-prompt scores of the text workloads, computed once per pool."""
+
+    pools: dict[str, wl.PromptPool]
+    _cache: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+
+    def pool_scores(self, workload: str, kind: str) -> np.ndarray:
+        key = (workload, kind)
+        if key not in self._cache:
+            pool = self.pools[workload]
+            if kind == "cross_fitted":
+                self._cache[key] = cross_fitted_pool_scores(pool)
+            else:
+                vdir = find_predictor(None if kind == "shipped" else kind.split(":", 1)[1])
+                if vdir is None:
+                    raise FileNotFoundError(f"no exported predictor for {kind!r}")
+                self._cache[key] = predictor_pool_scores(pool, vdir)
+        return self._cache[key]
+
+
+def scores_for(run: PolicyRun, workload: str, reqs: Sequence[wl.TraceRequest], scorer: Scorer,
+               seed: int) -> tuple[np.ndarray, str]:
+    """A run's scores for `reqs` and their `score_source`."""
+    true = np.array([r.answer_tokens for r in reqs], dtype=float)
     if run.scores in ("oracle", "none"):
         return true, run.scores
     if run.scores.startswith("noisy:"):
-        tau = float(run.scores.split(":", 1)[1])
-        return noisy_oracle_scores(true, tau, seed), f"noisy oracle (tau {tau:g})"
-    if run.scores.startswith("predictor:"):
-        vdir = Path(run.scores.split(":", 1)[1])
-        pool = pools[reqs[0].request_id.split("-")[0]]
-        return request_scores(reqs, predictor_pool_scores(pool, vdir)), f"predictor {vdir.parent.name}/{vdir.name}"
-    raise ValueError(run.scores)
+        return noisy_oracle_scores(true, float(run.scores.split(":", 1)[1]), seed), "noisy_oracle"
+    source = "cross_fitted" if run.scores == "cross_fitted" else shipped_source(workload)
+    return request_scores(reqs, scorer.pool_scores(workload, run.scores)), source
 
 
-def text_policies(spec: SweepSpec, trace_tau: float) -> list[PolicyRun]:
-    vdir = find_predictor()
-    ltr_scores = f"predictor:{vdir}" if vdir else f"noisy:{trace_tau}"
+def text_policies(spec: SweepSpec) -> list[PolicyRun]:
     runs = [
         PolicyRun("fcfs", "fcfs", "none"),
-        PolicyRun("ltr", "ltr", ltr_scores),
-        PolicyRun("ltr_nosp", "ltr", ltr_scores, starvation=False),
+        PolicyRun("ltr", "ltr", "cross_fitted"),
+        PolicyRun("ltr_nosp", "ltr", "cross_fitted", starvation=False),
     ]
-    runs += [PolicyRun(f"ltr_sp{t}", "ltr", ltr_scores, threshold=t) for t in spec.sp_thresholds]
+    runs += [PolicyRun(f"ltr_sp{t}", "ltr", "cross_fitted", threshold=t) for t in spec.sp_thresholds]
     if spec.sp_paper:
-        runs.append(PolicyRun("ltr_sp_paper", "ltr", ltr_scores, threshold=PAPER_STARVATION_THRESHOLD, demote=True))
-    for name, path in spec.predictors.items():
-        pdir = find_predictor(path)
-        if pdir is not None:
-            runs.append(PolicyRun(f"ltr_{name}", "ltr", f"predictor:{pdir}"))
-    # A held-out stand-in: the exported predictor has seen the AlpacaEval prompts in training, so
-    # its scores there are optimistic; a noisy oracle at its cross-validated tau is not.
-    runs += [PolicyRun(f"ltr_tau{t:g}", "ltr", f"noisy:{t}", starvation=False) for t in spec.text_taus]
+        runs.append(PolicyRun("ltr_sp_paper", "ltr", "cross_fitted", threshold=PAPER_STARVATION_THRESHOLD, demote=True))
+    runs.append(PolicyRun("ltr_shipped", "ltr", "shipped"))
+    # extra exported predictors, trained like the shipped one (on AlpacaEval): labelled the same way
+    runs += [PolicyRun(f"ltr_{name}", "ltr", f"predictor:{path}") for name, path in spec.predictors.items()]
     runs += [PolicyRun("oracle", "oracle", "oracle", starvation=False), PolicyRun("mlfq", "mlfq", "none", starvation=False)]
     return runs
 
 
-def trace_policies(spec: SweepSpec) -> list[PolicyRun]:
-    tau = spec.trace_tau
+def trace_policies(spec: SweepSpec, tau: float) -> list[PolicyRun]:
     return [
         PolicyRun("fcfs", "fcfs", "none"),
-        PolicyRun("ltr", "ltr", f"noisy:{tau}"),
-        PolicyRun("ltr_nosp", "ltr", f"noisy:{tau}", starvation=False),
-        *[PolicyRun(f"ltr_sp{t}", "ltr", f"noisy:{tau}", threshold=t) for t in spec.sp_thresholds],
+        PolicyRun("ltr", "ltr", f"noisy:{tau:.3f}"),
+        PolicyRun("ltr_nosp", "ltr", f"noisy:{tau:.3f}", starvation=False),
+        *[PolicyRun(f"ltr_sp{t}", "ltr", f"noisy:{tau:.3f}", threshold=t) for t in spec.sp_thresholds],
         PolicyRun("oracle", "oracle", "oracle", starvation=False),
         PolicyRun("mlfq", "mlfq", "none", starvation=False),
     ]
 
 
-def run_one(
-    workload: str,
-    rate: float | str,
-    reqs: Sequence[wl.TraceRequest],
-    run: PolicyRun,
-    config: SimConfig,
-    pools: dict,
-    seed: int,
-) -> dict:
-    scores, source = _scores_for(run, reqs, pools, seed)
+@dataclass
+class Job:
+    """One workload at one load, run under several policies."""
+
+    workload: str
+    rate: float | str
+    reqs: list[wl.TraceRequest]
+    runs: list[PolicyRun]
+    sweep: str  # "paper" | "burst" | "capacity" | "trace"
+    load: float | None = None  # rate as a fraction of the workload's capacity
+
+
+def run_one(job: Job, run: PolicyRun, spec: SweepSpec, scorer: Scorer) -> dict:
+    scores, source = scores_for(run, job.workload, job.reqs, scorer, spec.seed)
+    config = spec.config
     if not run.starvation:
         cfg = replace(config, starvation_threshold=0, starvation_quantum=0)
     else:
@@ -140,19 +166,25 @@ def run_one(
             starvation_threshold=config.starvation_threshold if run.threshold is None else run.threshold,
             demote_after_quantum=run.demote,
         )
-    res = simulate(reqs, scores, run.policy, cfg)
-    true = [r.output_tokens for r in reqs]
+    res = simulate(job.reqs, scores, run.policy, cfg)
+    generated = [r.answer_tokens for r in job.reqs]
     row = {
-        "workload": workload,
+        "entry": "run",
+        "workload": job.workload,
         "policy": run.label,
-        "rate": rate,
+        "rate": job.rate,
+        "load": job.load,
+        "sweep": job.sweep,
         "score_source": source,
-        "kendall_tau": kendall_tau(scores, true) if run.scores != "none" else None,
+        "kendall_tau": kendall_tau(scores, generated) if source != "none" else None,
+        "max_tokens_mode": spec.max_tokens_mode if job.sweep != "trace" else "true_length",
         **summarize(res.times),
+        "mean_batch_size": res.mean_batch_size,
+        "peak_kv_tokens": res.peak_kv_tokens,
         "preemptions": res.preemptions,
         "engine_steps": res.steps,
         "sim_wall_s": res.wall_s,
-        "sim_requests_per_wall_s": len(reqs) / res.wall_s if res.wall_s > 0 else None,
+        "sim_requests_per_wall_s": len(job.reqs) / res.wall_s if res.wall_s > 0 else None,
         "max_inflight": cfg.max_inflight,
         "batch_slots": cfg.batch_slots,
         "kv_policy": cfg.kv_policy,
@@ -166,33 +198,87 @@ def run_one(
     return row
 
 
-def run_sweep(spec: SweepSpec, data_root: Path, progress: bool = True) -> list[dict]:
-    rows: list[dict] = []
-    pools = {name: wl.load_pool(name, data_root) for name in spec.text_workloads}
-    jobs: list[tuple[str, float | str, list[wl.TraceRequest], list[PolicyRun]]] = []
-    for name, pool in pools.items():
-        runs = text_policies(spec, spec.trace_tau)
+def measure_capacity(reqs: Sequence[wl.TraceRequest], config: SimConfig) -> float:
+    """The engine's capacity for a workload, in requests/s: FCFS throughput on a burst (always busy)."""
+    return float(summarize(simulate(reqs, np.zeros(len(reqs)), "fcfs", config).times)["throughput_req_s"])
+
+
+def goodput_entries(rows: Sequence[dict], capacities: dict[str, float], slo: Slo) -> list[dict]:
+    """Per workload and policy of the capacity sweep: the highest rate meeting `slo` (workloads.goodput)."""
+    out = []
+    for workload, capacity in capacities.items():
+        for policy in CAPACITY_POLICIES:
+            sub = [r for r in rows if r["workload"] == workload and r["policy"] == policy and r["sweep"] == "capacity"]
+            if not sub:
+                continue
+            best = goodput(sub, slo)
+            out.append({
+                "entry": "goodput", "workload": workload, "policy": policy, "score_source": sub[0]["score_source"],
+                "kendall_tau": sub[0]["kendall_tau"], "max_tokens_mode": sub[0]["max_tokens_mode"],
+                "slo": slo.to_json(), "capacity_rps": capacity,
+                "goodput_rps": best["rate"] if best else None, "goodput_load": best["load"] if best else None,
+                "below_sweep": best is None,
+            })
+    return out
+
+
+def trace_tau(spec: SweepSpec, scorer: Scorer) -> float:
+    """The noisy oracle's tau on traces: the shipped predictor's on Arena-Hard (prompts unlike its
+    training data), unless given."""
+    if spec.trace_tau is not None:
+        return spec.trace_tau
+    if "arena" not in scorer.pools:
+        raise ValueError("give --trace-tau, or include the arena workload to measure it")
+    pool = scorer.pools["arena"]
+    return kendall_tau(scorer.pool_scores("arena", "shipped"), pool.output_tokens)
+
+
+def build_jobs(spec: SweepSpec, data_root: Path, scorer: Scorer) -> tuple[list[Job], dict[str, float]]:
+    jobs: list[Job] = []
+    capacities: dict[str, float] = {}
+    for name, pool in scorer.pools.items():
+        def workload(rate: float | None, seed: int, burst: int | None = None) -> list[wl.TraceRequest]:
+            reqs = wl.text_workload(pool, rate, spec.duration_s, burst=burst, seed=seed)  # noqa: B023
+            return wl.with_max_tokens(reqs, spec.max_tokens_mode)
+
+        runs = text_policies(spec)
+        capacity = capacities[name] = measure_capacity(workload(None, spec.seed, BURST), spec.config)
         for i, rate in enumerate(spec.rates):
-            reqs = wl.text_workload(pool, rate, spec.duration_s, seed=spec.seed + i)
-            jobs.append((name, rate, reqs, runs))
+            jobs.append(Job(name, rate, workload(rate, spec.seed + i), runs, "paper", rate / capacity))
         if spec.burst:
-            jobs.append((name, "burst", wl.text_workload(pool, None, burst=spec.burst, seed=spec.seed), runs))
-    for name in spec.traces:
-        full = wl.load_trace(name, data_root)
-        for speed in spec.trace_speedups or TRACE_SPEEDUPS[name]:
-            reqs = wl.scale_trace(full, speed, spec.trace_duration_s)
-            label = f"{name} x{speed:g}"
-            jobs.append((label, round(wl.trace_rate(reqs), 2), reqs, trace_policies(spec)))
+            jobs.append(Job(name, "burst", workload(None, spec.seed, spec.burst), runs, "burst"))
+        capacity_runs = [r for r in runs if r.label in CAPACITY_POLICIES]
+        for i, factor in enumerate(spec.load_factors):
+            rate = round(factor * capacity, 3)
+            jobs.append(Job(name, rate, workload(rate, spec.seed + 100 + i), capacity_runs, "capacity", factor))
+    if spec.traces:
+        tau = trace_tau(spec, scorer)
+        for name in spec.traces:
+            full = wl.load_trace(name, data_root)
+            for speed in spec.trace_speedups or TRACE_SPEEDUPS[name]:
+                reqs = wl.with_max_tokens(wl.scale_trace(full, speed, spec.trace_duration_s), "true_length")
+                jobs.append(Job(f"{name} x{speed:g}", round(wl.trace_rate(reqs), 2), reqs, trace_policies(spec, tau), "trace"))
+    return jobs, capacities
+
+
+def run_sweep(spec: SweepSpec, data_root: Path, progress: bool = True) -> list[dict]:
+    """Every job under each of its policies, then the goodput entries."""
     from tqdm import tqdm
 
-    total = sum(len(j[3]) for j in jobs)
-    bar = tqdm(total=total, disable=not progress, desc="simulating", unit="run")
-    for workload, rate, reqs, runs in jobs:
-        for run in runs:
-            rows.append(run_one(workload, rate, reqs, run, spec.config, pools, spec.seed))
-            bar.update()
-    bar.close()
-    return rows
+    scorer = Scorer({name: wl.load_pool(name, data_root) for name in spec.text_workloads})
+    jobs, capacities = build_jobs(spec, data_root, scorer)
+    rows: list[dict] = []
+    with tqdm(total=sum(len(j.runs) for j in jobs), disable=not progress, desc="simulating", unit="run") as bar:
+        for job in jobs:
+            for run in job.runs:
+                rows.append(run_one(job, run, spec, scorer))
+                bar.update()
+    return rows + goodput_entries(rows, capacities, spec.slo)
+
+
+def run_rows(rows: Sequence[dict]) -> list[dict]:
+    """The simulation runs of a results file (without its goodput entries)."""
+    return [r for r in rows if r.get("entry", "run") == "run"]
 
 
 def public_rows(rows: Sequence[dict]) -> list[dict]:

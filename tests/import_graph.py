@@ -8,8 +8,8 @@ from pathlib import Path
 
 from repo_paths import REPO_ROOT
 
-TOP_LEVEL = ("repo_paths", "scheduler", "runtime", "engine", "predictor", "deploy", "workloads", "simulator",
-             "loadtest", "benchmarks", "tools", "model_repository")
+TOP_LEVEL = ("repo_paths", "scheduler", "runtime", "engine", "predictor", "openai_server", "deploy", "workloads",
+             "simulator", "loadtest", "benchmarks", "tools", "model_repository")
 
 
 def source_files() -> list[Path]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from tests.import_graph import TOP_LEVEL, import_graph
 
 # Bottom to top: a package may import only packages listed before it.
-LAYERS = ("repo_paths", "scheduler", "runtime", "engine", "predictor", "deploy", "workloads", "simulator",
-          "loadtest", "benchmarks")
+LAYERS = ("repo_paths", "scheduler", "runtime", "engine", "predictor", "openai_server", "deploy", "workloads",
+          "simulator", "loadtest", "benchmarks")
 # The Triton python models sit on top of what ships into a model (and the CPU stand-in's engine).
 MODEL_REPOSITORY_MAY_IMPORT = {"repo_paths", "scheduler", "runtime", "engine", "predictor"}
 

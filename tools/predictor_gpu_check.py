@@ -22,24 +22,35 @@ import numpy as np
 
 PROBE_ROWS = 64  # prompts scored for the comparison
 
-# Same min/opt/max shapes as export/build_predictor_plan.sh, so TensorRT builds one engine profile.
-TRT_PROFILE = {"min": (1, 1), "opt": (16, 64)}
+
+def serving_trt_profile() -> tuple[str, str, str]:
+    """min, opt and max shapes of the served TensorRT profile (deploy/gpu/predictor_profile.py), so
+    the TensorRT provider builds the engine the server builds. Imported here, not at the top: inside
+    the serving image (tools/gpu_smoke.sh) the profile comes in by --trt-profile instead."""
+    from deploy.gpu.predictor_profile import PredictorProfile
+
+    profile = PredictorProfile.from_repository()
+    return tuple(profile.shapes(which) for which in ("min", "opt", "max"))
 
 
-def providers_for(name: str, max_batch: int, max_seq: int, cache_dir: str) -> list:
-    def shapes(batch: int, seq: int) -> str:
-        return f"input_ids:{batch}x{seq},attention_mask:{batch}x{seq}"
-
+def providers_for(name: str, trt_profile: tuple[str, str, str], cache_dir: str) -> list:
     if name == "TensorrtExecutionProvider":
+        low, opt, high = trt_profile
         options = {
             "trt_fp16_enable": True, "trt_engine_cache_enable": True, "trt_engine_cache_path": cache_dir,
-            "trt_profile_min_shapes": shapes(*TRT_PROFILE["min"]), "trt_profile_opt_shapes": shapes(*TRT_PROFILE["opt"]),
-            "trt_profile_max_shapes": shapes(max_batch, max_seq),
+            "trt_profile_min_shapes": low, "trt_profile_opt_shapes": opt, "trt_profile_max_shapes": high,
         }
         return [(name, options), "CUDAExecutionProvider", "CPUExecutionProvider"]
     if name == "CUDAExecutionProvider":
         return [name, "CPUExecutionProvider"]
     return [name]
+
+
+def max_shape(trt_profile: tuple[str, str, str]) -> tuple[int, int]:
+    """(batch, length) of the profile's max shape, `input_ids:BxL,...`."""
+    first = trt_profile[2].split(",")[0].split(":")[1]
+    batch, length = first.split("x")
+    return int(batch), int(length)
 
 
 def probe_inputs(batch: int, seq: int, vocab: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -73,13 +84,18 @@ def timed(session, ids: np.ndarray, mask: np.ndarray, iters: int) -> dict:
 
 
 def check(onnx: Path, reference: Path | None, providers: list[str], batch_sizes: list[int], seq: int,
-          iters: int, vocab: int, cache_dir: str) -> dict:
+          iters: int, vocab: int, cache_dir: str, trt_profile: tuple[str, str, str]) -> dict:
     import onnxruntime as ort
+
+    rows = max(PROBE_ROWS, *batch_sizes)
+    max_batch, max_length = max_shape(trt_profile)
+    if rows > max_batch or seq > max_length:
+        raise ValueError(f"probe {rows}x{seq} lies outside the served TensorRT profile (max {max_batch}x{max_length})")
 
     available = ort.get_available_providers()
     cpu = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
     shipped = ort.InferenceSession(str(reference), providers=["CPUExecutionProvider"]) if reference else None
-    ids, mask = probe_inputs(max(PROBE_ROWS, *batch_sizes), seq, vocab, seed=0)  # enough rows for a rank statistic
+    ids, mask = probe_inputs(rows, seq, vocab, seed=0)  # enough rows for a rank statistic
     cpu_scores = cpu.run(None, {"input_ids": ids, "attention_mask": mask})[0][:, 0]
     report: dict = {"onnxruntime": ort.__version__, "available_providers": available, "onnx": str(onnx),
                     "probe": {"batch": int(ids.shape[0]), "seq": seq}, "providers": {}}
@@ -91,7 +107,7 @@ def check(onnx: Path, reference: Path | None, providers: list[str], batch_sizes:
         if name not in available:
             report["providers"][name] = {"status": "not available in this onnxruntime build"}
             continue
-        session = ort.InferenceSession(str(onnx), providers=providers_for(name, ids.shape[0], seq, cache_dir))
+        session = ort.InferenceSession(str(onnx), providers=providers_for(name, trt_profile, cache_dir))
         scores = session.run(None, {"input_ids": ids, "attention_mask": mask})[0][:, 0]
         entry = {"status": "ok", "session_providers": session.get_providers(),
                  "max_abs_diff_vs_cpu": float(np.abs(scores - cpu_scores).max()),
@@ -108,14 +124,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reference", type=Path, help="the shipped (int8-weight) model.onnx, scored on CPU")
     ap.add_argument("--providers", default="TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider")
     ap.add_argument("--batch-sizes", default="1,4,16,64")
-    ap.add_argument("--seq", type=int, default=128, help="padded predictor tokens per prompt")
+    ap.add_argument("--seq", type=int, default=128, help="padded predictor tokens per prompt (<= the profile's max)")
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--vocab", type=int, default=30522, help="predictor tokenizer vocabulary size")
     ap.add_argument("--trt-cache", default="build/predictor_trt_cache")
+    ap.add_argument("--trt-profile", help="'MIN OPT MAX' shapes (python -m deploy.gpu.predictor_profile --ort); "
+                    "default: read from this checkout")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
+    trt_profile = tuple(args.trt_profile.split()) if args.trt_profile else serving_trt_profile()
+    if len(trt_profile) != 3:
+        ap.error("--trt-profile takes three shapes: min, opt and max")
     report = check(args.onnx, args.reference, args.providers.split(","), [int(b) for b in args.batch_sizes.split(",")],
-                   args.seq, args.iters, args.vocab, args.trt_cache)
+                   args.seq, args.iters, args.vocab, args.trt_cache, trt_profile)
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

@@ -57,6 +57,7 @@ def summarize(times: RequestTimes) -> dict[str, float]:
         "p90_latency_s": float(np.percentile(lat, 90)),
         "p99_latency_s": float(np.percentile(lat, 99)),
         "mean_latency_per_token_s": float((lat / times.output_tokens).mean()),
+        "p90_latency_per_token_s": float(np.percentile(lat / times.output_tokens, 90)),
         "mean_ttft_s": float(times.ttft.mean()),
         "p90_ttft_s": float(np.percentile(times.ttft, 90)),
         "mean_tpot_s": float(times.tpot.mean()),

@@ -1,5 +1,9 @@
-"""Scores the LTR policy ranks by: the exported predictor on text workloads (cached), or a noisy
-oracle with a chosen Kendall's tau on text-less traces.
+"""Scores the LTR policy ranks by, and where they come from (`ScoreSource`, recorded in every row):
+
+* `cross_fitted`: each prompt scored by a fold model that did not train on it (`predictor.crossfit`);
+* `held_out` / `in_sample`: the exported predictor on prompts outside / inside its training data;
+* `noisy_oracle`: the true lengths plus noise at a chosen Kendall's tau (text-less traces);
+* `oracle`: the true lengths; `none`: no scores (FCFS, MLFQ).
 
 Noisy oracle: the true lengths' normal scores plus Gaussian noise. For a bivariate normal with
 correlation rho, Kendall's tau = (2/pi) arcsin(rho) (Greiner's relation), so rho = sin(pi tau / 2)
@@ -10,14 +14,26 @@ the target; `kendall_tau` reports what was achieved.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 from scipy import stats
 
+from predictor.crossfit import SCORES_FILE as CROSS_FITTED_FILE
+from predictor.crossfit import prompt_key
 from predictor.paths import MODEL_DIR as DEFAULT_PREDICTOR_DIR
 from workloads.traces import CACHE_DIR, PromptPool, TraceRequest
+
+ScoreSource = Literal["cross_fitted", "held_out", "in_sample", "noisy_oracle", "oracle", "none"]
+# The text workloads the shipped predictor trained on (`make train`: the AlpacaEval prompts), where
+# its scores are in-sample; on any other workload they are held out.
+SHIPPED_TRAINED_ON = ("alpaca",)
+
+
+def shipped_source(workload: str) -> ScoreSource:
+    return "in_sample" if workload in SHIPPED_TRAINED_ON else "held_out"
 
 
 def noisy_oracle_scores(true_lengths: Sequence[float], tau: float, seed: int = 0) -> np.ndarray:
@@ -59,6 +75,17 @@ def predictor_pool_scores(pool: PromptPool, version_dir: Path) -> np.ndarray:
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     np.save(path, scores)
     return scores
+
+
+def cross_fitted_pool_scores(pool: PromptPool, path: Path = CROSS_FITTED_FILE) -> np.ndarray:
+    """Every prompt of `pool` scored by the fold model that left it out (`make crossfit`)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path} not found: `make crossfit` (python -m predictor.crossfit) writes it")
+    scores = json.loads(Path(path).read_text())["scores"]
+    missing = [p for p in pool.prompts if prompt_key(p) not in scores]
+    if missing:
+        raise ValueError(f"{len(missing)} prompts of {pool.name!r} have no cross-fitted score in {path}: rerun make crossfit")
+    return np.array([scores[prompt_key(p)]["score"] for p in pool.prompts], dtype=float)
 
 
 def request_scores(reqs: Sequence[TraceRequest], pool_scores: np.ndarray) -> np.ndarray:

@@ -1,12 +1,19 @@
 """Request workloads shared by the simulator, the locust load tests and the served benchmark.
 
-A workload is a list of `TraceRequest`s: arrival time, prompt (text workloads) and token counts.
-Sources:
+A workload is a list of `TraceRequest`s: arrival time, prompt (text workloads), token counts and
+what the client sends. Sources:
 * text: AlpacaEval prompts with Llama-3-8B-Instruct's own responses (`alpaca`), Arena-Hard
-  (`arena`); `max_tokens` is the response's Llama-3 token count, as in the usual serving benchmarks;
+  (`arena`, two independent samples of the 8B's answers); a request's answer length is one of its
+  prompt's recorded lengths, picked by the request's seed as the stand-in engine picks it
+  (`engine.lengths.pick_sample`);
 * production traces without text: Azure LLM inference traces (`azure_conv`, `azure_code`) and
   Mooncake (`mooncake_conv`, `mooncake_synth`), replayed at their own pace or time-scaled.
 Arrivals for text workloads: a Poisson process at a rate for a duration, or a burst (all at t=0).
+
+What a request sends as `max_tokens` (`MaxTokensMode`): `generic`, one cap for every request as
+real clients send (`GENERIC_MAX_TOKENS`, the engine's output limit), so that no request carries its
+answer length; or `true_length`, its own answer length, the usual serving benchmarks' shortcut
+(kept for comparison and labelled so wherever it appears).
 
 Data come from `--data-dir`, else $LTR_DATA_DIR, else `<repo>/../shared/data` (never committed).
 Token counts of text workloads are cached under `build/cache/` (keyed by file contents).
@@ -20,22 +27,31 @@ import json
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 
+from deploy.repository import source_parameters
+from engine.lengths import pick_sample
 from predictor.paths import TARGET_GENERATOR
 from repo_paths import BUILD_DIR
 
 CACHE_DIR = BUILD_DIR / "cache"
 TEXT_WORKLOADS = ("alpaca", "arena")
 TRACE_WORKLOADS = ("azure_conv", "azure_code", "mooncake_conv", "mooncake_synth")
+MaxTokensMode = Literal["generic", "true_length"]
+MAX_TOKENS_MODES: tuple[str, ...] = ("generic", "true_length")
+# The engine's output limit (the stand-in's max_output_len, the engine build's on GPU): the cap a
+# client sends when it does not know how long the answer will be.
+GENERIC_MAX_TOKENS = int(source_parameters("tensorrt_llm")["max_output_len"])
 
 
 @dataclass(frozen=True)
 class TraceRequest:
-    """One request of a workload. `prompt` is None for text-less traces; `item` indexes the pool
-    of distinct prompts (for cached predictor scores)."""
+    """One request of a workload. `output_tokens` is the answer's natural length (where the model
+    ends it); `max_tokens` what the client sends as its cap (0: not set yet, see `with_max_tokens`);
+    `seed` the sampling seed it sends. `prompt` is None for text-less traces; `item` indexes the
+    pool of distinct prompts (for cached predictor scores)."""
 
     request_id: str
     arrival_s: float
@@ -43,16 +59,37 @@ class TraceRequest:
     output_tokens: int
     prompt: str | None = None
     item: int = -1
+    max_tokens: int = 0
+    seed: int = 0
+
+    @property
+    def answer_tokens(self) -> int:
+        """Tokens the client will receive: the natural length, cut by the cap."""
+        return min(self.output_tokens, self.max_tokens) if self.max_tokens else self.output_tokens
+
+
+def with_max_tokens(reqs: Sequence[TraceRequest], mode: MaxTokensMode = "generic") -> list[TraceRequest]:
+    """The workload as clients send it: one generic cap, or (labelled `true_length`) each answer's length."""
+    if mode not in MAX_TOKENS_MODES:
+        raise ValueError(f"max_tokens mode must be one of {MAX_TOKENS_MODES}, got {mode!r}")
+    if mode == "generic":
+        return [replace(r, max_tokens=GENERIC_MAX_TOKENS) for r in reqs]
+    return [replace(r, max_tokens=r.output_tokens) for r in reqs]
 
 
 @dataclass(frozen=True)
 class PromptPool:
-    """Distinct prompts of a text workload with their target lengths."""
+    """Distinct prompts of a text workload with the target model's answer lengths: `output_tokens`
+    one answer per prompt (the first sample), `length_samples` every recorded one."""
 
     name: str
     prompts: tuple[str, ...]
     prompt_tokens: np.ndarray
     output_tokens: np.ndarray
+    length_samples: tuple[tuple[int, ...], ...] = ()
+
+    def samples(self, item: int) -> tuple[int, ...]:
+        return self.length_samples[item] if self.length_samples else (int(self.output_tokens[item]),)
 
 
 def _token_counts(texts: Sequence[str], cache_key: str) -> np.ndarray:
@@ -89,26 +126,39 @@ def load_alpaca(root: Path, generator: str = TARGET_GENERATOR) -> PromptPool:
     return PromptPool("alpaca", prompts, inp + 1, np.maximum(out, 1))  # +1: BOS
 
 
-def load_arena(root: Path, answers: str = "llama-3-8b-instruct") -> PromptPool:
-    """Arena-Hard v0.1's 500 prompts with Llama-3-8B-Instruct's answers."""
-    qpath = root / "arena_hard_v0.1" / "v0.1_question.jsonl"
-    apath = root / "arena_hard_v0.1" / f"v0.1_{answers}.jsonl"
-    questions = {}
-    for line in qpath.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            q = json.loads(line)
-            questions[q["uid"]] = q["prompt"]
-    pairs = []
-    for line in apath.read_text(encoding="utf-8").splitlines():
+# Arena-Hard answer files of the serving target: two independent samples of the same 8B model.
+ARENA_SAMPLES = ("llama-3-8b-instruct", "llama-3-8b-instruct_sample2")
+
+
+def _arena_answers(path: Path) -> dict[str, str]:
+    answers = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             a = json.loads(line)
-            if a["uid"] in questions:
-                pairs.append((questions[a["uid"]], a["messages"][-1]["content"]["answer"]))
-    key = _file_key(qpath, apath)
-    prompts = tuple(p for p, _ in pairs)
-    out = _token_counts([ans for _, ans in pairs], f"arena_out_{key}")
-    inp = _token_counts(list(prompts), f"arena_in_{key}")
-    return PromptPool("arena", prompts, inp + 1, np.maximum(out, 1))
+            answers[a["uid"]] = a["messages"][-1]["content"]["answer"]
+    return answers
+
+
+def load_arena(root: Path, answers: Sequence[str] = ARENA_SAMPLES) -> PromptPool:
+    """Arena-Hard v0.1's 500 prompts with every available sample of Llama-3-8B-Instruct's answers
+    (the first file's are `output_tokens`); a prompt counts when the first file answers it."""
+    folder = root / "arena_hard_v0.1"
+    qpath = folder / "v0.1_question.jsonl"
+    apaths = [folder / f"v0.1_{a}.jsonl" for a in answers]
+    apaths = [apaths[0]] + [p for p in apaths[1:] if p.is_file()]
+    questions = [json.loads(line) for line in qpath.read_text(encoding="utf-8").splitlines() if line.strip()]
+    files = [_arena_answers(p) for p in apaths]
+    kept = [q for q in questions if q["uid"] in files[0]]
+    prompts = tuple(q["prompt"] for q in kept)
+    counts = []
+    for i, (path, by_uid) in enumerate(zip(apaths, files)):
+        texts = [by_uid.get(q["uid"], "") for q in kept]
+        counts.append(np.maximum(_token_counts(texts, f"arena_out{i}_{_file_key(qpath, path)}"), 1))
+    samples = tuple(
+        tuple(int(c[j]) for c, by_uid in zip(counts, files) if kept[j]["uid"] in by_uid) for j in range(len(kept))
+    )
+    inp = _token_counts(list(prompts), f"arena_in_{_file_key(qpath)}")
+    return PromptPool("arena", prompts, inp + 1, counts[0], samples)
 
 
 def load_pool(name: str, root: Path) -> PromptPool:
@@ -139,7 +189,8 @@ def text_workload(
     max_requests: int | None = None,
 ) -> list[TraceRequest]:
     """Prompts drawn uniformly (with replacement) from `pool`, arriving as Poisson(rate) over
-    `duration_s`, or `burst` requests all at t=0 (rate None)."""
+    `duration_s`, or `burst` requests all at t=0 (rate None). Request i sends seed i, which picks
+    its answer length among its prompt's samples; `max_tokens` is left to `with_max_tokens`."""
     rng = np.random.default_rng(seed)
     if burst is not None:
         times = np.zeros(burst)
@@ -155,9 +206,10 @@ def text_workload(
             request_id=f"{pool.name}-{i}",
             arrival_s=float(t),
             prompt_tokens=int(pool.prompt_tokens[k]),
-            output_tokens=int(pool.output_tokens[k]),
+            output_tokens=pick_sample(pool.samples(int(k)), seed=i),
             prompt=pool.prompts[k],
             item=int(k),
+            seed=i,
         )
         for i, (t, k) in enumerate(zip(times, items))
     ]

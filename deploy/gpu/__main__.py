@@ -20,6 +20,7 @@ from deploy.gpu.bundle import (
     CONTAINER_ENGINE,
     CONTAINER_NAME,
     DEFAULT_PREDICTOR_ARTIFACTS,
+    DEFAULT_PREDICTOR_CACHE,
     PREDICTOR_CONFIGS,
     TENSORRT_LLM_VERSION,
     TRITON_TRTLLM_IMAGE,
@@ -32,6 +33,7 @@ from deploy.gpu.bundle import (
     render_gpu_bundle,
 )
 from deploy.gpu.capacity import EngineLimits
+from deploy.gpu.follow import describe, follow_container
 from repo_paths import BUILD_DIR, REPO_ROOT
 from scheduler import POLICY_NAMES
 
@@ -42,6 +44,14 @@ def gpu_host_ready() -> bool:
         return False
     probes = (["docker", "info"], ["nvidia-smi", "-L"])
     return all(subprocess.run(p, capture_output=True, timeout=30).returncode == 0 for p in probes)
+
+
+def wait_until_ready(timeout_s: float, follow=follow_container) -> int:
+    """Follow the container's log to a verdict: 0 when ready, 1 (with the failure printed) otherwise."""
+    print(f"Following the log of {CONTAINER_NAME} until ready (at most {timeout_s:g} s):")
+    outcome = follow(CONTAINER_NAME, timeout_s, echo=lambda line: print(f"  | {line}"))
+    print(describe(outcome, CONTAINER_NAME, timeout_s), file=sys.stdout if outcome.status == "ready" else sys.stderr)
+    return 0 if outcome.status == "ready" else 1
 
 
 def _settings_from_args(args: argparse.Namespace) -> GpuSettings:
@@ -64,7 +74,8 @@ def _settings_from_args(args: argparse.Namespace) -> GpuSettings:
         enable_chunked_context=args.enable_chunked_context == "true", max_inflight=args.max_inflight,
         kv_cache_tokens=args.kv_cache_tokens, tokens_per_request=args.tokens_per_request,
         http_port=args.http_port, grpc_port=args.grpc_port, metrics_port=args.metrics_port,
-        publish_address=args.publish_address,
+        publish_address=args.publish_address, predictor_gpu=args.predictor_gpu, gpu_memory_gib=args.gpu_memory_gib,
+        predictor_cache_dir=Path(args.predictor_cache_dir),
     )
 
 
@@ -94,8 +105,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--grpc-port", type=int, default=8001)
     p.add_argument("--metrics-port", type=int, default=8002)
     p.add_argument("--publish-address", default="127.0.0.1", help="host address docker publishes the ports on")
-    p.add_argument("--run", choices=["auto", "never"], default="auto",
-                   help="auto: start the container when docker and a GPU answer and nothing is missing")
+    p.add_argument("--predictor-gpu", type=int, help="GPU of the predictor's one instance (default: the engine's last)")
+    p.add_argument("--gpu-memory-gib", type=float, default=80.0,
+                   help="memory of one GPU; with the engine's size it turns the predictor's budget into a KV fraction")
+    p.add_argument("--predictor-cache-dir", default=str(DEFAULT_PREDICTOR_CACHE),
+                   help="host folder for the predictor's TensorRT engine cache (mounted read-write)")
+    p.add_argument("--ready-timeout", type=float, default=1800.0,
+                   help="seconds to follow the container's log for readiness (engine loading takes minutes)")
+    p.add_argument("--run", choices=["auto", "always", "never"], default="auto",
+                   help="auto: start the container when docker and a GPU answer and nothing is missing; "
+                        "always: the same, but fail (exit 1) when it cannot start (tools/gpu_smoke.sh)")
     return p.parse_args(argv)
 
 
@@ -116,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  tokenizer  {settings.checkpoint_dir} -> {CONTAINER_CHECKPOINT}")
     print(f"  scheduler  policy {settings.policy}, max_inflight {settings.inflight} ({settings.batch_scheduler_policy})")
     print(f"  predictor  {settings.predictor_variant} ({PREDICTOR_CONFIGS[settings.predictor_variant].relative_to(REPO_ROOT)})")
+    print(f"  placement  {settings.placement.explain()}")
     if missing:
         print("\nStill to produce (on the GPU box, inside the serving image), then render again:")
         for path in missing:
@@ -125,13 +145,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  curl -s localhost:{settings.http_port}/v2/models/ensemble/generate_stream "
           "-d '{\"text_input\": \"Hello\", \"max_tokens\": 32, \"stream\": true}'")
     print(f"  stop: docker rm -f {CONTAINER_NAME}")
-    if args.run == "auto" and not missing and gpu_host_ready():
+    if args.run != "never" and not missing and gpu_host_ready():
         print("\nDocker and a GPU are here: building and starting the container.")
+        Path(settings.predictor_cache_dir).mkdir(parents=True, exist_ok=True)
         for cmd in (build, run):
             subprocess.run(cmd, check=True)
-    elif args.run == "auto":
-        print("\nNot started: " + ("artefacts missing." if missing else "no Docker engine with an NVIDIA GPU on this machine."))
-    return 0
+        return wait_until_ready(args.ready_timeout)
+    if args.run != "never":
+        print("\nNot started: " + ("artefacts missing." if missing else "no Docker engine with an NVIDIA GPU on this machine."),
+              file=sys.stderr if args.run == "always" else sys.stdout)
+    return 1 if args.run == "always" else 0
 
 
 if __name__ == "__main__":

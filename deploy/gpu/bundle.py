@@ -6,6 +6,7 @@ The GPU target is the CPU repository with two models swapped:
 - `length_predictor`: the ONNX Runtime backend with the TensorRT accelerator
   (deploy/gpu/length_predictor/onnxruntime_trt.pbtxt, `--predictor-variant onnx`) or a TensorRT plan
   (deploy/gpu/length_predictor/tensorrt_plan.pbtxt, `plan`) instead of the python model.
+  Its batch size and TensorRT profile come from predictor_profile, its GPU from placement.
 `preprocessing`, `ltr_scheduler`, `postprocessing` and `ensemble` keep their files; only config
 parameters change (tokenizer = the mounted checkpoint, max_inflight = the engine's batch capacity,
 prompt limits = the engine's).
@@ -14,7 +15,8 @@ Output (`--out`, default build/gpu/), self-contained so it can be copied to a GP
   model_repository/   what tritonserver serves inside the container (files copied, no symlinks)
   python/             the project packages the python models import (scheduler, runtime, predictor)
   serve.sh            runs tritonserver inside the container (mpirun with one rank per GPU when TP > 1)
-  docker_run.sh       the `docker build` + `docker run` commands for this bundle
+  docker_run.sh       the `docker build` + `docker run` commands for this bundle (bundle, engine and checkpoint
+                      mounted read-only; the predictor's TensorRT engine cache read-write)
 Missing GPU-built artefacts (engine, fp32 ONNX, plan) become MISSING_*.txt files naming the command
 that produces them. Nothing here needs a GPU; nothing has been run on one (see docs/gpu.md).
 """
@@ -29,7 +31,22 @@ from typing import Literal
 
 from deploy.config_checks import llm_interface_problems, repository_problems
 from deploy.gpu.capacity import EngineLimits, choose_max_inflight
-from deploy.repository import IGNORED, model_dirs, read_config, render_repository, set_parameters, write_config
+from deploy.gpu.placement import (
+    DEFAULT_GPU_MEMORY_GIB,
+    Placement,
+    choose_predictor_gpu,
+    engine_weights_gib_per_gpu,
+)
+from deploy.gpu.predictor_profile import CONTAINER_TRT_CACHE, PredictorProfile
+from deploy.gpu.trtllm_parameters import config_parameters, load_template_parameters
+from deploy.repository import (
+    IGNORED,
+    model_dirs,
+    read_config,
+    render_repository,
+    set_parameters,
+    write_config,
+)
 from repo_paths import BUILD_DIR, REPO_ROOT, SOURCE_REPOSITORY
 
 # One coherent pair (Triton compatibility matrix): 25.10-trtllm-python-py3 ships TensorRT-LLM 1.0.0,
@@ -50,6 +67,7 @@ PREDICTOR_CONFIGS: dict[str, Path] = {
 PREDICTOR_MODEL_FILES = {"onnx": "model.onnx", "plan": "model.plan"}
 PREDICTOR_SIDE_FILES = ("tokenizer.json", "predictor.json")  # read by preprocessing from the sibling model
 DEFAULT_PREDICTOR_ARTIFACTS = BUILD_DIR / "gpu_artifacts" / "length_predictor" / "1"
+DEFAULT_PREDICTOR_CACHE = BUILD_DIR / "gpu_cache" / "length_predictor_trt"  # host side of CONTAINER_TRT_CACHE
 SHARED_MODELS = ("ensemble", "ltr_scheduler", "postprocessing", "preprocessing")
 GPU_MODELS = ("length_predictor", "tensorrt_llm")
 RUNTIME_PACKAGES = ("predictor", "scheduler", "runtime")
@@ -83,6 +101,17 @@ class GpuSettings:
     metrics_port: int = 8002
     publish_address: str = "127.0.0.1"
     image: str = SERVING_IMAGE
+    predictor_gpu: int | None = None  # None: choose_predictor_gpu
+    gpu_memory_gib: float = DEFAULT_GPU_MEMORY_GIB
+    predictor_cache_dir: Path = DEFAULT_PREDICTOR_CACHE  # TensorRT engine + timing caches, kept across restarts
+
+    @property
+    def placement(self) -> Placement:
+        gpu = self.predictor_gpu if self.predictor_gpu is not None else choose_predictor_gpu(self.limits.world_size)
+        if not 0 <= gpu < self.limits.world_size:
+            raise ValueError(f"predictor GPU {gpu} is not one of the engine's {self.limits.world_size} GPU(s)")
+        return Placement(gpu, self.kv_cache_free_gpu_mem_fraction, self.gpu_memory_gib,
+                         engine_weights_gib_per_gpu(self.engine_dir, self.limits.world_size))
 
     @property
     def inflight(self) -> int:
@@ -103,7 +132,7 @@ class GpuSettings:
             "tensorrt_llm": {
                 "gpt_model_path": CONTAINER_ENGINE,
                 "batch_scheduler_policy": self.batch_scheduler_policy,
-                "kv_cache_free_gpu_mem_fraction": str(self.kv_cache_free_gpu_mem_fraction),
+                "kv_cache_free_gpu_mem_fraction": f"{self.placement.kv_fraction:.2f}",
                 "enable_chunked_context": str(self.enable_chunked_context).lower(),
             },
         }
@@ -144,12 +173,27 @@ def _render_tensorrt_llm(dest: Path, settings: GpuSettings) -> None:
                      engine_build_command(settings))
 
 
+def predictor_config(settings: GpuSettings, source: Path = SOURCE_REPOSITORY):
+    """The variant's config with the numbers that must agree elsewhere filled in: batch size and
+    TensorRT profile from PredictorProfile (what preprocessing sends), the pinned GPU."""
+    profile = PredictorProfile.from_repository(source)
+    config = read_config(PREDICTOR_CONFIGS[settings.predictor_variant])
+    config.max_batch_size = profile.max_batch
+    for group in config.instance_group:
+        del group.gpus[:]
+        group.gpus.append(settings.placement.predictor_gpu)
+    if settings.predictor_variant == "onnx":
+        (tensorrt,) = [a for a in config.optimization.execution_accelerators.gpu_execution_accelerator if a.name == "tensorrt"]
+        tensorrt.parameters.update(profile.ort_tensorrt_parameters())
+    return config
+
+
 def _render_length_predictor(dest: Path, source: Path, settings: GpuSettings) -> None:
     variant = settings.predictor_variant
     out = dest / "length_predictor"
     version = out / "1"
     version.mkdir(parents=True)
-    shutil.copy2(PREDICTOR_CONFIGS[variant], out / "config.pbtxt")
+    write_config(predictor_config(settings, source), out / "config.pbtxt")
     cpu_version = source / "length_predictor" / "1"
     for name in PREDICTOR_SIDE_FILES:
         if (cpu_version / name).is_file():
@@ -203,6 +247,7 @@ def docker_commands(settings: GpuSettings, bundle: Path) -> list[list[str]]:
         "-v", f"{Path(bundle).resolve()}:{CONTAINER_BUNDLE}:ro",
         "-v", f"{Path(settings.engine_dir).resolve()}:{CONTAINER_ENGINE}:ro",
         "-v", f"{Path(settings.checkpoint_dir).resolve()}:{CONTAINER_CHECKPOINT}:ro",
+        "-v", f"{Path(settings.predictor_cache_dir).resolve()}:{CONTAINER_TRT_CACHE}",
         settings.image, "bash", f"{CONTAINER_BUNDLE}/serve.sh",
     ]
     return [build, run]
@@ -240,7 +285,16 @@ def bundle_problems(bundle: Path, source: Path = SOURCE_REPOSITORY) -> list[str]
     repo = Path(bundle) / "model_repository"
     cpu_llm = read_config(source / "tensorrt_llm" / "config.pbtxt")
     gpu_llm = read_config(repo / "tensorrt_llm" / "config.pbtxt")
-    return repository_problems(repo) + llm_interface_problems(cpu_llm, gpu_llm)
+    template = load_template_parameters()
+    return (repository_problems(repo) + llm_interface_problems(cpu_llm, gpu_llm)
+            + template.problems(config_parameters(gpu_llm)) + predictor_placement_problems(repo))
+
+
+def predictor_placement_problems(repo: Path) -> list[str]:
+    """Every GPU instance of the predictor names its GPU (else Triton starts one per visible GPU)."""
+    config = read_config(Path(repo) / "length_predictor" / "config.pbtxt")
+    return [f"length_predictor instance group {i} is KIND_GPU without `gpus`" for i, group in
+            enumerate(config.instance_group) if group.kind == group.KIND_GPU and not group.gpus]
 
 
 def missing_artifacts(bundle: Path) -> list[Path]:

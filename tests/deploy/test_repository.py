@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.repository import read_config, render_repository
+from deploy.repository import engine_max_inflight, read_config, render_repository, source_parameters
 from repo_paths import SOURCE_REPOSITORY
 
 
@@ -20,3 +20,15 @@ def test_render_overrides_parameters_and_links_versions(tmp_path):
     with pytest.raises(KeyError, match="unknown models"):
         render_repository(tmp_path / "bad2", {"no_such_model": {"x": "1"}})
 
+
+
+def test_auto_max_inflight_is_the_engines_capacity(tmp_path):
+    engine = source_parameters("tensorrt_llm")
+    assert engine_max_inflight(engine) == 64, "A100-80GB: the 64 batch slots bind (418k KV tokens / 4096 = 102)"
+    assert engine_max_inflight({**engine, "max_batch_slots": "16"}) == 16
+    # a KV cache of 20,000 tokens holds 4 requests at the 4096-token output limit
+    assert engine_max_inflight({**engine, "max_tokens_in_paged_kv_cache": "20000"}) == 4
+    assert engine_max_inflight({**engine, "max_tokens_in_paged_kv_cache": "20000",
+                                "batch_scheduler_policy": "max_utilization"}) == 64
+    out = render_repository(tmp_path / "repo", {"tensorrt_llm": {"max_batch_slots": "12"}})
+    assert read_config(out / "ltr_scheduler" / "config.pbtxt").parameters["max_inflight"].string_value == "12"

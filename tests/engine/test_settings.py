@@ -69,3 +69,20 @@ def test_word_list_format() -> None:
     arr = np.array([[[5, 6, 9, 0], [2, 3, -1, -1]]], np.int32)
     assert parse_word_list(arr) == ((5, 6), (9,))
     assert parse_word_list(None) == ()
+
+
+def test_length_table_parameters(tmp_path) -> None:  # noqa: ANN001
+    from engine.lengths import LengthTable, prompt_key
+
+    LengthTable.from_samples("toy", {prompt_key([1, 2]): [3]}).save(tmp_path / "toy.json")
+    table, line = EngineSettings.from_parameters(
+        {**PARAMS, "length_table": str(tmp_path / "toy.json"), "unknown_prompt_lengths": "cap"}, environ={}
+    ).load_lengths()
+    assert table is not None and table.answer_length([1, 2], 0) == 3 and table.answer_length([9], 0) is None
+    assert "'toy'" in line and "run to max_tokens" in line
+    missing, line = EngineSettings.from_parameters({**PARAMS, "length_table": str(tmp_path / "no.json")},
+                                                   environ={}).load_lengths()
+    assert missing is None and "missing" in line and "make lengths" in line
+    assert EngineSettings.from_parameters(PARAMS, environ={}).load_lengths()[0] is None
+    with pytest.raises(ValueError, match="unknown_prompt_lengths"):
+        EngineSettings.from_parameters({**PARAMS, "unknown_prompt_lengths": "guess"}, environ={})

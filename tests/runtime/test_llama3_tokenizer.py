@@ -58,3 +58,15 @@ def test_llama3_tokenizer_matches_known_ids():
     assert tokenizer.encode("Hello, world!") == [9906, 11, 1917, 0]
     assert (tokenizer.bos_id, tokenizer.eos_id, tokenizer.eot_id, tokenizer.vocab_size) == (128000, 128001, 128009, 128256)
 
+
+
+def test_special_ids_by_name_agree_and_match_the_known_ids(checkpoint_dir):
+    cpu = load_tokenizer(str(DEFAULT_TOKENIZER_FILE))
+    gpu = load_tokenizer(str(checkpoint_dir))
+    known = {"<|begin_of_text|>": 128000, "<|start_header_id|>": 128006, "<|end_header_id|>": 128007,
+             "<|eot_id|>": 128009}
+    for name, token_id in known.items():
+        assert cpu.special_id(name) == gpu.special_id(name) == token_id, name
+    for tokenizer in (cpu, gpu):
+        with pytest.raises(ValueError):
+            tokenizer.special_id("<|not_a_special_token|>")

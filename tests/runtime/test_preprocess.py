@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from runtime.llama3_tokenizer import load_tokenizer
-from runtime.preprocess import BadRequest, Limits, check_max_tokens, decode_text, encode_prompt, word_list
+from runtime.preprocess import (
+    BadRequest,
+    Limits,
+    check_max_tokens,
+    check_prompt_ids,
+    decode_text,
+    encode_prompt,
+    word_list,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +51,19 @@ def test_word_list_uses_tensorrt_llm_layout(tokenizer):
     with pytest.raises(BadRequest, match="not valid UTF-8"):
         word_list(tokenizer, [b"\xff"])
 
+
+
+def test_prompt_token_ids_are_used_as_sent_special_ids_included():
+    limits = Limits(max_input_len=4, max_output_len=100)
+    ids = check_prompt_ids(np.array([[128000, 128006, 882, 128007]], dtype=np.int32), 128256, limits)
+    assert ids.dtype == np.int32 and ids.tolist() == [128000, 128006, 882, 128007]  # no BOS added
+    with pytest.raises(BadRequest, match="empty"):
+        check_prompt_ids(np.zeros((1, 0), dtype=np.int32), 128256, limits)
+    with pytest.raises(BadRequest, match="outside the vocabulary"):
+        check_prompt_ids(np.array([1, 128256]), 128256, limits)
+    with pytest.raises(BadRequest, match="outside the vocabulary"):
+        check_prompt_ids(np.array([-1, 5]), 128256, limits)
+    with pytest.raises(BadRequest, match="input limit of 4"):
+        check_prompt_ids(np.arange(5), 128256, limits)
+    with pytest.raises(BadRequest, match="integers"):
+        check_prompt_ids(np.array([1.5]), 128256, limits)

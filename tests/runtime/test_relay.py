@@ -12,14 +12,16 @@ from scheduler import AdmissionGate, RequestQueue, make_policy
 
 
 class FakeLLM:
-    """Yields `max_tokens` tokens in chunks; records stop calls."""
+    """Yields one token at a time until the answer's natural end (`answer_len`, default: none) or
+    `max_tokens`; records stop calls."""
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, answer_len: int | None = None) -> None:
         self.fail = fail
+        self.answer_len = answer_len
         self.stopped: list[str] = []
 
     async def stream(self, job: Job):
-        for i in range(job.max_tokens):
+        for i in range(min(job.max_tokens, self.answer_len or job.max_tokens)):
             await asyncio.sleep(0)
             if self.fail and i == 2:
                 raise RuntimeError("engine fell over")
@@ -34,22 +36,25 @@ class FakeSink:
         self.tokens: list[int] = []
         self.finals = 0
         self.errors: list[str] = []
-        self.closed = False
+        self.finish: str | None = None
         self.cancel_after = cancel_after
 
     def is_cancelled(self) -> bool:
         return self.cancel_after is not None and len(self.tokens) >= self.cancel_after
 
-    def send_tokens(self, token_ids, context_ids, final):
+    def send_tokens(self, token_ids, context_ids, final, finish=None):
         assert context_ids == self.tokens[-CONTEXT_TOKENS:] or not token_ids
+        assert (finish is not None) == final, "the final response, and only it, says why it ended"
         self.tokens.extend(token_ids)
         self.finals += final
+        self.finish = finish
 
     def send_error(self, message):
         self.errors.append(message)
 
-    def close(self):
-        self.closed = True
+    @property
+    def closed(self) -> bool:
+        return self.finish == "cancelled"
 
 
 def run_relay(jobs_and_sinks, llm, max_inflight=2, max_size=None):
@@ -73,6 +78,14 @@ def test_relay_streams_and_completes_every_job():
     for (j, sink) in pairs:
         assert len(sink.tokens) == j.max_tokens and sink.finals == 1 and not sink.errors
     assert stats.completed == 6
+
+
+def test_relay_reports_why_each_answer_ended():
+    natural, capped = FakeSink(), FakeSink()
+    run_relay([(job("natural", 50), natural)], FakeLLM(answer_len=7))
+    run_relay([(job("capped", 5), capped)], FakeLLM(answer_len=7))
+    assert (len(natural.tokens), natural.finish) == (7, "stop")
+    assert (len(capped.tokens), capped.finish) == (5, "length")
 
 
 def test_relay_failure_errors_that_request_and_frees_the_slot():

@@ -13,7 +13,9 @@ from deploy.triton import TritonServer
 
 # Small, fast settings shared by the integration tests (timing stand-in LLM).
 TEST_OVERRIDES: dict[str, dict[str, str]] = {
-    "tensorrt_llm": {"mode": "timing", "max_input_len": "256", "max_output_len": "1024"},
+    # length_table "": every answer runs to its max_tokens, so tests choose lengths (natural lengths:
+    # test_ensemble.py builds its own table)
+    "tensorrt_llm": {"mode": "timing", "max_input_len": "256", "max_output_len": "1024", "length_table": ""},
     "preprocessing": {"max_input_len": "256", "max_output_len": "1024"},
 }
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from deploy.repository import source_parameters
+from deploy.repository import served_max_inflight, source_parameters
 from simulator.policies import MultiLevelFeedbackQueue, make_policy
 from simulator.sim import SimConfig, Simulation, simulate
 from workloads.metrics import summarize
@@ -125,7 +125,7 @@ def test_paper_style_promotion_is_demoted_after_quantum() -> None:
 def test_defaults_are_the_shipped_configs() -> None:
     scheduler, engine = source_parameters("ltr_scheduler"), source_parameters("tensorrt_llm")
     served = SimConfig()
-    assert served.max_inflight == int(scheduler["max_inflight"])
+    assert scheduler["max_inflight"] == "auto" and served.max_inflight == served_max_inflight() == 64
     assert served.batch_slots == int(engine["max_batch_slots"])
     assert (served.starvation_threshold, served.starvation_quantum) == (
         int(scheduler["starvation_threshold"]), int(scheduler["starvation_quantum"]))

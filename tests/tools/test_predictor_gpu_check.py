@@ -4,12 +4,15 @@ comparison and timing logic, and that missing GPU providers are reported rather 
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper
 
+from deploy.gpu.predictor_profile import PredictorProfile
 from repo_paths import REPO_ROOT
 
 spec = importlib.util.spec_from_file_location("predictor_gpu_check", REPO_ROOT / "tools" / "predictor_gpu_check.py")
@@ -41,7 +44,7 @@ def test_cpu_run_compares_times_and_reports_missing_providers(tmp_path):
     model = tiny_predictor(tmp_path / "fp32.onnx", 1e-6)
     reference = tiny_predictor(tmp_path / "ref.onnx", 2e-6)  # same ranking, different values
     report = gpu_check.check(model, reference, ["NoSuchExecutionProvider", "CPUExecutionProvider"], [1, 4], seq=16,
-                             iters=3, vocab=5000, cache_dir=str(tmp_path / "cache"))
+                             iters=3, vocab=5000, cache_dir=str(tmp_path / "cache"), trt_profile=gpu_check.serving_trt_profile())
     assert report["providers"]["NoSuchExecutionProvider"]["status"].startswith("not available")
     cpu = report["providers"]["CPUExecutionProvider"]
     assert cpu["max_abs_diff_vs_cpu"] == 0.0 and cpu["kendall_tau_vs_cpu"] == 1.0
@@ -57,12 +60,31 @@ def test_probe_inputs_are_right_padded():
     assert (ids[mask == 0] == 0).all()
 
 
-def test_tensorrt_profile_matches_the_plan_script():
-    """One TensorRT profile for the EP as for trtexec (export/build_predictor_plan.sh)."""
-    text = (REPO_ROOT / "export" / "build_predictor_plan.sh").read_text()
-    assert "MIN_BATCH=${MIN_BATCH:-1}" in text and "OPT_BATCH=${OPT_BATCH:-16}" in text
-    assert "MIN_SEQ=${MIN_SEQ:-1}" in text and "OPT_SEQ=${OPT_SEQ:-64}" in text
-    assert gpu_check.TRT_PROFILE == {"min": (1, 1), "opt": (16, 64)}
-    name, options = gpu_check.providers_for("TensorrtExecutionProvider", 64, 512, "/tmp/c")[0]
-    assert name == "TensorrtExecutionProvider"
-    assert options["trt_fp16_enable"] and options["trt_profile_max_shapes"] == "input_ids:64x512,attention_mask:64x512"
+def test_tensorrt_provider_uses_the_served_profile():
+    """The TensorRT provider builds the engine the server builds (deploy/gpu/predictor_profile.py)."""
+    profile = PredictorProfile.from_repository()
+    shapes = gpu_check.serving_trt_profile()
+    assert shapes == tuple(profile.shapes(w) for w in ("min", "opt", "max"))
+    name, options = gpu_check.providers_for("TensorrtExecutionProvider", shapes, "/tmp/c")[0]
+    assert name == "TensorrtExecutionProvider" and options["trt_fp16_enable"]
+    assert options["trt_profile_max_shapes"] == profile.shapes("max") == "input_ids:64x128,attention_mask:64x128"
+    assert gpu_check.max_shape(shapes) == (64, 128)
+
+
+def test_a_probe_outside_the_profile_is_refused(tmp_path):
+    model = tiny_predictor(tmp_path / "fp32.onnx", 1e-6)
+    with pytest.raises(ValueError, match="outside the served TensorRT profile"):
+        gpu_check.check(model, None, ["CPUExecutionProvider"], [1], seq=256, iters=1, vocab=100,
+                        cache_dir=str(tmp_path), trt_profile=gpu_check.serving_trt_profile())
+
+
+def test_cli_takes_the_profile_from_the_command_line(tmp_path):
+    """Inside the serving image (tools/gpu_smoke.sh) the profile comes in by --trt-profile."""
+    model = tiny_predictor(tmp_path / "fp32.onnx", 1e-6)
+    out = tmp_path / "report.json"
+    small = "input_ids:1x8,attention_mask:1x8 input_ids:2x8,attention_mask:2x8 input_ids:64x16,attention_mask:64x16"
+    assert gpu_check.main(["--onnx", str(model), "--providers", "CPUExecutionProvider", "--batch-sizes", "1",
+                           "--seq", "16", "--iters", "1", "--trt-profile", small, "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["providers"]["CPUExecutionProvider"]["status"] == "ok"
+    with pytest.raises(SystemExit):
+        gpu_check.main(["--onnx", str(model), "--trt-profile", "only one"])

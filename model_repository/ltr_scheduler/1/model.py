@@ -31,6 +31,12 @@ def _error_message(response) -> str | None:
     return response.error().message() if response.has_error() else None
 
 
+def _expected_len(request) -> int | None:
+    """The experiments-only `expected_output_len` (benchmarks send it for the oracle policy)."""
+    value = scalar(request, "expected_output_len", 0)
+    return int(value) if value and int(value) > 0 else None
+
+
 class BLSClient:
     """Streams tokens from the LLM model with BLS (runtime.llm_stream merges what arrived together)."""
 
@@ -69,24 +75,28 @@ class TritonSink:
     def is_cancelled(self) -> bool:
         return self.request.is_cancelled()
 
-    def send_tokens(self, token_ids: list[int], context_ids: list[int], final: bool) -> None:
+    def send_tokens(
+        self, token_ids: list[int], context_ids: list[int], final: bool, finish: str | None = None
+    ) -> None:
         tensors = [
             pb_utils.Tensor("output_ids", np.array([[token_ids]], dtype=np.int32).reshape(1, 1, -1)),
             pb_utils.Tensor("sequence_length", np.array([[len(token_ids)]], dtype=np.int32)),
             pb_utils.Tensor("context_ids", np.array([context_ids], dtype=np.int32).reshape(1, -1)),
             pb_utils.Tensor("is_final", np.array([[final]])),
+            pb_utils.Tensor("finish_reason", np.array([[(finish or "").encode()]], dtype=np.object_)),
         ]
         flags = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL if final else 0
         self.sender.send(pb_utils.InferenceResponse(output_tensors=tensors), flags=flags)
+
+    def close(self) -> None:
+        """End the response stream without data (the answer to a `stop` request)."""
+        self.sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
     def send_error(self, message: str) -> None:
         self.sender.send(
             pb_utils.InferenceResponse(error=pb_utils.TritonError(message)),
             flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL,
         )
-
-    def close(self) -> None:
-        self.sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
 
 class SchedulerMetrics:
@@ -182,4 +192,5 @@ class TritonPythonModel:
             streaming=bool(scalar(request, "streaming", False)),
             llm_inputs=passed,
             client_id=request.request_id(),
+            expected_len=_expected_len(request),
         )

@@ -25,6 +25,7 @@ class TritonPythonModel:
             tokens = pb_utils.get_input_tensor_by_name(request, "TOKENS_BATCH").as_numpy()
             context = pb_utils.get_input_tensor_by_name(request, "CONTEXT_IDS").as_numpy().reshape(-1)
             final = bool(scalar(request, "IS_FINAL"))
+            finish = pb_utils.get_input_tensor_by_name(request, "FINISH_REASON").as_numpy().reshape(-1)[:1]
             new_ids = tokens.reshape(-1)[: int(scalar(request, "SEQUENCE_LENGTH"))]
             text = chunk_text(
                 self.tokenizer.decode_bytes,
@@ -37,6 +38,7 @@ class TritonPythonModel:
                     output_tensors=[
                         pb_utils.Tensor("OUTPUT", np.array([[text.encode("utf-8")]], dtype=np.object_)),
                         pb_utils.Tensor("OUTPUT_TOKEN_COUNT", np.array([[new_ids.size]], dtype=np.int32)),
+                        pb_utils.Tensor("FINISH_REASON_OUT", finish.astype(np.object_).reshape(1, 1)),
                     ]
                 )
             )

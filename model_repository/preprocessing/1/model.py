@@ -10,7 +10,15 @@ import triton_python_backend_utils as pb_utils
 
 from predictor.runtime import PredictorTokenizer, latest_version_dir, pad_batch
 from runtime.llama3_tokenizer import load_tokenizer
-from runtime.preprocess import BadRequest, Limits, check_max_tokens, decode_text, encode_prompt, word_list
+from runtime.preprocess import (
+    BadRequest,
+    Limits,
+    check_max_tokens,
+    check_prompt_ids,
+    decode_text,
+    encode_prompt,
+    word_list,
+)
 from runtime.triton_tensors import model_parameters, scalar
 
 
@@ -42,7 +50,11 @@ class TritonPythonModel:
             raise BadRequest(f"send one prompt per request (got a batch of {queries.size})")
         text = decode_text(queries[0])
         max_tokens = check_max_tokens(int(scalar(request, "REQUEST_OUTPUT_LEN")), self.limits)
-        input_ids = encode_prompt(self.tokenizer, text, self.limits, self.add_bos)
+        prompt_ids = pb_utils.get_input_tensor_by_name(request, "PROMPT_TOKEN_IDS")
+        if prompt_ids is None:
+            input_ids = encode_prompt(self.tokenizer, text, self.limits, self.add_bos)
+        else:
+            input_ids = check_prompt_ids(prompt_ids.as_numpy(), self.tokenizer.vocab_size, self.limits)
         end_id = scalar(request, "END_ID", self.tokenizer.eot_id)
         pad_id = scalar(request, "PAD_ID", self.tokenizer.pad_id)
         bad = self._words(request, "BAD_WORDS_DICT")

@@ -5,6 +5,8 @@ batching engine (engine.batching) in a background thread (engine.realtime) and t
 into responses with TensorRT-LLM's outputs `output_ids` [batch, beam, tokens] and `sequence_length`
 [batch, beam]. Streaming sends one response per iteration with the new token; the last one carries
 TRITONSERVER_RESPONSE_COMPLETE_FINAL. Bad requests get an error response of their own.
+Answers end like the model's: with `end_id` after the prompt's natural length from the configured
+length table (engine.lengths), which, as in TensorRT-LLM, is not sent; `max_tokens` is a cap.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         params = model_parameters(config)
         self.settings = EngineSettings.from_parameters(params)
+        self.lengths, lengths_line = self.settings.load_lengths()
         self._ids = itertools.count()
         self._by_request_id: dict[str, _Context] = {}  # Triton request id -> live request
         self.runner = RealtimeEngine(
@@ -77,7 +80,7 @@ class TritonPythonModel:
         self.runner.start()
         pb_utils.Logger.log_info(
             f"tensorrt_llm stand-in: mode={self.settings.mode} slots={self.settings.max_batch_slots} "
-            f"kv_budget={self.runner.core.kv_budget} tokens policy={self.settings.kv_policy}"
+            f"kv_budget={self.runner.core.kv_budget} tokens policy={self.settings.kv_policy}; {lengths_line}"
         )
 
     def execute(self, requests: list[Any]) -> None:
@@ -95,6 +98,8 @@ class TritonPythonModel:
                         tensors[name] = t.as_numpy()
                 n = next(self._ids)
                 eng_req, streaming, exclude = parse_request(f"req-{n}", tensors, self.settings, n)
+                if self.lengths is not None:
+                    eng_req.answer_len = self.lengths.answer_length(eng_req.prompt_ids or [], eng_req.seed)
                 ctx = eng_req.payload = _Context(request, sender, streaming, exclude)
                 if request.request_id():  # before submit: the engine may finish it at once
                     self._by_request_id[request.request_id()] = ctx
@@ -111,6 +116,8 @@ class TritonPythonModel:
 
     def _on_tokens(self, req: EngineRequest, ids: list[int], final: bool) -> None:
         ctx: _Context = req.payload
+        if final and req.finish_reason == "end_id":
+            ids = ids[:-1]  # the end token ends the answer but is not part of it
         if ctx.streaming:
             ctx.sender.send(_response(ids), flags=FINAL if final else 0)
             ctx.done = final

@@ -31,6 +31,7 @@ from deploy.gpu.bundle import (
     render_gpu_bundle,
 )
 from deploy.gpu.capacity import EngineLimits
+from deploy.gpu.predictor_profile import CONTAINER_TRT_CACHE
 from deploy.repository import read_config
 from repo_paths import SOURCE_REPOSITORY
 from tests.deploy.gpu.helpers import write_engine
@@ -44,7 +45,7 @@ PLATFORM_FILES = {"python": ["model.py"], "onnxruntime_onnx": ["model.onnx"], "t
 def local_settings(tmp_path: Path, **changes) -> GpuSettings:
     """Settings that see nothing of this checkout's build/ (no engine, no built predictor files)."""
     defaults = {"engine_dir": tmp_path / "engine", "checkpoint_dir": tmp_path / "hf",
-                "predictor_artifacts": tmp_path / "no_artifacts"}
+                "predictor_artifacts": tmp_path / "no_artifacts", "predictor_cache_dir": tmp_path / "trt_cache"}
     return GpuSettings(**{**defaults, **changes})
 
 
@@ -121,7 +122,9 @@ def test_limits_follow_the_engine(tmp_path):
     assert params(repo, "ltr_scheduler")["max_inflight"] == "32"
     assert read_config(repo / "tensorrt_llm" / "config.pbtxt").max_batch_size == 32
     assert params(repo, "tensorrt_llm")["batch_scheduler_policy"] == "max_utilization"
-    assert params(repo, "tensorrt_llm")["kv_cache_free_gpu_mem_fraction"] == "0.85"
+    # 0.85 less the predictor's share of the free memory (deploy/gpu/placement.py, tests/deploy/gpu/test_placement.py)
+    assert params(repo, "tensorrt_llm")["kv_cache_free_gpu_mem_fraction"] == f"{settings.placement.kv_fraction:.2f}"
+    assert settings.placement.kv_fraction < 0.85
     assert params(repo, "preprocessing")["max_input_len"] == "2048"
     assert params(repo, "preprocessing")["max_output_len"] == "2048"  # 4096 - 2048: any prompt + max_tokens fits
     assert not (repo / "tensorrt_llm" / f"{MISSING_PREFIX}engine.txt").exists()
@@ -149,7 +152,10 @@ def test_docker_commands_match_the_configs(tmp_path):
     assert froms == [TRITON_TRTLLM_IMAGE] and not TRITON_TRTLLM_IMAGE.endswith(":latest")
     mounts = {run[i + 1].split(":")[1]: run[i + 1].split(":")[0] for i, arg in enumerate(run) if arg == "-v"}
     assert mounts == {CONTAINER_BUNDLE: str(bundle.resolve()), CONTAINER_ENGINE: str((tmp_path / "engine").resolve()),
-                      CONTAINER_CHECKPOINT: str((tmp_path / "hf").resolve())}
+                      CONTAINER_CHECKPOINT: str((tmp_path / "hf").resolve()),
+                      CONTAINER_TRT_CACHE: str((tmp_path / "trt_cache").resolve())}
+    writable = [run[i + 1] for i, arg in enumerate(run) if arg == "-v" and not run[i + 1].endswith(":ro")]
+    assert writable == [f"{(tmp_path / 'trt_cache').resolve()}:{CONTAINER_TRT_CACHE}"]  # only the engine cache
     assert run[-2:] == ["bash", f"{CONTAINER_BUNDLE}/serve.sh"] and "--gpus" in run
     assert os.access(bundle / "docker_run.sh", os.X_OK) and (bundle / "serve.sh").stat().st_mode & stat.S_IXUSR
 

@@ -7,26 +7,10 @@ import pytest
 
 from deploy.config_checks import SCHEDULER_LLM_CALLS, inputs, llm_interface_problems
 from deploy.gpu.bundle import TENSORRT_LLM_CONFIG
+from deploy.gpu.trtllm_parameters import load_template_parameters
 from deploy.repository import read_config
 from repo_paths import SOURCE_REPOSITORY
 from runtime import llm_contract
-
-# Parameter keys of TensorRT-LLM's tensorrt_llm/config.pbtxt (triton_backend/all_models/
-# inflight_batcher_llm, NVIDIA/TensorRT-LLM): a key outside this list is a typo the backend ignores.
-TRTLLM_PARAMETER_KEYS = {
-    "max_beam_width", "FORCE_CPU_ONLY_INPUT_TENSORS", "gpt_model_type", "gpt_model_path", "encoder_model_path",
-    "max_tokens_in_paged_kv_cache", "max_attention_window_size", "sink_token_length", "batch_scheduler_policy",
-    "kv_cache_free_gpu_mem_fraction", "cross_kv_cache_fraction", "kv_cache_host_memory_bytes",
-    "kv_cache_onboard_blocks", "enable_trt_overlap", "exclude_input_in_output", "cancellation_check_period_ms",
-    "stats_check_period_ms", "iter_stats_max_iterations", "request_stats_max_iterations", "enable_kv_cache_reuse",
-    "normalize_log_probs", "enable_chunked_context", "gpu_device_ids", "participant_ids", "num_nodes",
-    "lora_cache_optimal_adapter_size", "lora_cache_max_adapter_size", "lora_cache_gpu_memory_fraction",
-    "lora_cache_host_memory_bytes", "lora_prefetch_dir", "decoding_mode", "executor_worker_path",
-    "lookahead_window_size", "lookahead_ngram_size", "lookahead_verification_set_size", "medusa_choices",
-    "eagle_choices", "gpu_weights_percent", "enable_context_fmha_fp32_acc", "multi_block_mode", "cuda_graph_mode",
-    "cuda_graph_cache_size", "speculative_decoding_fast_logits", "tokenizer_dir", "guided_decoding_backend",
-    "xgrammar_tokenizer_info_path",
-}
 
 
 def cpu_and_gpu_llm():
@@ -55,7 +39,7 @@ def test_gpu_tensorrt_llm_is_the_inflight_batching_backend():
     assert gpu.backend == "tensorrtllm"
     assert gpu.model_transaction_policy.decoupled
     params = {k: v.string_value for k, v in gpu.parameters.items()}
-    assert set(params) <= TRTLLM_PARAMETER_KEYS, set(params) - TRTLLM_PARAMETER_KEYS
+    assert load_template_parameters().problems(params) == []  # the source file too, not only the render
     assert params["gpt_model_type"] == "inflight_fused_batching"
     assert params["batch_scheduler_policy"] in {"guaranteed_no_evict", "max_utilization"}
     assert params["exclude_input_in_output"] == "true"  # the scheduler relays generated tokens only

@@ -24,3 +24,12 @@ def test_cli_refuses_flags_that_contradict_the_engine(tmp_path):
     with pytest.raises(SystemExit, match="disagrees"):
         main(["--out", str(tmp_path / "b"), "--engine-dir", str(engine), "--checkpoint-dir", str(tmp_path / "hf"),
               "--max-batch-size", "64", "--run", "never"])
+
+
+def test_run_always_fails_when_it_cannot_start(tmp_path, capsys):
+    """tools/gpu_smoke.sh relies on it: no silent success without a server."""
+    assert main(["--out", str(tmp_path / "b"), "--engine-dir", str(tmp_path / "engine"),
+                 "--checkpoint-dir", str(tmp_path / "hf"), "--predictor-artifacts", str(tmp_path / "none"),
+                 "--predictor-cache-dir", str(tmp_path / "cache"), "--run", "always"]) == 1
+    captured = capsys.readouterr()
+    assert "Not started" in captured.err and "placement  predictor on GPU 0" in captured.out

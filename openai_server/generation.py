@@ -1,0 +1,84 @@
+"""One request's answer as it streams from the ensemble: text pieces with the stop strings
+applied, the finish reason, the token counts for `usage`, and the rule that a request left before
+its end is ended in the scheduler, whatever the reason (client gone, stop string, error)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from openai_server.ensemble_client import Backend, EnsembleError, EnsembleRequest
+from openai_server.stop_strings import StopStringMatcher
+
+# The ensemble's finish reasons in OpenAI's words; "cancelled" (someone stopped the request by its
+# id) is vLLM's "abort".
+FINISH_REASONS = {"stop": "stop", "length": "length", "cancelled": "abort"}
+
+
+def finish_reason(reported: str | None, completion_tokens: int, max_tokens: int) -> str:
+    """The ensemble's reason when it reports one; otherwise inferred: an answer shorter than its
+    `max_tokens` ended by itself (end token or stop word), one that used them all was cut."""
+    if reported:
+        return FINISH_REASONS.get(reported, reported)
+    return "stop" if completion_tokens < max_tokens else "length"
+
+
+@dataclass(frozen=True)
+class Piece:
+    text: str
+    finish_reason: str | None = None  # set on the last piece
+
+
+class Generation:
+    def __init__(self, backend: Backend, request: EnsembleRequest, prompt_tokens: int) -> None:
+        self.backend = backend
+        self.request = request
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = 0
+        self.finish_reason: str | None = None
+        self._matcher = StopStringMatcher(request.stop_words)
+        self._stream = backend.open(request)
+        self._stream_done = False  # the ensemble request has ended by itself (final response or error)
+        self._closed = False
+
+    async def next_piece(self) -> Piece | None:
+        """The next text to send (the last one carries the finish reason); None after it.
+        Raises EnsembleError for an error from the ensemble."""
+        while self.finish_reason is None:
+            try:
+                chunk = await self._stream.__anext__()
+            except StopAsyncIteration:  # the stream ended without a final response
+                self._stream_done = True
+                return self._finish("", None)
+            except EnsembleError:
+                self._stream_done = True
+                raise
+            self.completion_tokens += chunk.tokens
+            text = self._matcher.feed(chunk.text)
+            if self._matcher.stopped:
+                self._stream_done = chunk.final
+                self.finish_reason = "stop"
+                self.close()  # the engine may still be generating: end it
+                return Piece(text, "stop")
+            if chunk.final:
+                self._stream_done = True
+                return self._finish(text + self._matcher.flush(), chunk.finish_reason)
+            if text:
+                return Piece(text)
+        return None
+
+    def _finish(self, text: str, reported: str | None) -> Piece:
+        self.finish_reason = finish_reason(reported, self.completion_tokens, self.request.max_tokens)
+        return Piece(text, self.finish_reason)
+
+    def close(self) -> None:
+        """Call when done with the answer, however that came about: a request whose stream has
+        not ended is ended in the scheduler (in the background). Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self._stream_done:
+            self.backend.end(self.request.request_id, self._stream)
+
+    @property
+    def ended_early(self) -> bool:
+        return self._closed and not self._stream_done

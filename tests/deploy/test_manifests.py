@@ -1,0 +1,165 @@
+"""The Kubernetes manifests (deploy/k8s) render, validate, and agree with the server they deploy."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from deploy.manifests import KUSTOMIZATIONS, load_crds, problems, render, strict
+from repo_paths import SOURCE_REPOSITORY
+
+
+@pytest.fixture(scope="module")
+def crds() -> dict:
+    return load_crds()
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, list[dict[str, Any]]]:
+    return {name: render(name) for name in KUSTOMIZATIONS}
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [obj for obj in objects if obj["kind"] == kind]
+
+
+def triton_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    deployment = next(d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "ltr-triton")
+    return next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "tritonserver")
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_every_kustomization_renders_and_validates(kustomization, rendered, crds):
+    objects = rendered[kustomization]
+    assert objects
+    assert problems(objects, crds) == []
+
+
+def test_the_custom_resources_are_checked_against_their_crds(rendered, crds):
+    kinds = {(obj["apiVersion"], obj["kind"]) for objects in rendered.values() for obj in objects}
+    assert {("monitoring.coreos.com/v1", "ServiceMonitor"), ("inference.networking.k8s.io/v1", "InferencePool"),
+            ("gateway.networking.k8s.io/v1", "HTTPRoute")} <= kinds & set(crds)
+
+
+def test_a_typo_in_a_built_in_kind_fails(rendered, crds):
+    service = dict(by_kind(rendered["overlays/cpu"], "Service")[0])
+    service["spec"] = {**service["spec"], "selectr": {"app": "x"}}
+    assert any("selectr" in line for line in problems([service], crds))
+
+
+def test_a_typo_in_a_custom_resource_fails(rendered, crds):
+    monitor = by_kind(rendered["overlays/gpu"], "ServiceMonitor")[0]
+    bad = {**monitor, "spec": {**monitor["spec"], "endpoints": [{"port": "metrics", "intervall": "10s"}]}}
+    assert any("intervall" in line for line in problems([bad], crds))
+    pool = by_kind(rendered["overlays/gpu-inference-pool"], "InferencePool")[0]
+    no_port = {**pool, "spec": {**pool["spec"], "targetPorts": [{"number": 70000}]}}
+    assert problems([no_port], crds) != []
+
+
+def test_a_kind_without_a_schema_is_reported(crds):
+    obj = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    assert "no schema" in problems([obj], crds)[0]
+
+
+def test_strict_closes_declared_objects_but_keeps_open_ones_open():
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {"type": "object", "properties": {"b": {"type": "string"}}},
+            "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {}},
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    }
+    closed = strict(schema)
+    assert closed["additionalProperties"] is False
+    assert closed["properties"]["a"]["additionalProperties"] is False
+    assert "additionalProperties" not in closed["properties"]["free"]
+    assert closed["properties"]["labels"]["additionalProperties"] == {"type": "string"}
+    assert "additionalProperties" not in schema  # the input is left as it was
+
+
+def test_images_are_pinned_by_tag(rendered):
+    for objects in rendered.values():
+        for deployment in by_kind(objects, "Deployment"):
+            for container in deployment["spec"]["template"]["spec"]["containers"]:
+                name, _, tag = container["image"].rpartition(":")
+                assert name and tag and tag != "latest" and "/" not in tag, container["image"]
+
+
+def test_gpu_pods_ask_for_a_gpu_and_cpu_pods_do_not(rendered):
+    gpu = triton_container(rendered["overlays/gpu"])["resources"]
+    assert gpu["limits"]["nvidia.com/gpu"] == "1"
+    assert "nvidia.com/gpu" not in str(triton_container(rendered["overlays/cpu"]).get("resources"))
+
+
+def test_probes_use_tritons_health_endpoints_and_the_stop_fits_the_grace_period(rendered):
+    for name in ("overlays/gpu", "overlays/cpu"):
+        container = triton_container(rendered[name])
+        assert container["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+        startup = container["startupProbe"]
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 600  # engine loads take minutes
+        exit_timeout = int(next(a for a in container["args"] if a.startswith("--exit-timeout-secs=")).split("=")[1])
+        pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+        deployment = by_kind(rendered[name], "Deployment")[0]
+        assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > pre_stop + exit_timeout
+
+
+def scheduler_gauge_names() -> set[str]:
+    """The gauges the scheduler model publishes (read from its model.py, the one place they are named)."""
+    source = (SOURCE_REPOSITORY / "ltr_scheduler" / "1" / "model.py").read_text()
+    return set(re.findall(r'name="(ltr_scheduler_\w+)"', source))
+
+
+def test_autoscaling_and_routing_read_the_gauge_the_scheduler_publishes(rendered):
+    gauges = scheduler_gauge_names()
+    assert "ltr_scheduler_waiting_requests" in gauges
+    hpa = by_kind(rendered["overlays/gpu"], "HorizontalPodAutoscaler")[0]
+    hpa_metric = hpa["spec"]["metrics"][0]["pods"]["metric"]["name"]
+    assert hpa_metric == "ltr_scheduler_waiting_requests"
+
+    adapter = yaml.safe_load(by_kind(rendered["prometheus-adapter"], "ConfigMap")[0]["data"]["config.yaml"])
+    rule = adapter["rules"][0]
+    assert rule["seriesQuery"].startswith(hpa_metric + "{") and rule["name"]["as"] == hpa_metric
+
+    epp_config_map = by_kind(rendered["overlays/gpu-inference-pool"], "ConfigMap")[0]
+    epp_config = yaml.safe_load(next(iter(epp_config_map["data"].values())))
+    plugins = {p["name"]: p for p in epp_config["plugins"]}
+    engine = plugins["ltr-scheduler-metrics"]["parameters"]["engineConfigs"][0]
+    assert engine["queuedRequestsSpec"] == hpa_metric
+    assert engine["runningRequestsSpec"] in gauges
+
+
+def test_the_endpoint_picker_config_is_consistent(rendered):
+    objects = rendered["overlays/gpu-inference-pool"]
+    config_map = by_kind(objects, "ConfigMap")[0]
+    (file_name, text), = config_map["data"].items()
+    config = yaml.safe_load(text)
+    assert config["kind"] == "EndpointPickerConfig" and "dataLayer" in config["featureGates"]
+    names = {p.get("name", p["type"]) for p in config["plugins"]}
+    refs = [p["pluginRef"] for profile in config["schedulingProfiles"] for p in profile["plugins"]]
+    refs += [s["pluginRef"] for s in config["data"]["sources"]]
+    refs += [e["pluginRef"] for s in config["data"]["sources"] for e in s["extractors"]]
+    assert set(refs) <= names
+    engine_params = next(p for p in config["plugins"] if p["type"] == "model-server-protocol-metrics")["parameters"]
+    assert engine_params["defaultEngine"] in {e["name"] for e in engine_params["engineConfigs"]}
+
+    epp = next(d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "ltr-epp")
+    pod = epp["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    assert f"--config-file=/config/{file_name}" in args
+    assert pod["volumes"][0]["configMap"]["name"] == config_map["metadata"]["name"]  # the hashed name
+    metrics_port = next(p["containerPort"] for p in triton_container(objects)["ports"] if p["name"] == "metrics")
+    assert f"--model-server-metrics-port={metrics_port}" in args
+    # v1.4.0 refuses the old per-metric flags; the metric names must come from the config file
+    assert not any(a.startswith("--total-queued-requests-metric") for a in args)
+
+    pool = by_kind(objects, "InferencePool")[0]
+    assert pool["spec"]["endpointPickerRef"]["name"] == epp["metadata"]["name"]
+    http_port = next(p["containerPort"] for p in triton_container(objects)["ports"] if p["name"] == "http")
+    assert pool["spec"]["targetPorts"] == [{"number": http_port}]
+

@@ -1,0 +1,148 @@
+"""The HTTP side on a real socket (uvicorn) with a scripted backend: statuses, shapes, the API
+key, the body limit, the metrics, and a client that goes away."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import openai
+import pytest
+import uvicorn
+
+from openai_server.app import create_app
+from openai_server.ensemble_client import EnsembleError
+from openai_server.settings import Settings
+from tests.openai_server.fake_backend import FakeBackend, words
+
+MODEL = "test-model"
+
+
+@contextmanager
+def serving(backend: FakeBackend, **settings) -> Iterator[int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    app = create_app(Settings(model_name=MODEL, port=port, **settings), backend=backend)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", loop="asyncio"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def post(port: int, path: str, body: bytes | dict, headers: dict | None = None) -> tuple[int, dict, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    conn.request("POST", path, data, {"Content-Type": "application/json", **(headers or {})})
+    resp = conn.getresponse()
+    payload = resp.read()
+    conn.close()
+    return resp.status, dict(resp.getheaders()), json.loads(payload) if payload else {}
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", path)
+    resp = conn.getresponse()
+    text = resp.read().decode()
+    conn.close()
+    return resp.status, text
+
+
+CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3}
+
+
+def test_chat_and_completions_with_the_openai_sdk():
+    backend = FakeBackend(script=words(3))
+    with serving(backend) as port:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused")
+        reply = client.chat.completions.create(**CHAT)
+        assert reply.choices[0].message.content == " w w w" and reply.choices[0].finish_reason == "length"
+        assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (len(backend.opened[0].prompt_ids), 3)
+        chunks = list(client.chat.completions.create(**CHAT, stream=True, stream_options={"include_usage": True}))
+        assert chunks[0].choices[0].delta.role == "assistant"
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == " w w w"
+        assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
+        assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 3
+        text = client.completions.create(model=MODEL, prompt="Once", max_tokens=5)
+        assert text.choices[0].text == " w w w" and text.choices[0].finish_reason == "stop"  # 3 < 5
+        assert [m.id for m in client.models.list().data] == [MODEL]
+    sent = backend.opened[0]
+    assert sent.prompt_ids[:2] == [128000, 128006] and sent.text == "Hi" and sent.max_tokens == 3
+
+
+def test_error_statuses_in_openai_shape():
+    with serving(FakeBackend(script=[EnsembleError("server overloaded: 9 requests already waiting")])) as port:
+        status, headers, body = post(port, "/v1/chat/completions", {**CHAT, "stream": True})
+        assert status == 503 and headers["retry-after"] == "1" and "overloaded" in body["error"]["message"]
+    with serving(FakeBackend(script=[EnsembleError("in ensemble 'ensemble', max_tokens 500 exceeds the engine limit of 100")])) as port:
+        status, _, body = post(port, "/v1/chat/completions", CHAT)
+        assert status == 400 and "exceeds the engine limit" in body["error"]["message"]
+    with serving(FakeBackend(script=[EnsembleError("generation failed: boom")])) as port:
+        assert post(port, "/v1/chat/completions", CHAT)[0] == 500
+    with serving(FakeBackend(), max_body_bytes=1000) as port:
+        assert post(port, "/v1/chat/completions", {**CHAT, "user": "x" * 1100})[0] == 413
+        assert post(port, "/v1/chat/completions", b"{not json")[0] == 400
+        status, _, body = post(port, "/v1/chat/completions", {**CHAT, "model": "gpt-4"})
+        assert status == 404 and body["error"]["code"] == "model_not_found"
+        status, _, body = post(port, "/v1/chat/completions", {**CHAT, "n": 3})
+        assert status == 400 and "n=1" in body["error"]["message"]
+        long_prompt = {**CHAT, "messages": [{"role": "user", "content": "word " * 100}]}
+        status, _, body = post(port, "/v1/chat/completions", long_prompt)
+        assert status == 400 and "over the limit of 64" in body["error"]["message"]
+        _, metrics = get(port, "/metrics")
+        assert 'openai_server_errors_total{status="413",type="invalid_request_error"} 1.0' in metrics
+        assert 'openai_server_errors_total{status="404",type="invalid_request_error"} 1.0' in metrics
+
+
+def test_api_key():
+    with serving(FakeBackend(), api_key="sekret") as port:
+        status, _, body = post(port, "/v1/chat/completions", CHAT)
+        assert status == 401 and body["error"]["type"] == "authentication_error"
+        assert post(port, "/v1/chat/completions", CHAT, {"Authorization": "Bearer wrong"})[0] == 401
+        assert post(port, "/v1/chat/completions", CHAT, {"Authorization": "Bearer sekret"})[0] == 200
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="nope").models.list()
+
+
+def test_health_follows_triton():
+    backend = FakeBackend()
+    with serving(backend) as port:
+        assert get(port, "/health")[0] == 200
+        backend.is_ready = False
+        assert get(port, "/health")[0] == 503
+
+
+def test_a_client_that_goes_away_ends_its_request():
+    backend = FakeBackend(script=words(200), delay_s=0.02)
+    with serving(backend) as port:
+        for stream in (True, False):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("POST", "/v1/chat/completions", json.dumps({**CHAT, "max_tokens": 200, "stream": stream}),
+                         {"Content-Type": "application/json"})
+            if stream:
+                resp = conn.getresponse()
+                assert resp.status == 200 and resp.readline().startswith(b"data: ")
+            time.sleep(0.2)
+            conn.sock.shutdown(socket.SHUT_RDWR)
+            conn.close()
+            deadline = time.monotonic() + 5
+            while len(backend.ended) < (1 if stream else 2) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        assert backend.ended == [r.request_id for r in backend.opened]
+        _, metrics = get(port, "/metrics")
+        assert "openai_server_client_disconnects_total 2.0" in metrics
+        assert "openai_server_open_streams 0.0" in metrics

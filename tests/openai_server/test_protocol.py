@@ -1,0 +1,79 @@
+"""Request checks before Triton: what is refused with which message, what is ignored."""
+
+from __future__ import annotations
+
+import pytest
+
+from openai_server.chat_template import Message
+from openai_server.protocol import ChatCompletionRequest, CompletionRequest, InvalidRequest, parse_request
+
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "Hi"}]}
+
+
+def chat(**fields) -> ChatCompletionRequest:
+    return parse_request(ChatCompletionRequest, {**CHAT, **fields})
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"n": 2}, "only n=1"),
+    ({"max_tokens": 0}, "max_tokens"),
+    ({"max_completion_tokens": -1}, "max_completion_tokens"),
+    ({"temperature": 3}, "temperature"),
+    ({"top_p": 0}, "top_p"),
+    ({"seed": -1}, "seed"),
+    ({"stop": ["a", "b", "c", "d", "e"]}, "at most 4 stop strings"),
+    ({"stream_options": {"include_usage": True}}, "stream_options can only be set when stream is true"),
+    ({"messages": []}, "messages"),
+])
+def test_bad_fields_are_refused_with_a_clear_message(fields, message):
+    with pytest.raises(InvalidRequest, match=message):
+        chat(**fields)
+
+
+def test_missing_fields_and_non_objects_are_refused():
+    with pytest.raises(InvalidRequest, match="model"):
+        parse_request(ChatCompletionRequest, {"messages": CHAT["messages"]})
+    with pytest.raises(InvalidRequest, match="JSON object"):
+        parse_request(ChatCompletionRequest, [CHAT])
+
+
+def test_unknown_and_unimplemented_fields_are_ignored_and_named():
+    req = chat(logprobs=True, tools=[], frequency_penalty=0.5, user="u1")
+    assert req.ignored_fields == ["frequency_penalty", "logprobs", "tools"]
+
+
+def test_fields_that_are_used():
+    req = chat(max_tokens=7, max_completion_tokens=9, temperature=0.5, top_p=0.9, seed=3, stop=".",
+               stream=True, stream_options={"include_usage": True}, n=1)
+    assert req.requested_max_tokens(100) == 9  # max_completion_tokens wins
+    assert chat(max_tokens=7).requested_max_tokens(100) == 7
+    assert chat().requested_max_tokens(100) == 100
+    assert req.stop_strings == ["."] and req.include_usage_chunk
+    assert not chat(stream=True).include_usage_chunk
+    assert chat(stop=["a", ""]).stop_strings == ["a"]
+
+
+def test_message_roles_and_content_parts():
+    req = chat(messages=[{"role": "developer", "content": "Be brief."},
+                         {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+                         {"role": "assistant", "content": None, "name": "bot"}])
+    assert req.chat_messages() == [Message("system", "Be brief."), Message("user", "a\nb"), Message("assistant", "")]
+    with pytest.raises(InvalidRequest, match="role 'tool'"):
+        chat(messages=[{"role": "tool", "content": "{}"}]).chat_messages()
+    with pytest.raises(InvalidRequest, match="image_url"):
+        chat(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]).chat_messages()
+
+
+def test_completion_prompts():
+    def prompt(p):
+        return parse_request(CompletionRequest, {"model": "m", "prompt": p}).single_prompt()
+
+    assert prompt("Once upon") == "Once upon"
+    assert prompt(["Once upon"]) == "Once upon"
+    assert prompt([1, 2, 3]) == [1, 2, 3]
+    assert prompt([[1, 2]]) == [1, 2]
+    with pytest.raises(InvalidRequest, match="one prompt per request"):
+        prompt(["a", "b"])
+    with pytest.raises(InvalidRequest, match="empty"):
+        prompt("  ")
+    assert parse_request(CompletionRequest, {"model": "m", "prompt": "x"}).requested_max_tokens(16) == 16

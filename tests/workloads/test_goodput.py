@@ -1,0 +1,22 @@
+"""Goodput: the highest rate meeting the SLO, with every lower rate meeting it too."""
+
+from __future__ import annotations
+
+from workloads.goodput import CHAT_SLO, Slo, goodput
+
+
+def row(rate: float, ttft: float, s_tok: float) -> dict:
+    return {"rate": rate, "n_requests": 10, "p90_ttft_s": ttft, "p90_latency_per_token_s": s_tok}
+
+
+def test_goodput_is_the_last_rate_of_an_unbroken_run_of_passes() -> None:
+    rows = [row(4, 0.5, 0.05), row(2, 0.3, 0.03), row(6, 2.5, 0.05), row(8, 0.4, 0.04)]
+    assert goodput(rows)["rate"] == 4, "8 meets the SLO by luck after 6 failed: it does not count"
+    assert goodput([row(1, 3.0, 0.01)]) is None
+    assert goodput([row(1, 1.0, 0.2)], Slo(p90_latency_per_token_s=0.25))["rate"] == 1
+
+
+def test_boundaries_count_as_met_and_empty_rows_do_not() -> None:
+    assert CHAT_SLO.met_by(row(1, 2.0, 0.1))
+    assert not CHAT_SLO.met_by(row(1, 2.0001, 0.1)) and not CHAT_SLO.met_by(row(1, 2.0, 0.1001))
+    assert not CHAT_SLO.met_by({"n_requests": 0})

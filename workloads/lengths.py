@@ -1,0 +1,77 @@
+"""`make lengths`: the length tables the stand-in engine ends answers by (engine/lengths.py),
+prepared once from the recorded answers in the data folder.
+
+* `llama-3-8b-instruct` (the serving target): AlpacaEval's 805 prompts (one answer each) and
+  Arena-Hard v0.1's 500 (two independent samples each), from the same pools the workloads use, so
+  a served request and its simulated twin end after the same number of tokens;
+* `llama-3.1-8b-instruct`: CASTILLO's 4,112 prompts, ten sampled lengths each (another model:
+  a workload of new prompts and a model upgrade at once).
+
+Keys are the prompts' Llama-3 token ids as preprocessing sends them; the files hold no text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from engine.lengths import LengthTable, prompt_key
+from repo_paths import BUILD_DIR, data_dir
+from workloads.traces import PromptPool, load_alpaca, load_arena
+
+LENGTHS_DIR = BUILD_DIR / "lengths"
+TARGET_TABLE = "llama-3-8b-instruct"
+CASTILLO_TABLE = "llama-3.1-8b-instruct"
+CASTILLO_FILE = Path("castillo") / "llama-3.1-8b-instruct_length_samples.jsonl"
+
+
+def _encoder():
+    from runtime.llama3_tokenizer import load_tokenizer
+
+    return load_tokenizer().encode
+
+
+def pool_samples(pools: list[PromptPool], encode) -> dict[str, list[int]]:
+    """Every pool's prompts by key with their recorded lengths (a prompt in two pools: both)."""
+    samples: dict[str, list[int]] = {}
+    for pool in pools:
+        for i, prompt in enumerate(pool.prompts):
+            samples.setdefault(prompt_key(encode(prompt)), []).extend(pool.samples(i))
+    return samples
+
+
+def castillo_samples(path: Path, encode) -> dict[str, list[int]]:
+    samples: dict[str, list[int]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            samples.setdefault(prompt_key(encode(row["prompt"])), []).extend(int(n) for n in row["output_tokens_samples"])
+    return samples
+
+
+def build_tables(root: Path, out_dir: Path = LENGTHS_DIR) -> list[Path]:
+    encode = _encoder()
+    tables = [LengthTable.from_samples(TARGET_TABLE, pool_samples([load_alpaca(root), load_arena(root)], encode))]
+    if (root / CASTILLO_FILE).is_file():
+        tables.append(LengthTable.from_samples(CASTILLO_TABLE, castillo_samples(root / CASTILLO_FILE, encode)))
+    paths = []
+    for table in tables:
+        path = out_dir / f"{table.name}.json"
+        table.save(path)
+        paths.append(path)
+        print(f"{path}: {table.describe()}")
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", default=None, help="data folder (default: $LTR_DATA_DIR or ../shared/data)")
+    ap.add_argument("--out", type=Path, default=LENGTHS_DIR)
+    args = ap.parse_args(argv)
+    build_tables(data_dir(args.data_dir), args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
