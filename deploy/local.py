@@ -9,22 +9,37 @@ State (rendered model repository, backend folder, PID file, server log) lives in
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import os
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import get_args
 
 from deploy.openai_frontend import DEFAULT_PORT as OPENAI_DEFAULT_PORT
 from deploy.openai_frontend import OpenAIFrontend
 from deploy.repository import render_repository, source_parameters
-from deploy.triton import Ports, TritonServer, stop_pid
+from deploy.supervisor import DEFAULT_HEALTH_PORT, PORTS_FILE, SUPERVISOR_PID_FILE
+from deploy.triton import (
+    Ports,
+    RepositoryAccess,
+    TritonServer,
+    remove_orphaned_shm_regions,
+    stop_pid,
+    stop_tritonserver,
+)
 from engine.settings import EngineSettings, Mode
 from repo_paths import REPO_ROOT
+from runtime.drain import begin_drain
 from scheduler import POLICY_NAMES
 
 DEFAULT_STATE_DIR = REPO_ROOT / ".deploy"
 OPENAI_PID_FILE = "openai_server.pid"
+DRAIN_FILE = "draining"  # graceful stop: the grace deadline, read by the scheduler (runtime/drain.py)
+METRICS_URL_FILE = "metrics_url"
+DEFAULT_GRACE_S = 30.0
 
 
 def parse_sets(pairs: list[str]) -> dict[str, dict[str, str]]:
@@ -52,6 +67,16 @@ def answer_lengths_line(overrides: dict[str, dict[str, str]]) -> str:
     return EngineSettings.from_parameters(params, environ={}).load_lengths()[1]
 
 
+def predictor_line(repo: Path, overrides: dict[str, dict[str, str]]) -> str:
+    """Which predictor version scores requests, and where the request log goes, for the banner."""
+    from runtime.predictor_version import version_folders
+
+    versions = version_folders(repo / "length_predictor")
+    request_log = {**source_parameters("ltr_scheduler"), **overrides.get("ltr_scheduler", {})}["request_log"]
+    return (f"length predictor version {versions[0] if versions else '?'} "
+            f"(`make retrain LOG=...` ships a new one live); request log: {request_log or 'off (REQUEST_LOG=path)'}")
+
+
 def _running_pid(pid_file: Path) -> int | None:
     try:
         pid = int(pid_file.read_text())
@@ -68,11 +93,18 @@ def start(args: argparse.Namespace) -> int:
         print(f"tritonserver already running (pid {pid}); run `make stop` first", file=sys.stderr)
         return 1
     overrides = deployment_overrides(args.policy, args.llm_mode, args.set)
+    (state / DRAIN_FILE).unlink(missing_ok=True)
+    overrides.setdefault("ltr_scheduler", {}).setdefault("drain_file", str((state / DRAIN_FILE).resolve()))
     repo = render_repository(state / "model_repository", overrides)
-    server = TritonServer(repo, state, Ports(args.http_port, args.grpc_port, args.metrics_port))
+    # explicit model control behind a key (a new predictor version without a restart: deploy/swap.py)
+    access = RepositoryAccess.generate()
+    key_file = access.save(state)
+    server = TritonServer(repo, state, Ports(args.http_port, args.grpc_port, args.metrics_port), repository_access=access)
     t0 = time.monotonic()
     server.start(timeout_s=args.timeout, detach=True)
     pid_file.write_text(str(server.process.pid))
+    (state / METRICS_URL_FILE).write_text(server.metrics_url)
+    (state / PORTS_FILE).write_text(json.dumps(vars(server.ports)))
     frontend = OpenAIFrontend(server.grpc_url, state, port=args.openai_port)
     try:
         frontend.start(detach=True)
@@ -82,6 +114,7 @@ def start(args: argparse.Namespace) -> int:
         pid_file.unlink(missing_ok=True)
         return 1
     (state / OPENAI_PID_FILE).write_text(str(frontend.process.pid))
+    supervisor = start_supervisor(state, args.health_port)
     print(
         f"tritonserver ready in {time.monotonic() - t0:.1f}s (pid {server.process.pid}, policy {args.policy}, "
         f"LLM stand-in mode {args.llm_mode})\n"
@@ -91,12 +124,51 @@ def start(args: argparse.Namespace) -> int:
         f"  OpenAI  {frontend.base_url}   (pid {frontend.process.pid}; metrics {frontend.url}/metrics, "
         f"log {frontend.log_path})\n"
         f"  log     {server.log_path}\n"
-        f"  {answer_lengths_line(overrides)}"
+        f"  ready   http://127.0.0.1:{args.health_port}/ready   (supervisor pid {supervisor}: restarts dead "
+        f"stubs and a crashed server; log {state / 'supervisor.log'})\n"
+        f"  {answer_lengths_line(overrides)}\n"
+        f"  {predictor_line(repo, overrides)}\n"
+        f"  model repository API (load/unload) restricted: send header {access.header} with the key in {key_file}"
     )
     return 0
 
 
+def start_supervisor(state: Path, health_port: int) -> int:
+    """deploy/supervisor.py in its own session beside the server; its PID goes to the state dir."""
+    from deploy.triton import server_env
+
+    with open(state / "supervisor.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "deploy.supervisor", "--state-dir", str(state), "--health-port", str(health_port)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=server_env(), start_new_session=True,
+        )
+    (state / SUPERVISOR_PID_FILE).write_text(str(process.pid))
+    return process.pid
+
+
+def scheduler_busy(metrics_text: str) -> float:
+    """Requests the scheduler still holds (waiting + generating), from Triton's metrics page."""
+    names = ("ltr_scheduler_waiting_requests", "ltr_scheduler_inflight_requests")
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics_text.splitlines() if line.startswith(names))
+
+
+def _scheduler_idle(state: Path) -> bool:
+    url = (state / METRICS_URL_FILE).read_text().strip()
+    with urllib.request.urlopen(url, timeout=1) as resp:
+        return scheduler_busy(resp.read().decode()) == 0
+
+
 def stop(args: argparse.Namespace) -> int:
+    """Graceful: new and waiting requests get a retryable "shutting down" at once, generating ones
+    may finish within `--grace` seconds and are then ended with that error; the server exits as
+    soon as nothing is left, and nothing (processes, shared memory) is left behind."""
+    state = Path(args.state_dir)
+    if (supervisor_pid := _running_pid(state / SUPERVISOR_PID_FILE)) is not None:
+        stop_pid(supervisor_pid, 5)  # first: it would restart the server we stop
+    (state / SUPERVISOR_PID_FILE).unlink(missing_ok=True)
+    triton_pid = _running_pid(state / "tritonserver.pid")
+    if triton_pid is not None:
+        begin_drain(state / DRAIN_FILE, args.grace)
     openai_pid_file = Path(args.state_dir) / OPENAI_PID_FILE
     if (openai_pid := _running_pid(openai_pid_file)) is not None:
         stop_pid(openai_pid)
@@ -108,9 +180,12 @@ def stop(args: argparse.Namespace) -> int:
         print("no tritonserver running from this checkout")
         pid_file.unlink(missing_ok=True)
         return 0
-    stop_pid(pid)
+    t0 = time.monotonic()
+    stop_tritonserver(pid, args.grace + 5, idle=lambda: _scheduler_idle(state))
+    remove_orphaned_shm_regions()  # of servers killed earlier (a crash, a supervisor restart)
     pid_file.unlink(missing_ok=True)
-    print(f"stopped tritonserver (pid {pid})")
+    (state / DRAIN_FILE).unlink(missing_ok=True)
+    print(f"stopped tritonserver (pid {pid}) in {time.monotonic() - t0:.1f}s")
     return 0
 
 
@@ -125,10 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     start_p.add_argument("--grpc-port", type=int, default=8001)
     start_p.add_argument("--metrics-port", type=int, default=8002)
     start_p.add_argument("--openai-port", type=int, default=OPENAI_DEFAULT_PORT, help="the OpenAI-compatible server")
+    start_p.add_argument("--health-port", type=int, default=DEFAULT_HEALTH_PORT,
+                         help="the supervisor's readiness endpoint (GET /ready)")
     start_p.add_argument("--set", action="append", default=[], metavar="MODEL.PARAM=VALUE",
                          help="override a config.pbtxt parameter (repeatable)")
     start_p.add_argument("--timeout", type=float, default=180.0)
-    sub.add_parser("stop", help="stop the server started by `start`, by its PID")
+    stop_p = sub.add_parser("stop", help="stop the server started by `start`, by its PID, gracefully")
+    stop_p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S,
+                        help="seconds generating requests may take to finish before they are ended")
     args = parser.parse_args(argv)
     return start(args) if args.command == "start" else stop(args)
 

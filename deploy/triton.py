@@ -9,7 +9,9 @@ PATH so the stub imports the venv's packages. Servers bind 127.0.0.1 only.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -21,6 +23,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pytriton
 
@@ -86,7 +89,72 @@ def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def server_command(model_repository: Path, backend_dir: Path, ports: Ports, log_verbose: int = 0) -> list[str]:
+@dataclass(frozen=True)
+class RepositoryAccess:
+    """The key that guards Triton's model-repository API (load / unload / index).
+
+    Loading a model runs its code, so with dynamic loading on (`--model-control-mode=explicit`,
+    how a new predictor version goes live without a restart: deploy/swap.py) that API must not
+    be open to any caller. Triton 2.51 restricts it with `--http-restricted-api` and
+    `--grpc-restricted-protocol`: a call without the header `header: key` is refused. The deploy
+    generates the key, keeps it in a 0600 file beside the server's state and never prints it; an
+    operator sends it as that header (`curl -H "triton-repository-key: $(cat .deploy/repository_api_key)"`).
+    Shared by every deploy path that starts tritonserver (one place for the flags).
+    """
+
+    key: str
+    header: str = "triton-repository-key"
+    FILE_NAME = "repository_api_key"
+
+    @classmethod
+    def generate(cls) -> "RepositoryAccess":
+        return cls(secrets.token_urlsafe(32))
+
+    def save(self, state_dir: Path) -> Path:
+        path = Path(state_dir) / self.FILE_NAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.key + "\n")
+        return path
+
+    @classmethod
+    def load(cls, state_dir: Path) -> "RepositoryAccess":
+        return cls((Path(state_dir) / cls.FILE_NAME).read_text().strip())
+
+    def headers(self) -> dict[str, str]:
+        return {self.header: self.key}
+
+    def flags(self) -> list[str]:
+        """Explicit model control (every model loaded at start) with the repository API restricted."""
+        restriction = f"model-repository:{self.header}={self.key}"
+        return [
+            "--model-control-mode=explicit",
+            "--load-model=*",
+            f"--http-restricted-api={restriction}",
+            f"--grpc-restricted-protocol={restriction}",
+        ]
+
+    def __repr__(self) -> str:  # never the key, in logs or tracebacks
+        return f"RepositoryAccess(header={self.header!r}, key=<hidden>)"
+
+
+# Triton's other administrative APIs, behind the same key (issue 13): shared-memory registration
+# (Triton 2.51 crashes on a region key of another process), logging and trace settings. Health,
+# metadata and inference stay open on loopback; the public door is the OpenAI server (docs/faults.md).
+ADMIN_APIS = ("shared-memory", "logging", "trace")
+
+
+def admin_api_flags(access: "RepositoryAccess") -> list[str]:
+    restriction = f"{','.join(ADMIN_APIS)}:{access.header}={access.key}"
+    return [f"--http-restricted-api={restriction}", f"--grpc-restricted-protocol={restriction}"]
+
+
+def server_command(
+    model_repository: Path, backend_dir: Path, ports: Ports, log_verbose: int = 0,
+    repository_access: RepositoryAccess | None = None,
+) -> list[str]:
+    """`repository_access`: dynamic loading through the guarded repository API (else none)."""
     return [
         str(TRITONSERVER_BIN),
         f"--model-repository={model_repository}",
@@ -100,7 +168,7 @@ def server_command(model_repository: Path, backend_dir: Path, ports: Ports, log_
         "--allow-metrics=true",
         "--disable-auto-complete-config",
         f"--log-verbose={log_verbose}",
-    ]
+    ] + (repository_access.flags() + admin_api_flags(repository_access) if repository_access else [])
 
 
 class TritonServer:
@@ -112,7 +180,9 @@ class TritonServer:
         work_dir: Path,
         ports: Ports | None = None,
         env: dict[str, str] | None = None,
+        repository_access: RepositoryAccess | None = None,
     ) -> None:
+        self.repository_access = repository_access
         self.model_repository = Path(model_repository)
         self.work_dir = Path(work_dir)
         self.ports = ports or Ports.free()
@@ -141,7 +211,7 @@ class TritonServer:
         backend_dir = prepare_backend_dir(self.work_dir / "backends")
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            server_command(self.model_repository, backend_dir, self.ports),
+            server_command(self.model_repository, backend_dir, self.ports, repository_access=self.repository_access),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -214,3 +284,122 @@ def _is_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
     except (OSError, IndexError):
         return False
+
+
+# The python backend's shared-memory regions: Triton unlinks them when it stops its stubs, not
+# when it is killed, so a forced stop must remove what the server had mapped.
+SHM_REGION_PREFIX = "/dev/shm/triton_python_backend_shm_region_"
+
+
+def process_tree(pid: int, proc: Path = Path("/proc")) -> list[int]:
+    """`pid` and its descendants (the python stubs are the server's children)."""
+    children: dict[int, list[int]] = {}
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def shm_regions(pids: list[int], proc: Path = Path("/proc")) -> set[Path]:
+    """The python-backend shared-memory files these processes have mapped."""
+    regions: set[Path] = set()
+    for pid in pids:
+        try:
+            maps = (proc / str(pid) / "maps").read_text()
+        except OSError:
+            continue
+        for line in maps.splitlines():
+            path = line.split(maxsplit=5)[-1]
+            if path.startswith(SHM_REGION_PREFIX):
+                regions.add(Path(path.removesuffix(" (deleted)")))
+    return regions
+
+
+def stop_tritonserver(
+    pid: int, timeout_s: float = 30.0, idle: Callable[[], bool] | None = None, idle_for_s: float = 3.0
+) -> bool:
+    """Stop a tritonserver and leave nothing behind: SIGTERM; then SIGKILL to it and its stubs after
+    `timeout_s`, or once `idle()` has said True for `idle_for_s` (a normal idle exit, models
+    unloaded, takes about 2 s) while Triton still waits for
+    in-flight requests (requests it counts but nobody serves: Triton 2.51 never releases a
+    cancelled ensemble stream, docs/faults.md); `timeout_s` 0: SIGKILL at once. Then remove the
+    shared-memory regions it had mapped. Returns False if no such process was running."""
+    tree = process_tree(pid)
+    regions = shm_regions(tree)
+    if not _alive(pid):
+        return False
+    if timeout_s > 0:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    idle_since: float | None = None
+    while time.monotonic() < deadline and _alive(pid):
+        if idle is not None:
+            idle_since = (idle_since or time.monotonic()) if _quietly(idle) else None
+            if idle_since is not None and time.monotonic() - idle_since >= idle_for_s:
+                break
+        time.sleep(0.1)
+    for member in tree:
+        if _alive(member):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(member, signal.SIGKILL)
+    for region in regions:
+        region.unlink(missing_ok=True)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not _is_zombie(pid)
+
+
+def _quietly(check: Callable[[], bool]) -> bool:
+    try:
+        return bool(check())
+    except Exception:
+        return False
+
+
+def remove_orphaned_shm_regions(min_age_s: float = 5.0, proc: Path = Path("/proc"), shm: Path = Path("/dev/shm")) -> list[Path]:
+    """Remove python-backend regions no live process maps (left by a killed server or stub). Only
+    those older than `min_age_s`: a starting server creates its region a moment before mapping it."""
+    mapped = shm_regions([int(p.name) for p in proc.glob("[0-9]*")], proc)
+    prefix = Path(SHM_REGION_PREFIX).name
+    removed = []
+    for region in shm.glob(prefix + "*"):
+        try:
+            stat = region.stat()  # ours only: another user's processes' maps may be unreadable
+            if region not in mapped and stat.st_uid == os.getuid() and time.time() - stat.st_mtime >= min_age_s:
+                region.unlink()
+                removed.append(region)
+        except OSError:
+            continue
+    return removed
+
+
+def wait_ports_free(ports: list[int], timeout_s: float = 10.0) -> None:
+    """Until every loopback port can be bound (a killed server's sockets are gone)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        busy = False
+        for port in ports:
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    busy = True
+        if not busy:
+            return
+        time.sleep(0.1)

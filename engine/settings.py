@@ -18,11 +18,12 @@ from engine.cost_model import CostModel
 from engine.hf_llama import HfLlamaConfig
 from engine.lengths import UNKNOWN_CHOICES, LengthTable
 from engine.request import EngineRequest
-from engine.tokens import TokenSource, WordTokenSource
+from engine.tokens import CyclicTokenSource, TokenSource, WordTokenSource
 from repo_paths import REPO_ROOT
 from runtime.triton_tensors import first_value
 
 Mode = Literal["timing", "hf"]
+TIMING_TOKENS = ("words", "multilingual")  # what `timing` mode emits (engine/README.md)
 MODE_ENV = "LTR_LLM_MODE"
 
 
@@ -42,6 +43,7 @@ class EngineSettings:
     hf: HfLlamaConfig = HfLlamaConfig()  # `hf_<field>` parameters
     length_table: str = ""  # answer lengths by prompt (engine.lengths); "" = answers run to max_tokens
     unknown_prompt_lengths: str = "sample"  # sample | cap: prompts the table does not hold
+    timing_tokens: str = "words"  # words | multilingual (multi-byte characters split across tokens)
 
     @classmethod
     def from_parameters(
@@ -84,6 +86,7 @@ class EngineSettings:
             hf=HfLlamaConfig(**{f.name: int(num(f"hf_{f.name}", f.default)) for f in fields(HfLlamaConfig)}),
             length_table=p.get("length_table", ""),
             unknown_prompt_lengths=_choice(p, "unknown_prompt_lengths", "sample", UNKNOWN_CHOICES),
+            timing_tokens=_choice(p, "timing_tokens", "words", TIMING_TOKENS),
         )
 
     def load_lengths(self) -> tuple[LengthTable | None, str]:
@@ -104,7 +107,7 @@ class EngineSettings:
 
     def token_source(self) -> TokenSource:
         if self.mode == "timing":
-            return WordTokenSource()
+            return CyclicTokenSource() if self.timing_tokens == "multilingual" else WordTokenSource()
         from engine.hf_llama import HfLlamaTokenSource
 
         return HfLlamaTokenSource(self.hf)

@@ -11,7 +11,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from engine.request import EngineRequest
-from engine.vocab import COMMA_ID, PERIOD_ID, WORD_IDS
+from engine.vocab import COMMA_ID, MULTILINGUAL_IDS, PERIOD_ID, WORD_IDS
 
 
 class TokenSource(Protocol):
@@ -56,6 +56,24 @@ class WordTokenSource:
 
     def release(self, request: EngineRequest) -> None:
         self._rngs.pop(id(request), None)
+
+
+class CyclicTokenSource:
+    """Emits a fixed id sequence in a cycle, token `generated` of every request being
+    `ids[generated % len(ids)]`: the text of any answer is known in advance. The `timing` stand-in's
+    `timing_tokens: multilingual` uses it with ids that split characters across tokens, so tests
+    can check streamed text byte for byte."""
+
+    def __init__(self, ids: Sequence[int] = MULTILINGUAL_IDS) -> None:
+        if not ids:
+            raise ValueError("CyclicTokenSource needs at least one id")
+        self.ids = tuple(ids)
+
+    def next_tokens(self, requests: Sequence[EngineRequest]) -> list[int]:
+        return [self.ids[req.generated % len(self.ids)] for req in requests]
+
+    def release(self, request: EngineRequest) -> None:
+        return None
 
 
 class EndAtAnswerLength:

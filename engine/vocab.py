@@ -28,3 +28,13 @@ COMMA_ID = 11  # ","
 WORD_IDS: tuple[int, ...] = tuple(WORD_TOKENS.values())
 EOT_ID = 128009  # <|eot_id|>, Llama-3-Instruct's end of turn
 EOS_ID = 128001  # <|end_of_text|>
+
+# `timing_tokens: multilingual`: the Llama-3 ids of this text, emitted in a cycle. Several of them
+# hold part of a character only (the emoji, 龘 and 𝄞 are split across 2-3 tokens), so streamed
+# chunks end mid-character: what the detokenizer must get right end to end (tests check both).
+MULTILINGUAL_TEXT = " été, déjà, naïve. 你好, мир! 🚀🎉 龘 𝄞 ✓"
+MULTILINGUAL_IDS: tuple[int, ...] = (
+    24560, 11, 46939, 11, 95980, 588, 13, 118195, 53901, 11, 115388, 0,
+    11410, 248, 222, 9468, 236, 231, 118047, 246, 82350, 226, 252, 53475,
+)
+

@@ -28,8 +28,14 @@ CLIENT_ERROR_FRAGMENTS = (
     "more than the cache holds",  # prompt + max_tokens over the KV cache
     "exceeds max_input_len",  # the engine's own checks, as the stand-in words them
     "exceeds max_output_len",
+    "over the limit of",  # prompt bytes, stop/bad word counts and sizes (runtime/preprocess.py)
+    "must be a finite number",  # temperature
+    "top_k must be",
+    "top_p must be",
+    "no live request with id",
 )
 OVERLOADED_FRAGMENT = "server overloaded"
+RETRYABLE_FRAGMENTS = (OVERLOADED_FRAGMENT, "queue timeout")
 
 
 @dataclass
@@ -78,7 +84,7 @@ def internal(message: str) -> APIError:
 
 def from_ensemble(message: str, retry_after_s: int = 1) -> APIError:
     """The status a client deserves for an error message from the ensemble."""
-    if OVERLOADED_FRAGMENT in message:
+    if any(fragment in message for fragment in RETRYABLE_FRAGMENTS):
         return APIError(503, message, "server_overloaded", headers={"Retry-After": str(retry_after_s)})
     if any(fragment in message for fragment in CLIENT_ERROR_FRAGMENTS):
         return bad_request(message)

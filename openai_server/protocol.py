@@ -31,7 +31,7 @@ class _Sampling(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     model: str
-    max_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, lt=2**31)  # an int32 on the wire: no silent wrap-around
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     seed: int | None = Field(None, ge=0, lt=2**64)
@@ -101,7 +101,7 @@ def _text_of(content: str | list[dict[str, Any]] | None) -> str:
 
 class ChatCompletionRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1, lt=2**31)
 
     def chat_messages(self) -> list[Message]:
         return [m.to_message() for m in self.messages]

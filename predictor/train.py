@@ -149,14 +149,16 @@ def class_edges(lengths: np.ndarray, n_classes: int) -> list[float]:
 
 
 def train_model(
-    cfg: TrainConfig, prompts: Sequence[str], lengths: np.ndarray, progress: bool = True
+    cfg: TrainConfig, prompts: Sequence[str], lengths: np.ndarray, progress: bool = True,
+    init: LengthPredictor | None = None,
 ) -> tuple[LengthPredictor, PredictorTokenizer, dict]:
-    """Train on (prompt, label length) pairs; returns the model (eval mode), tokenizer, facts."""
+    """Train on (prompt, label length) pairs; returns the model (eval mode), tokenizer, facts.
+    `init`: fine-tune this model (predictor.retrain) instead of starting from the backbone."""
     torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     tok = make_tokenizer(cfg)
     n_out = cfg.n_classes if cfg.objective == "classification" else 1
-    model = LengthPredictor(cfg.resolved_backbone(), n_outputs=n_out)
+    model = init if init is not None else LengthPredictor(cfg.resolved_backbone(), n_outputs=n_out)
     n_layers = len(model.layers()) if model.supports_layer_cache else None
     freeze = min(cfg.freeze_layers, n_layers) if n_layers else cfg.freeze_layers
     model.freeze_lower(freeze)
@@ -164,7 +166,7 @@ def train_model(
 
     lengths = np.asarray(lengths, dtype=np.float64)
     targets = torch.tensor(lengths, dtype=torch.float32)
-    if cfg.objective == "regression":
+    if cfg.objective == "regression" and init is None:
         with torch.no_grad():  # start at the mean log length: the head then only learns the ranking
             model.head.bias.fill_(float(np.log1p(lengths).mean()))
     if cfg.objective == "classification":

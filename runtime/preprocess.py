@@ -6,6 +6,7 @@ server and the other requests in the same batch are unaffected.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -20,10 +21,19 @@ class BadRequest(ValueError):
 
 @dataclass(frozen=True)
 class Limits:
-    """The engine's limits (TensorRT-LLM: the engine's max_input_len / max_seq_len)."""
+    """The engine's limits (TensorRT-LLM: the engine's max_input_len / max_seq_len), and the
+    request-size bounds that keep one request from costing the server more than a request should:
+    the prompt's bytes are checked before it is tokenized (tokenizing 50 MB takes seconds), and
+    stop/bad word lists are bounded in count and in bytes per word."""
 
     max_input_len: int
     max_output_len: int
+    max_prompt_bytes: int = 1 << 17
+    max_words: int = 64
+    max_word_bytes: int = 256
+
+
+INT32_MAX = 2**31 - 1
 
 
 def decode_utf8(raw: bytes | str, name: str) -> str:
@@ -33,6 +43,13 @@ def decode_utf8(raw: bytes | str, name: str) -> str:
         return bytes(raw).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadRequest(f"{name} is not valid UTF-8 (byte {exc.start})") from None
+
+
+def check_prompt_bytes(raw: bytes | str, limits: Limits, name: str = "text_input") -> None:
+    """Bound the prompt by its size before any work is spent on it (decoding, tokenizing)."""
+    size = len(raw.encode("utf-8")) if isinstance(raw, str) else len(raw)
+    if size > limits.max_prompt_bytes:
+        raise BadRequest(f"{name} is {size} bytes, over the limit of {limits.max_prompt_bytes} bytes")
 
 
 def decode_text(raw: bytes | str, name: str = "text_input") -> str:
@@ -48,6 +65,34 @@ def check_max_tokens(max_tokens: int, limits: Limits) -> int:
     if max_tokens > limits.max_output_len:
         raise BadRequest(f"max_tokens {max_tokens} exceeds the engine limit of {limits.max_output_len}")
     return int(max_tokens)
+
+
+def check_token_id(value: int, vocab_size: int, name: str) -> int:
+    """An id the engine will compare tokens with (end_id, pad_id) must name a token."""
+    if not 0 <= int(value) < vocab_size:
+        raise BadRequest(f"{name} {value} is outside the vocabulary [0, {vocab_size})")
+    return int(value)
+
+
+def check_sampling(temperature: float | None, top_k: int | None, top_p: float | None) -> None:
+    """Sampling parameters the engine can use: finite temperature >= 0, top_k >= 0 (0: off),
+    0 < top_p <= 1. None: the client left it out."""
+    if temperature is not None and not (math.isfinite(temperature) and temperature >= 0):
+        raise BadRequest(f"temperature must be a finite number >= 0, got {temperature}")
+    if top_k is not None and not 0 <= top_k <= INT32_MAX:
+        raise BadRequest(f"top_k must be >= 0 (0 turns it off), got {top_k}")
+    if top_p is not None and not (math.isfinite(top_p) and 0 < top_p <= 1):
+        raise BadRequest(f"top_p must be in (0, 1], got {top_p}")
+
+
+def check_words(words: Sequence[bytes | str], limits: Limits, name: str = "stop_words") -> None:
+    """Bound a stop/bad word list before it is tokenized: every word costs the engine a check per step."""
+    if len(words) > limits.max_words:
+        raise BadRequest(f"{name} holds {len(words)} words, over the limit of {limits.max_words}")
+    for word in words:
+        size = len(word.encode("utf-8")) if isinstance(word, str) else len(word)
+        if size > limits.max_word_bytes:
+            raise BadRequest(f"{name} holds a word of {size} bytes, over the limit of {limits.max_word_bytes} bytes")
 
 
 def encode_prompt(tokenizer: Tokenizer, text: str, limits: Limits, add_bos: bool = True) -> np.ndarray:

@@ -16,13 +16,16 @@ from typing import AsyncIterator, Callable, Literal, Protocol
 import numpy as np
 
 from runtime.detokenize import CONTEXT_TOKENS
-from scheduler import AdmissionGate, QueuedRequest, QueueFull, RequestCancelled
+from runtime.request_log import EndReason, RequestRecord
+from scheduler import AdmissionGate, QueuedRequest, QueueFull, QueueTimeout, RequestCancelled
 
 log = logging.getLogger(__name__)
 
 # Why a response ended, as the OpenAI API and the ensemble's `finish_reason` output say it: the
 # model's end token or a stop word, the `max_tokens` cap, or the client (or a `stop`) ended it.
 FinishReason = Literal["stop", "length", "cancelled"]
+
+SHUTTING_DOWN = "server shutting down: request not served to the end; retry later or on another replica"
 
 
 def finish_reason(tokens: int, max_tokens: int) -> FinishReason:
@@ -43,6 +46,7 @@ class Job:
     llm_inputs: dict[str, np.ndarray] = field(default_factory=dict)  # optional engine inputs, passed through
     client_id: str = ""  # the caller's request id, by which a `stop` request can end this job
     expected_len: int | None = None  # experiments only: the true answer length, for the oracle policy
+    predictor_version: str | None = None  # the length predictor version that gave `score` (request log)
 
 
 class LLMClient(Protocol):
@@ -64,8 +68,21 @@ class ResponseSink(Protocol):
         """Send tokens; the final response carries why the generation ended."""
         ...
 
-    def send_error(self, message: str) -> None: ...
+    def send_error(self, message: str, retryable: bool = False) -> None:
+        """End the request with an error; `retryable` (overload, queue timeout, shutdown) tells
+        the client to come back later (Triton: UNAVAILABLE, HTTP 503) rather than fix its request."""
+        ...
 
+
+
+@dataclass
+class _Progress:
+    """What the request log needs to know about a request's life (wall-clock times)."""
+
+    arrival: float
+    admission: float | None = None
+    first_token: float | None = None
+    tokens: int = 0
 
 
 @dataclass
@@ -74,6 +91,8 @@ class RelayStats:
     failed: int = 0
     rejected: int = 0
     cancelled: int = 0
+    timed_out: int = 0
+    shut_down: int = 0  # refused or ended by a graceful stop
 
 
 class Relay:
@@ -85,11 +104,19 @@ class Relay:
         llm: LLMClient,
         cancel_poll_s: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
+        request_log: Callable[[RequestRecord], None] | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        queue_timeout_s: float | None = None,
+        grace_left: Callable[[], float | None] = lambda: None,
     ) -> None:
         self.gate = gate
         self.llm = llm
         self.cancel_poll_s = cancel_poll_s
         self.clock = clock
+        self.request_log = request_log  # called once per request as it ends (runtime.request_log)
+        self.wall_clock = wall_clock
+        self.queue_timeout_s = queue_timeout_s  # the queue deadline (None: wait as long as it takes)
+        self.grace_left = grace_left  # graceful stop: None, or seconds left to finish (runtime.drain)
         self.stats = RelayStats()
         self._live: dict[str, int] = {}  # client id -> live jobs with that id
         self._stop_requested: set[str] = set()
@@ -108,26 +135,66 @@ class Relay:
             arrival=self.clock(),
         )
 
-        def cancelled() -> bool:
+        def ended_by_caller() -> bool:
             return job.client_id in self._stop_requested or sink.is_cancelled()
 
+        def cancelled() -> bool:
+            return ended_by_caller() or self._shutdown_due(admitted=progress.admission is not None)
+
+        if self.grace_left() is not None:  # stopping: admit nothing new
+            self.stats.shut_down += 1
+            sink.send_error(SHUTTING_DOWN, retryable=True)
+            return
         if job.client_id:
             self._live[job.client_id] = self._live.get(job.client_id, 0) + 1
+        progress = _Progress(arrival=self.wall_clock())
+        ended: EndReason = "error"
         try:
-            async with self.gate.slot(queued, cancelled, self.cancel_poll_s):
-                await self._generate(job, sink, cancelled)
+            async with self.gate.slot(queued, cancelled, self.cancel_poll_s, self.queue_timeout_s):
+                progress.admission = self.wall_clock()
+                ended = await self._generate(job, sink, cancelled, progress)
         except QueueFull as exc:
+            ended = "rejected"
             self.stats.rejected += 1
-            sink.send_error(str(exc))
+            sink.send_error(str(exc), retryable=True)
+        except QueueTimeout as exc:
+            ended = "rejected"
+            self.stats.timed_out += 1
+            sink.send_error(str(exc), retryable=True)
         except RequestCancelled:
-            self.stats.cancelled += 1
-            sink.send_tokens([], [], final=True, finish="cancelled")
+            ended = "cancelled"
+            if not ended_by_caller() and self._shutdown_due(admitted=progress.admission is not None):
+                self.stats.shut_down += 1
+                sink.send_error(SHUTTING_DOWN, retryable=True)
+            else:
+                self.stats.cancelled += 1
+                sink.send_tokens([], [], final=True, finish="cancelled")
         except Exception as exc:  # an engine failure fails this request only
             self.stats.failed += 1
             log.exception("request %s failed", job.request_id)
             sink.send_error(f"generation failed: {exc}")
         finally:
             self._forget(job.client_id)
+            self._log(job, ended, progress)
+
+    def _log(self, job: Job, ended: EndReason, progress: _Progress) -> None:
+        """One request-log row; the log only queues it, and its failures never reach the request."""
+        if self.request_log is None:
+            return
+        try:
+            self.request_log(RequestRecord(
+                request_id=job.client_id or job.request_id, finish_reason=ended, output_tokens=progress.tokens,
+                max_tokens=job.max_tokens, score=job.score, predictor_version=job.predictor_version,
+                prompt_ids=job.input_ids.tolist(), arrival_time=progress.arrival, admission_time=progress.admission,
+                first_token_time=progress.first_token, end_time=self.wall_clock(),
+            ))
+        except Exception:
+            log.exception("request log: row of %s not queued", job.request_id)
+
+    def _shutdown_due(self, admitted: bool) -> bool:
+        """While stopping, a waiting request ends at once, a generating one at the grace deadline."""
+        left = self.grace_left()
+        return left is not None and (not admitted or left <= 0)
 
     def _forget(self, client_id: str) -> None:
         if not client_id:
@@ -137,18 +204,24 @@ class Relay:
             del self._live[client_id]
             self._stop_requested.discard(client_id)
 
-    async def _generate(self, job: Job, sink: ResponseSink, cancelled: Callable[[], bool]) -> None:
+    async def _generate(
+        self, job: Job, sink: ResponseSink, cancelled: Callable[[], bool], progress: _Progress
+    ) -> FinishReason:
         sent: list[int] = []  # streaming: what the client has; otherwise: everything so far
         async for chunk in self.llm.stream(job):
             if cancelled():
                 await self.llm.stop(job)
                 raise RequestCancelled(job.request_id)
+            if chunk and progress.first_token is None:
+                progress.first_token = self.wall_clock()
             if job.streaming and chunk:
                 sink.send_tokens(chunk, sent[-CONTEXT_TOKENS:], final=False)
             sent.extend(chunk)
+            progress.tokens = len(sent)
         finish = finish_reason(len(sent), job.max_tokens)
         if job.streaming:
             sink.send_tokens([], sent[-CONTEXT_TOKENS:], final=True, finish=finish)
         else:
             sink.send_tokens(sent, [], final=True, finish=finish)
         self.stats.completed += 1
+        return finish

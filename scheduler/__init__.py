@@ -7,7 +7,7 @@ and the tests all drive this same code. It imports nothing of the project (only 
 be allowed below it), so every other package may build on it.
 """
 
-from scheduler.admission import AdmissionControl, AdmissionGate, RequestCancelled
+from scheduler.admission import AdmissionControl, AdmissionGate, QueueTimeout, RequestCancelled
 from scheduler.policies import POLICY_NAMES, Policy, PolicyName, PreemptivePolicy, make_policy
 from scheduler.queue import QueueFull, QueueStats, RequestQueue, StarvationConfig
 from scheduler.request import QueuedRequest
@@ -21,6 +21,7 @@ __all__ = [
     "PreemptivePolicy",
     "QueueFull",
     "QueueStats",
+    "QueueTimeout",
     "QueuedRequest",
     "RequestCancelled",
     "RequestQueue",

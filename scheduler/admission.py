@@ -67,6 +67,11 @@ class RequestCancelled(Exception):
     """The client cancelled the request while it waited for admission."""
 
 
+class QueueTimeout(Exception):
+    """The request waited longer than the queue deadline (Triton's queue policy has one for the
+    requests it queues; ours are queued here, so the deadline is ours too)."""
+
+
 class AdmissionGate:
     """`AdmissionControl` driven from one asyncio event loop: a waiting request awaits a future
     that admission resolves."""
@@ -98,11 +103,13 @@ class AdmissionGate:
         request: QueuedRequest,
         is_cancelled: Callable[[], bool] | None = None,
         poll_interval_s: float = 0.1,
+        max_wait_s: float | None = None,
     ) -> None:
         """Wait until `request` holds a slot.
 
         Raises QueueFull when the queue is at its bound, RequestCancelled when `is_cancelled()`
-        turns true while waiting (checked every `poll_interval_s`); in both cases no slot is held.
+        turns true while waiting (checked every `poll_interval_s`), QueueTimeout when it waited
+        `max_wait_s` (None: no deadline) without being admitted; in all cases no slot is held.
         """
         if self.control.admit_now():
             self._changed()
@@ -113,13 +120,20 @@ class AdmissionGate:
         finally:
             self._changed()
         self._waiters[request.request_id] = future
+        loop = asyncio.get_running_loop()
+        deadline = None if max_wait_s is None else loop.time() + max_wait_s
         try:
             while True:
+                wait_s = poll_interval_s if deadline is None else max(0.0, min(poll_interval_s, deadline - loop.time()))
                 try:
-                    await asyncio.wait_for(asyncio.shield(future), poll_interval_s)
+                    await asyncio.wait_for(asyncio.shield(future), wait_s)
                 except asyncio.TimeoutError:
                     if is_cancelled is not None and is_cancelled():
                         raise RequestCancelled(request.request_id) from None
+                    if deadline is not None and loop.time() >= deadline:
+                        raise QueueTimeout(
+                            f"queue timeout: waited {max_wait_s:g} s without a free slot; retry later"
+                        ) from None
                     continue
                 if is_cancelled is not None and is_cancelled():
                     # admitted and cancelled in the same instant: _abandon gives the slot back
@@ -142,9 +156,10 @@ class AdmissionGate:
         request: QueuedRequest,
         is_cancelled: Callable[[], bool] | None = None,
         poll_interval_s: float = 0.1,
+        max_wait_s: float | None = None,
     ) -> AsyncIterator[None]:
         """`async with gate.slot(req):` holds a slot for the body and always gives it back."""
-        await self.acquire(request, is_cancelled, poll_interval_s)
+        await self.acquire(request, is_cancelled, poll_interval_s, max_wait_s)
         try:
             yield
         finally:

@@ -93,8 +93,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         f"{n_sim:,} requests in {sim_wall:.1f} s of simulation ({n_sim / sim_wall:,.0f} simulated "
         f"requests per wall-clock second; {wall:.0f} s in all with loading and scoring).\n\n"
         f"Configuration: `{json.dumps(config_dict(spec.config))}`. Text workloads, max_tokens: {mode}. "
-        f"Poisson arrivals for {spec.duration_s:g} s at each rate (the paper's rates, and "
-        f"{min(spec.load_factors):g}x-{max(spec.load_factors):g}x of the workload's capacity), and a burst of "
+        f"Poisson arrivals for {spec.duration_s:g} s at each of the paper's rates, for {spec.capacity_duration_s:g} s "
+        f"at {min(spec.load_factors):g}x-{max(spec.load_factors):g}x of the workload's capacity (FCFS throughput "
+        "while a burst's queue lasts; one arrival process, time-scaled), and a burst of "
         f"{spec.burst} requests; goodput under the SLO {spec.slo.describe()}; traces: first "
         f"{spec.trace_duration_s:g} s (after scaling) at the speed-up in the workload name. Plots: "
         + ", ".join(

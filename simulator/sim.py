@@ -92,9 +92,30 @@ class SimRequest:
         self.last_token = t
 
 
+def sim_request(index: int, request: TraceRequest, score: float) -> SimRequest:
+    """A workload's request as the simulation tracks it (id: its index in the workload). Each answer
+    ends with the end token after its natural length (`output_tokens`), or at the client's cap; the
+    oracle alone learns the length (`expected_len`), as benchmarks tell it."""
+    r = request
+    sim = SimRequest(
+        QueuedRequest(
+            str(index), score=float(score), max_tokens=r.max_tokens or r.output_tokens,
+            expected_len=r.output_tokens, arrival=float(r.arrival_s),
+        ),
+        EngineRequest(
+            str(index), r.prompt_tokens, r.max_tokens or r.output_tokens, answer_len=r.output_tokens,
+            end_id=EOT_ID, keep_output_ids=False,
+        ),
+    )
+    sim.queued.payload = sim.engine.payload = sim
+    return sim
+
+
 class Simulation:
     """One run: requests arrive, are admitted through the scheduler's slots, the engine steps, and
     preempted requests go back to the queue."""
+
+    queue_type: type[RequestQueue] = RequestQueue  # a subclass may keep more books (simulator.replicas)
 
     def __init__(
         self, requests: Sequence[TraceRequest], scores: Sequence[float] | np.ndarray, policy: Policy, config: SimConfig
@@ -103,26 +124,10 @@ class Simulation:
         self.policy = policy
         # MLFQ: also preempted at quantum boundaries (checked once: a Protocol isinstance is slow)
         self.preemptive: PreemptivePolicy | None = policy if isinstance(policy, PreemptivePolicy) else None
-        # Each answer ends with the end token after its natural length (`output_tokens`), or at the
-        # client's cap; the oracle alone learns the length (`expected_len`), as benchmarks tell it.
-        self.requests = [
-            SimRequest(
-                QueuedRequest(
-                    str(i), score=float(scores[i]), max_tokens=r.max_tokens or r.output_tokens,
-                    expected_len=r.output_tokens, arrival=float(r.arrival_s),
-                ),
-                EngineRequest(
-                    str(i), r.prompt_tokens, r.max_tokens or r.output_tokens, answer_len=r.output_tokens,
-                    end_id=EOT_ID, keep_output_ids=False,
-                ),
-            )
-            for i, r in enumerate(requests)
-        ]
-        for r in self.requests:
-            r.queued.payload = r.engine.payload = r
+        self.requests = [sim_request(i, r, scores[i]) for i, r in enumerate(requests)]
         self.not_arrived = deque(sorted(self.requests, key=lambda r: r.queued.arrival))
         self.admission = AdmissionControl(
-            RequestQueue(policy, StarvationConfig(config.starvation_threshold, config.starvation_quantum)),
+            self.queue_type(policy, StarvationConfig(config.starvation_threshold, config.starvation_quantum)),
             config.max_inflight,
         )
         self.queue = self.admission.queue
@@ -142,16 +147,22 @@ class Simulation:
 
     def run(self) -> None:
         while self.finished < len(self.requests):
-            self.arrive()
-            self.admit()
-            if self.engine.idle:
-                self.wait_for_next_arrival()
-                continue
-            self.step_engine()
-            if self.config.demote_after_quantum:
-                self.demote_after_quantum()
-            if self.preemptive is not None:
-                self.preempt_at_quantum_boundary(self.preemptive)
+            self.iterate()
+
+    def iterate(self) -> None:
+        """One turn of the loop: arrivals join, free slots fill, then one engine iteration (or, when
+        the engine is idle, the clock jumps to the next arrival). `simulator.replicas` drives
+        several simulations turn by turn on one clock."""
+        self.arrive()
+        self.admit()
+        if self.engine.idle:
+            self.wait_for_next_arrival()
+            return
+        self.step_engine()
+        if self.config.demote_after_quantum:
+            self.demote_after_quantum()
+        if self.preemptive is not None:
+            self.preempt_at_quantum_boundary(self.preemptive)
 
     def arrive(self) -> None:
         """Requests that arrived by now join the queue."""

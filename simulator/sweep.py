@@ -69,6 +69,7 @@ class SweepSpec:
     rates: Sequence[float] = PAPER_RATES
     load_factors: Sequence[float] = LOAD_FACTORS
     duration_s: float = 60.0
+    capacity_duration_s: float = 300.0  # long enough for a queue to build near capacity
     burst: int | None = BURST
     traces: Sequence[str] = wl.TRACE_WORKLOADS
     trace_speedups: Sequence[float] | None = None  # None: TRACE_SPEEDUPS per trace
@@ -199,16 +200,53 @@ def run_one(job: Job, run: PolicyRun, spec: SweepSpec, scorer: Scorer) -> dict:
 
 
 def measure_capacity(reqs: Sequence[wl.TraceRequest], config: SimConfig) -> float:
-    """The engine's capacity for a workload, in requests/s: FCFS throughput on a burst (always busy)."""
-    return float(summarize(simulate(reqs, np.zeros(len(reqs)), "fcfs", config).times)["throughput_req_s"])
+    """The engine's capacity for a workload, in requests/s: FCFS on a burst, counted while the queue
+    is not empty (until the last request's first token), so the burst's draining tail, when the
+    engine runs below its batch size, does not pull the figure down."""
+    times = simulate(reqs, np.zeros(len(reqs)), "fcfs", config).times
+    queue_empty = float(times.first_token.max() - times.arrival.min())
+    return float((times.finish - times.arrival.min() <= queue_empty).sum() / queue_empty)
+
+
+def capacity_job(spec: SweepSpec, pool: wl.PromptPool, capacity: float, factor: float, runs: list[PolicyRun],
+                 sweep: str = "capacity") -> Job:
+    """The workload at `factor` x capacity: one arrival process (one seed) for every factor, time-scaled."""
+    rate = round(factor * capacity, 3)
+    reqs = wl.text_workload(pool, rate, spec.capacity_duration_s, seed=spec.seed + 100)
+    return Job(pool.name, rate, wl.with_max_tokens(reqs, spec.max_tokens_mode), runs, sweep, factor)
+
+
+def refine_goodput(spec: SweepSpec, scorer: Scorer, capacities: dict[str, float], rows: list[dict],
+                   steps: int = 3) -> list[dict]:
+    """Bisect, per workload and policy, between the last load of the grid that meets the SLO and the
+    next one (`steps` halvings: 0.1x / 2^3 = 0.0125x), so that policies a grid step apart are told
+    apart. Returns the extra rows (sweep "goodput_search")."""
+    extra: list[dict] = []
+    for workload, capacity in capacities.items():
+        for run in [r for r in text_policies(spec) if r.label in CAPACITY_POLICIES]:
+            grid = [r for r in rows if r["workload"] == workload and r["policy"] == run.label and r["sweep"] == "capacity"]
+            best = goodput(grid, spec.slo)
+            above = [r["load"] for r in grid if best is None or r["load"] > best["load"]]
+            if not above:
+                continue
+            lo, hi = (best["load"] if best else 0.0), min(above)
+            for _ in range(steps):
+                mid = round((lo + hi) / 2, 4)
+                row = run_one(capacity_job(spec, scorer.pools[workload], capacity, mid, [run], "goodput_search"),
+                              run, spec, scorer)
+                extra.append(row)
+                lo, hi = (mid, hi) if spec.slo.met_by(row) else (lo, mid)
+    return extra
 
 
 def goodput_entries(rows: Sequence[dict], capacities: dict[str, float], slo: Slo) -> list[dict]:
-    """Per workload and policy of the capacity sweep: the highest rate meeting `slo` (workloads.goodput)."""
+    """Per workload and policy of the capacity sweep: the highest rate meeting `slo` (workloads.goodput),
+    the grid's rates and the bisection's together."""
     out = []
     for workload, capacity in capacities.items():
         for policy in CAPACITY_POLICIES:
-            sub = [r for r in rows if r["workload"] == workload and r["policy"] == policy and r["sweep"] == "capacity"]
+            sub = [r for r in rows if r["workload"] == workload and r["policy"] == policy
+                   and r["sweep"] in ("capacity", "goodput_search")]
             if not sub:
                 continue
             best = goodput(sub, slo)
@@ -248,9 +286,7 @@ def build_jobs(spec: SweepSpec, data_root: Path, scorer: Scorer) -> tuple[list[J
         if spec.burst:
             jobs.append(Job(name, "burst", workload(None, spec.seed, spec.burst), runs, "burst"))
         capacity_runs = [r for r in runs if r.label in CAPACITY_POLICIES]
-        for i, factor in enumerate(spec.load_factors):
-            rate = round(factor * capacity, 3)
-            jobs.append(Job(name, rate, workload(rate, spec.seed + 100 + i), capacity_runs, "capacity", factor))
+        jobs += [capacity_job(spec, pool, capacity, factor, capacity_runs) for factor in spec.load_factors]
     if spec.traces:
         tau = trace_tau(spec, scorer)
         for name in spec.traces:
@@ -273,6 +309,7 @@ def run_sweep(spec: SweepSpec, data_root: Path, progress: bool = True) -> list[d
             for run in job.runs:
                 rows.append(run_one(job, run, spec, scorer))
                 bar.update()
+    rows += refine_goodput(spec, scorer, capacities, rows)
     return rows + goodput_entries(rows, capacities, spec.slo)
 
 

@@ -97,11 +97,11 @@ def goodput_lines(entries: Sequence[dict]) -> list[str]:
         return []
     slo = entries[0]["slo"]
     lines = [f"Goodput: the highest rate at which p90 TTFT <= {slo['p90_ttft_s']:g} s and p90 latency per token <= "
-             f"{slo['p90_latency_per_token_s']:g} s hold (at it and every lower rate of the capacity sweep).", "",
+             f"{slo['p90_latency_per_token_s']:g} s hold, at it and at every lower rate of the capacity sweep (0.1x grid, then bisection to 0.0125x).", "",
              "| workload | policy | scores | tau | capacity (req/s) | goodput (req/s) | x capacity |", "|---|---|---|---|---|---|---|"]
     for e in entries:
         good = "below the sweep" if e["below_sweep"] else f"{e['goodput_rps']:.2f}"
-        load = "-" if e["below_sweep"] else f"{e['goodput_load']:.1f}"
+        load = "-" if e["below_sweep"] else f"{e['goodput_load']:.3f}"
         tau = "-" if e.get("kendall_tau") is None else f"{e['kendall_tau']:.2f}"
         lines.append(f"| {e['workload']} | {e['policy']} | {e['score_source']} | {tau} | {e['capacity_rps']:.2f} | {good} | {load} |")
     return lines

@@ -75,8 +75,8 @@ def _broken_copy(tmp_path: Path, model: str, old: str, new: str) -> Path:
     "model, old, new, expected",
     [
         # a data type that no longer matches what the step feeds it
-        ("length_predictor", '{ name: "input_ids" data_type: TYPE_INT64', '{ name: "input_ids" data_type: TYPE_INT32',
-         "wants TYPE_INT32"),
+        ("ltr_scheduler", '{ name: "score" data_type: TYPE_FP32', '{ name: "score" data_type: TYPE_FP16',
+         "wants TYPE_FP16"),
         # a tensor renamed on one side only
         ("postprocessing", '{ name: "IS_FINAL"', '{ name: "IS_LAST"', "'IS_FINAL' is not an input"),
         # a step reading an ensemble tensor nobody produces

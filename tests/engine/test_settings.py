@@ -86,3 +86,67 @@ def test_length_table_parameters(tmp_path) -> None:  # noqa: ANN001
     assert EngineSettings.from_parameters(PARAMS, environ={}).load_lengths()[0] is None
     with pytest.raises(ValueError, match="unknown_prompt_lengths"):
         EngineSettings.from_parameters({**PARAMS, "unknown_prompt_lengths": "guess"}, environ={})
+
+
+def test_parse_limits_hold_exactly_at_their_boundary() -> None:
+    """max_input_len and max_output_len are inclusive, as in TensorRT-LLM: the limit passes, one more fails."""
+    s = EngineSettings.from_parameters(PARAMS, environ={})
+    req, _, _ = parse_request("x", tensors(list(range(16)), 32), s)
+    assert (req.prompt_len, req.max_new_tokens, req.prompt_ids) == (16, 32, list(range(16)))
+    with pytest.raises(ValueError, match="prompt of 17 tokens exceeds max_input_len 16"):
+        parse_request("x", tensors(list(range(17)), 32), s)
+    with pytest.raises(ValueError, match="request_output_len 33 exceeds max_output_len 32"):
+        parse_request("x", tensors([1], 33), s)
+    req, _, _ = parse_request("x", tensors([1, 2, 3], 5, input_lengths=np.array([3], np.int32)), s)
+    assert req.prompt_ids == [1, 2, 3]  # input_lengths equal to the ids given is fine
+
+
+def test_parse_request_reads_every_tensor() -> None:
+    s = EngineSettings.from_parameters(PARAMS, environ={})
+    req, streaming, exclude = parse_request(
+        "id-1",
+        tensors([5, 6, 7, 8], 9, input_lengths=np.array([[3]], np.int32), end_id=np.array([[2]], np.int32),
+                seed=np.array([[11]], np.uint64), random_seed=np.array([[99]], np.uint64),
+                runtime_top_k=np.array([[40]], np.int32), runtime_top_p=np.array([[0.5]], np.float32),
+                temperature=np.array([[0.25]], np.float32), streaming=np.array([[False]]),
+                exclude_input_in_output=np.array([[False]]), beam_width=np.array([[1]], np.int32),
+                stop_words_list=np.array([[[5, 6, 9, 0], [2, 3, -1, -1]]], np.int32)),
+        s, default_seed=3)
+    assert (req.request_id, req.prompt_len, list(req.prompt_ids), req.max_new_tokens) == ("id-1", 3, [5, 6, 7], 9)
+    assert (req.end_id, req.seed, req.top_k, req.stop_words) == (2, 11, 40, ((5, 6), (9,)))  # seed wins over random_seed
+    assert (req.temperature, req.top_p) == (0.25, 0.5)
+    assert all(type(v) is int for v in (req.prompt_len, req.max_new_tokens, req.end_id, req.seed, req.top_k, *req.prompt_ids))
+    assert type(req.temperature) is float and type(req.top_p) is float
+    assert streaming is False and exclude is False
+
+
+def test_parse_request_defaults() -> None:
+    s = EngineSettings.from_parameters(PARAMS, environ={})
+    only = {"input_ids": np.array([[4, 5]], np.int32), "request_output_len": np.array([[6]], np.int32)}
+    assert parse_request("y", only, s)[0].seed == 0  # no seed at all: 0, as in TensorRT-LLM
+    req, streaming, exclude = parse_request("y", only, s, default_seed=3)
+    assert (req.prompt_len, list(req.prompt_ids), req.max_new_tokens) == (2, [4, 5], 6)
+    assert (req.end_id, req.seed, req.top_k, req.top_p, req.temperature, req.stop_words) == (None, 3, 0, 1.0, 1.0, ())
+    assert streaming is False and exclude is True  # exclude_input_in_output: the config's default
+    assert parse_request("y", {**only, "random_seed": np.array([[8]], np.uint64)}, s)[0].seed == 8
+    assert parse_request("y", {**only, "streaming": np.array([[True]])}, s)[1] is True
+    assert parse_request("y", {**only, "exclude_input_in_output": np.array([[True]])},
+                         EngineSettings.from_parameters({**PARAMS, "exclude_input_in_output": "false"}, environ={}))[2] is True
+    assert parse_request("y", only, EngineSettings.from_parameters({**PARAMS, "exclude_input_in_output": "false"},
+                                                                   environ={}))[2] is False
+    flat = {"input_ids": np.array([4, 5, 6], np.int32), "request_output_len": np.array([6], np.int32)}
+    assert parse_request("y", flat, s)[0].prompt_len == 3  # one unbatched sequence is fine too
+
+
+@pytest.mark.parametrize("given,msg", [
+    ({"request_output_len": np.array([[4]], np.int32)}, "^input_ids is required$"),
+    ({"input_ids": np.array([[1, 2]], np.int32)}, "^request_output_len is required$"),
+    ({"input_ids": np.array([[1, 2, 3], [3, 4, 5]], np.int32), "request_output_len": np.array([[4]], np.int32)},
+     "one sequence per request, got batch 2$"),
+    ({"input_ids": np.array([[1]], np.int32), "request_output_len": np.array([[4]], np.int32),
+      "beam_width": np.array([[4]], np.int32)}, "^the stand-in supports beam_width 1 only$"),
+])
+def test_parse_request_names_what_is_missing(given: dict[str, np.ndarray], msg: str) -> None:
+    with pytest.raises(ValueError, match=msg):
+        parse_request("z", given, EngineSettings.from_parameters(PARAMS, environ={}))
+

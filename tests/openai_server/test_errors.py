@@ -7,7 +7,18 @@ import pytest
 
 from openai_server.errors import from_ensemble
 from runtime.llama3_tokenizer import load_tokenizer
-from runtime.preprocess import BadRequest, Limits, check_max_tokens, check_prompt_ids, decode_text, encode_prompt
+from runtime.preprocess import (
+    BadRequest,
+    Limits,
+    check_max_tokens,
+    check_prompt_bytes,
+    check_prompt_ids,
+    check_sampling,
+    check_token_id,
+    check_words,
+    decode_text,
+    encode_prompt,
+)
 
 
 def preprocessing_messages() -> list[str]:
@@ -18,6 +29,13 @@ def preprocessing_messages() -> list[str]:
         lambda: check_max_tokens(11, limits), lambda: encode_prompt(load_tokenizer(), "one two three", limits),
         lambda: check_prompt_ids(np.array([]), 10, limits), lambda: check_prompt_ids(np.array([99]), 10, limits),
         lambda: check_prompt_ids(np.array([0.5]), 10, limits),
+        lambda: check_prompt_bytes(b"x" * (limits.max_prompt_bytes + 1), limits),
+        lambda: check_token_id(10, 10, "end_id"),
+        lambda: check_words([b"w"] * (limits.max_words + 1), limits),
+        lambda: check_words([b"w" * (limits.max_word_bytes + 1)], limits, "bad_words"),
+        lambda: check_sampling(float("nan"), None, None),
+        lambda: check_sampling(None, -1, None),
+        lambda: check_sampling(None, None, 2.0),
     ]
     messages = []
     for call in calls:
@@ -37,6 +55,11 @@ def test_overload_is_a_503_with_retry_after():
     error = from_ensemble("server overloaded: 10000 requests already waiting", retry_after_s=2)
     assert error.status == 503 and error.headers == {"Retry-After": "2"}
     assert error.body()["error"]["message"].startswith("server overloaded")
+
+
+def test_queue_timeout_is_a_503_with_retry_after():
+    error = from_ensemble("queue timeout: waited 30 s without a free slot; retry later", retry_after_s=1)
+    assert error.status == 503 and error.headers == {"Retry-After": "1"}
 
 
 def test_anything_else_is_internal():

@@ -1,5 +1,5 @@
 """`python -m predictor.evaluate` prints `kendall_tau=<value> n=<rows>` last, and the value is
-the scipy tau of the ONNX artifact's scores."""
+the scipy tau of the ONNX artifact's scores; the shipped predictor ranks held-out prompts above a floor."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from scipy.stats import kendalltau
 
+from predictor.evaluate import kendall_tau
 from predictor.interchange import Example, write_jsonl
 from predictor.paths import MODEL_DIR
 from predictor.runtime import LengthRanker
@@ -39,3 +41,22 @@ def test_last_line_and_value(tmp_path):
     scores = LengthRanker(MODEL_DIR).score_texts([r.prompt for r in ROWS])
     expected = kendalltau(scores, np.array([r.output_tokens for r in ROWS])).statistic
     assert abs(float(m.group(1)) - expected) < 1e-3
+
+
+# The shipped version 1 ranks the 200-prompt sample at tau 0.373 (0.328 on all 500 Arena-Hard prompts,
+# results/predictor_eval.md); a predictor no better than prompt length scores about -0.1. The floor
+# leaves room for sampling noise (sd about 0.05 at n=200) and for a retrained version.
+TAU_FLOOR = 0.25
+
+
+def test_shipped_predictor_ranks_held_out_prompts_above_the_floor(arena_sample):
+    scores = LengthRanker(MODEL_DIR, intra_op_threads=2).score_texts([r.prompt for r in arena_sample], batch_size=32)
+    tau = kendall_tau(scores, [r.output_tokens for r in arena_sample])
+    assert tau > TAU_FLOOR, f"Kendall tau {tau:.3f} on {len(arena_sample)} Arena-Hard prompts"
+
+
+def test_kendall_tau_is_rank_agreement():
+    assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert kendall_tau([1, 2, 3, 4], [9, 7, 5, 1]) == pytest.approx(-1.0)
+    assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(2 / 3)
+

@@ -37,3 +37,42 @@ def test_streamed_chunks_reassemble_the_exact_text(tokenizer, chunk_size):
     out.append(chunk_text(tokenizer.decode_bytes, sent[-CONTEXT_TOKENS:], [], final=True))
     assert "".join(out) == text
 
+
+# A toy byte-level vocabulary: each id is a few bytes, some of them half a character.
+EURO = "€".encode()  # e2 82 ac
+TOY_BYTES = {1: b"a", 2: EURO[:1], 3: EURO[1:], 4: EURO[:2], 5: b"\xff"}
+
+
+def toy_decode(ids) -> bytes:
+    return b"".join(TOY_BYTES[i] for i in ids)
+
+
+def test_a_character_split_across_chunks_waits_for_its_last_byte():
+    assert chunk_text(toy_decode, [], [1, 2], final=False) == "a"  # the lead byte of "€" is held back
+    assert chunk_text(toy_decode, [1, 2], [3], final=False) == "€"
+    assert chunk_text(toy_decode, [1, 4], [], final=False) == ""
+
+
+def test_the_final_chunk_flushes_a_dangling_tail():
+    """The answer ended mid-character: the final chunk must not drop those bytes silently, it ends
+    the text with U+FFFD (what decoding the whole answer at once would give), exactly once."""
+    assert chunk_text(toy_decode, [1], [2], final=False) == ""
+    assert chunk_text(toy_decode, [1, 2], [], final=True) == "\ufffd"
+    assert chunk_text(toy_decode, [1], [4], final=True) == "\ufffd"
+    assert chunk_text(toy_decode, [], [1, 4], final=True) == "a\ufffd"
+    assert chunk_text(toy_decode, [2], [3, 1], final=True) == "€a"  # a complete end flushes nothing extra
+    assert chunk_text(toy_decode, [1], [5], final=True) == "\ufffd"  # a stray byte too
+
+
+def test_incomplete_tail_len_knows_every_lead_byte():
+    two, three, four = "é".encode(), "€".encode(), "🚀".encode()
+    assert [incomplete_tail_len(two[:1]), incomplete_tail_len(two)] == [1, 0]
+    assert [incomplete_tail_len(three[:n]) for n in (1, 2, 3)] == [1, 2, 0]
+    assert [incomplete_tail_len(four[:n]) for n in (1, 2, 3, 4)] == [1, 2, 3, 0]
+    assert incomplete_tail_len(b"a" + four[:3]) == 3 and incomplete_tail_len(b"") == 0
+    assert incomplete_tail_len(b"\x80\x80\x80\x80") == 0  # no lead byte within reach: nothing to hold
+    assert incomplete_tail_len(b"\x7f") == 0
+    devanagari = "क".encode()  # e0 a4 95: the smallest 3-byte lead byte, 0xE0
+    assert [incomplete_tail_len(devanagari[:n]) for n in (1, 2, 3)] == [1, 2, 0]
+    assert incomplete_tail_len("߿".encode()[:1]) == 1  # df bf: the largest 2-byte lead byte
+

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from runtime.llm_stream import merged_chunks, stream_chunks
+from runtime.llm_stream import LLMStalled, merged_chunks, stream_chunks
 
 
 @dataclass
@@ -95,3 +95,33 @@ def test_stream_chunks_reads_a_blocking_iterator_on_a_worker_thread():
         return tokens
 
     assert asyncio.run(scenario()) == [1, 2, 3]
+
+
+def test_a_stream_whose_model_died_fails_after_the_stall_timeout_instead_of_hanging():
+    class DeadModelStream:
+        """A BLS iterator whose model's stub was killed: it gives two tokens, then nothing, ever."""
+
+        def __init__(self) -> None:
+            self.unblock = __import__("threading").Event()
+
+        def __iter__(self):
+            yield Response([1])
+            yield Response([2])
+            self.unblock.wait(10)
+
+    async def scenario():
+        stream = DeadModelStream()
+        chunks: list[list[int]] = []
+        with ThreadPoolExecutor(1) as executor:
+            try:
+                async for chunk in stream_chunks(stream, executor, token_ids, error_message, stall_timeout_s=0.1):
+                    chunks.append(chunk)
+            except LLMStalled as exc:
+                return chunks, str(exc)
+            finally:
+                stream.unblock.set()
+        return chunks, None
+
+    chunks, error = asyncio.run(asyncio.wait_for(scenario(), 5))
+    assert sum(chunks, []) == [1, 2]
+    assert error == "no response from the LLM for 0.1 s; its model may have died"

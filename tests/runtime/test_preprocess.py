@@ -10,7 +10,11 @@ from runtime.preprocess import (
     BadRequest,
     Limits,
     check_max_tokens,
+    check_prompt_bytes,
     check_prompt_ids,
+    check_sampling,
+    check_token_id,
+    check_words,
     decode_text,
     encode_prompt,
     word_list,
@@ -67,3 +71,102 @@ def test_prompt_token_ids_are_used_as_sent_special_ids_included():
         check_prompt_ids(np.arange(5), 128256, limits)
     with pytest.raises(BadRequest, match="integers"):
         check_prompt_ids(np.array([1.5]), 128256, limits)
+
+
+def test_prompt_is_bounded_in_bytes_before_it_is_decoded():
+    limits = Limits(max_input_len=8, max_output_len=100, max_prompt_bytes=10)
+    check_prompt_bytes(b"x" * 10, limits)
+    check_prompt_bytes("\u00e9" * 5, limits)  # 10 bytes in UTF-8
+    with pytest.raises(BadRequest, match="text_input is 11 bytes, over the limit of 10 bytes"):
+        check_prompt_bytes(b"\xff" * 11, limits)  # not even valid UTF-8: the size is checked first
+    with pytest.raises(BadRequest, match="12 bytes"):
+        check_prompt_bytes("\u00e9" * 6, limits)
+
+
+@pytest.mark.parametrize(
+    "temperature, top_k, top_p, message",
+    [
+        (float("nan"), None, None, "temperature must be a finite number >= 0, got nan"),
+        (-0.1, None, None, "temperature"),
+        (float("inf"), None, None, "temperature"),
+        (None, -1, None, "top_k must be >= 0"),
+        (None, None, 0.0, "top_p must be in \\(0, 1\\]"),
+        (None, None, 1.5, "top_p"),
+        (None, None, float("nan"), "top_p"),
+    ],
+)
+def test_sampling_parameters_out_of_range_are_bad_requests(temperature, top_k, top_p, message):
+    with pytest.raises(BadRequest, match=message):
+        check_sampling(temperature, top_k, top_p)
+
+
+def test_valid_sampling_parameters_and_absent_ones_pass():
+    check_sampling(None, None, None)
+    check_sampling(0.0, 0, 1.0)  # greedy, top_k off, no nucleus cut
+    check_sampling(1.5, 40, 0.9)
+
+
+def test_token_ids_must_name_a_token():
+    assert check_token_id(128009, 128256, "end_id") == 128009
+    with pytest.raises(BadRequest, match=r"end_id 128256 is outside the vocabulary \[0, 128256\)"):
+        check_token_id(128256, 128256, "end_id")
+    with pytest.raises(BadRequest, match="pad_id -1"):
+        check_token_id(-1, 128256, "pad_id")
+
+
+def test_word_lists_are_bounded_in_count_and_bytes():
+    limits = Limits(max_input_len=8, max_output_len=100, max_words=3, max_word_bytes=4)
+    check_words([b"a", b"bb", b"abcd"], limits)
+    with pytest.raises(BadRequest, match="stop_words holds 4 words, over the limit of 3"):
+        check_words([b"a"] * 4, limits)
+    with pytest.raises(BadRequest, match="bad_words holds a word of 5 bytes, over the limit of 4 bytes"):
+        check_words([b"abcde"], limits, "bad_words")
+
+
+def test_limits_hold_exactly_at_their_boundary(tokenizer):
+    """The limits are inclusive: `max_output_len` tokens and a prompt of `max_input_len` tokens pass,
+    one more fails (a `>` turned `>=`, or the reverse, breaks this test)."""
+    limits = Limits(max_input_len=4, max_output_len=100)
+    assert check_max_tokens(100, limits) == 100 and check_max_tokens(1, limits) == 1
+    with pytest.raises(BadRequest, match="exceeds the engine limit of 100"):
+        check_max_tokens(101, limits)
+    words = [" one", " two", " three", " four", " five"]
+    assert all(len(tokenizer.encode(w)) == 1 for w in words)
+    three_tokens = "".join(words[:3])  # + BOS = 4 tokens
+    assert encode_prompt(tokenizer, three_tokens, limits).size == 4
+    with pytest.raises(BadRequest, match="prompt is 5 tokens"):
+        encode_prompt(tokenizer, "".join(words[:4]), limits)
+    assert encode_prompt(tokenizer, "".join(words[:4]), limits, add_bos=False).size == 4
+    assert check_prompt_ids(np.arange(4), 128256, limits).size == 4
+    assert check_prompt_ids(np.array([128255]), 128256, limits).tolist() == [128255]  # the last id is valid
+    assert check_prompt_ids(np.array([0]), 128256, limits).tolist() == [0]
+
+
+def test_messages_name_the_input_at_fault(tokenizer):
+    """The client reads these messages: each names the input it is about, exactly."""
+    with pytest.raises(BadRequest, match=r"^text_input is not valid UTF-8 \(byte 0\)$"):
+        decode_text(b"\xff")
+    with pytest.raises(BadRequest, match=r"^prompt is empty$"):
+        decode_text(b" ", "prompt")
+    with pytest.raises(BadRequest, match=r"^stop/bad word is not valid UTF-8"):
+        word_list(tokenizer, [b"ok", b"\xfe"])
+    with pytest.raises(BadRequest, match=r"^prompt_token_ids is empty$"):
+        check_prompt_ids(np.zeros(0, dtype=np.int32), 128256, Limits(max_input_len=4, max_output_len=8))
+
+
+def test_word_list_pads_ids_with_zero_and_offsets_with_minus_one(tokenizer):
+    """Empty words add offsets but no ids, so the offsets row is the longer one here."""
+    a = tokenizer.encode("a")
+    out = word_list(tokenizer, [b"", b"", b"a"])
+    assert out.dtype == np.int32
+    assert out.tolist() == [a + [0, 0], [0, 0, len(a)]]
+
+
+def test_range_checks_hold_at_both_ends():
+    assert check_token_id(0, 128256, "pad_id") == 0 and check_token_id(128255, 128256, "end_id") == 128255
+    check_sampling(None, 2**31 - 1, None)  # the largest int32 top_k is valid
+    limits = Limits(max_input_len=8, max_output_len=8, max_word_bytes=4)
+    check_words(["\u00e9\u00e9"], limits)  # 4 bytes in UTF-8
+    with pytest.raises(BadRequest, match="word of 6 bytes"):
+        check_words(["\u00e9\u00e9\u00e9"], limits)  # 3 characters, 6 bytes: bytes are what count
+

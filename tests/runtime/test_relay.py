@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 
 from runtime.detokenize import CONTEXT_TOKENS
-from runtime.relay import Job, Relay
+from runtime.relay import Job, Relay, finish_reason
 from scheduler import AdmissionGate, RequestQueue, make_policy
 
 
@@ -49,8 +49,9 @@ class FakeSink:
         self.finals += final
         self.finish = finish
 
-    def send_error(self, message):
+    def send_error(self, message, retryable=False):
         self.errors.append(message)
+        self.retryable = retryable
 
     @property
     def closed(self) -> bool:
@@ -110,6 +111,24 @@ def test_relay_rejects_past_the_queue_bound_with_overloaded_error():
     assert sum("overloaded" in e for s in sinks for e in s.errors) == 2
 
 
+def test_overload_and_queue_deadline_are_retryable_errors_that_hold_nothing():
+    async def scenario():
+        gate = AdmissionGate(RequestQueue(make_policy("ltr"), max_size=1), 1)
+        relay = Relay(gate, FakeLLM(), cancel_poll_s=0.001, queue_timeout_s=0.02)
+        long, waiting, rejected = FakeSink(), FakeSink(), FakeSink()
+        await asyncio.gather(
+            relay.serve(job("long", 200_000), long), relay.serve(job("w", 5), waiting), relay.serve(job("r", 5), rejected)
+        )
+        assert gate.inflight == 0 and len(gate.queue) == 0
+        return relay.stats, long, waiting, rejected
+
+    stats, long, waiting, rejected = asyncio.run(scenario())
+    assert len(long.tokens) == 200_000 and not long.errors
+    assert waiting.errors == ["queue timeout: waited 0.02 s without a free slot; retry later"] and waiting.retryable
+    assert "overloaded" in rejected.errors[0] and rejected.retryable
+    assert (stats.timed_out, stats.rejected, stats.completed) == (1, 1, 1)
+
+
 def test_stop_by_client_id_ends_a_waiting_and_a_generating_job():
     async def scenario():
         llm = FakeLLM()
@@ -132,3 +151,136 @@ def test_stop_by_client_id_ends_a_waiting_and_a_generating_job():
         assert not relay.request_stop("client-a")  # forgotten once ended
 
     asyncio.run(scenario())
+
+
+def test_a_stop_is_forgotten_once_its_request_ends_so_the_id_can_be_reused():
+    """Client ids repeat (TensorRT-LLM clients reuse them): a `stop` ends the live request with that
+    id, and a later request with the same id runs to the end as if nothing had happened."""
+
+    async def scenario():
+        llm = FakeLLM()
+        gate = AdmissionGate(RequestQueue(make_policy("ltr")), 1)
+        relay = Relay(gate, llm, cancel_poll_s=0.001)
+        first, second = FakeSink(), FakeSink()
+        stopped = job("first", 10_000)
+        stopped.client_id = "reused"
+        task = asyncio.create_task(relay.serve(stopped, first))
+        while not first.tokens:
+            await asyncio.sleep(0)
+        assert relay.request_stop("reused")
+        await task
+        assert first.closed and relay.stats.cancelled == 1
+        again = job("second", 5)
+        again.client_id = "reused"
+        await relay.serve(again, second)
+        assert (len(second.tokens), second.finish) == (5, "length") and relay.stats.completed == 1
+        assert not relay.request_stop("reused")
+
+    asyncio.run(scenario())
+
+
+def test_two_live_requests_with_one_id_are_both_stopped_and_then_forgotten():
+    async def scenario():
+        gate = AdmissionGate(RequestQueue(make_policy("ltr")), 1)
+        relay = Relay(gate, FakeLLM(), cancel_poll_s=0.001)
+        sinks = [FakeSink(), FakeSink()]
+        jobs = [job("a", 10_000), job("b", 10_000)]
+        for j in jobs:
+            j.client_id = "same"
+        tasks = [asyncio.create_task(relay.serve(j, s)) for j, s in zip(jobs, sinks)]
+        while not sinks[0].tokens:
+            await asyncio.sleep(0)
+        assert len(gate.queue) == 1  # one generating, one waiting
+        assert relay.request_stop("same")
+        await asyncio.gather(*tasks)
+        assert all(s.closed for s in sinks) and relay.stats.cancelled == 2
+        later = FakeSink()
+        relay_job = job("c", 3)
+        relay_job.client_id = "same"
+        await relay.serve(relay_job, later)
+        assert len(later.tokens) == 3 and later.finish == "length"
+
+    asyncio.run(scenario())
+
+
+def test_a_job_without_a_client_id_cannot_be_stopped_by_the_empty_id():
+    async def scenario():
+        gate = AdmissionGate(RequestQueue(make_policy("ltr")), 1)
+        relay = Relay(gate, FakeLLM(), cancel_poll_s=0.001)
+        sink = FakeSink()
+        task = asyncio.create_task(relay.serve(job("anon", 50), sink))
+        while not sink.tokens:
+            await asyncio.sleep(0)
+        assert not relay.request_stop("")
+        await task
+        assert len(sink.tokens) == 50 and sink.finish == "length"
+
+    asyncio.run(scenario())
+
+
+def test_finish_reason_at_the_cap_boundary():
+    assert [finish_reason(n, 5) for n in (4, 5, 6)] == ["stop", "length", "length"]
+
+
+def served_order(policy: str, waiting: list[Job]) -> list[str]:
+    """Jobs queued behind a running one on a one-slot gate, returned in the order they finished."""
+
+    async def scenario():
+        gate = AdmissionGate(RequestQueue(make_policy(policy)), 1)
+        relay = Relay(gate, FakeLLM(), cancel_poll_s=0.001)
+        finished: list[str] = []
+
+        async def serve(j: Job) -> None:
+            await relay.serve(j, FakeSink())
+            finished.append(j.request_id)
+
+        running = asyncio.create_task(serve(job("running", 20)))
+        await asyncio.sleep(0)
+        tasks = []
+        for j in waiting:
+            tasks.append(asyncio.create_task(serve(j)))
+            await asyncio.sleep(0)
+        assert len(gate.queue) == len(waiting)
+        await asyncio.gather(running, *tasks)
+        return finished[1:]
+
+    return asyncio.run(scenario())
+
+
+def test_the_relay_queues_by_the_jobs_score_and_expected_length():
+    """What reaches the queue is the job's own score (ltr) and expected length (oracle), not its cap."""
+    first = Job("first-sent", np.array([1], np.int32), 5, score=3.0, streaming=True, expected_len=1)
+    second = Job("second-sent", np.array([1], np.int32), 5, score=1.0, streaming=True, expected_len=50)
+    assert served_order("ltr", [first, second]) == ["second-sent", "first-sent"]
+    assert served_order("oracle", [second, first]) == ["first-sent", "second-sent"]
+    assert served_order("fcfs", [first, second]) == ["first-sent", "second-sent"]
+    big_cap = Job("big-cap", np.array([1], np.int32), 9, score=0.0, streaming=True)
+    small_cap = Job("small-cap", np.array([1], np.int32), 3, score=5.0, streaming=True)
+    assert served_order("oracle", [big_cap, small_cap]) == ["small-cap", "big-cap"]  # no hint: by the cap
+
+
+
+def test_graceful_stop_refuses_new_ends_waiting_at_once_and_generating_at_the_deadline():
+    async def scenario():
+        grace = {"left": None}
+        gate = AdmissionGate(RequestQueue(make_policy("ltr")), 1)
+        llm = FakeLLM()
+        relay = Relay(gate, llm, cancel_poll_s=0.001, grace_left=lambda: grace["left"])
+        running, waiting, late = FakeSink(), FakeSink(), FakeSink()
+        tasks = [asyncio.create_task(relay.serve(job("run", 10**7), running)),
+                 asyncio.create_task(relay.serve(job("wait", 5), waiting))]
+        await asyncio.sleep(0.01)
+        grace["left"] = 5.0  # `make stop` began draining
+        await asyncio.sleep(0.02)
+        assert waiting.errors and waiting.retryable and "shutting down" in waiting.errors[0]
+        assert not running.errors and not tasks[0].done()  # still within the grace period
+        await relay.serve(job("late", 5), late)
+        assert late.errors and late.retryable and not late.tokens
+        grace["left"] = 0.0  # the grace period is over
+        await asyncio.gather(*tasks)
+        assert running.errors and running.retryable and running.finals == 0 and llm.stopped == ["run"]
+        assert gate.inflight == 0 and len(gate.queue) == 0
+        return relay.stats
+
+    stats = asyncio.run(scenario())
+    assert (stats.shut_down, stats.cancelled, stats.completed) == (3, 0, 0)

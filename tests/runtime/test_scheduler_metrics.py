@@ -68,5 +68,5 @@ def test_publishing_on_gate_changes_and_after_each_request_counts_every_outcome(
     totals = asyncio.run(scenario())
     assert set(totals) == set(EVENTS)
     assert {name: published[name] for name in EVENTS} == totals
-    assert totals == {"admitted": 2, "promoted": 0, "rejected": 1, "removed": 1,
+    assert totals == {"admitted": 2, "promoted": 0, "rejected": 1, "timed_out": 0, "shut_down": 0, "removed": 1,
                       "completed": 1, "failed": 1, "cancelled": 1}

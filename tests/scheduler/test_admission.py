@@ -12,6 +12,7 @@ from scheduler import (
     AdmissionGate,
     QueuedRequest,
     QueueFull,
+    QueueTimeout,
     RequestCancelled,
     RequestQueue,
     make_policy,
@@ -132,6 +133,23 @@ def test_full_queue_rejects_without_holding_anything():
         await waiting
         g.release()
         assert g.inflight == 0
+
+    asyncio.run(scenario())
+
+
+def test_queue_deadline_ends_a_waiting_request_and_spares_one_admitted_in_time():
+    async def scenario() -> None:
+        g = gate(max_inflight=1)
+        await g.acquire(QueuedRequest("busy"))
+        with pytest.raises(QueueTimeout, match="queue timeout: waited 0.05 s"):
+            await g.acquire(QueuedRequest("late"), poll_interval_s=1.0, max_wait_s=0.05)
+        assert g.inflight == 1 and len(g.queue) == 0  # it left the queue, held nothing
+        admitted = asyncio.create_task(g.acquire(QueuedRequest("on-time"), max_wait_s=5.0))
+        await asyncio.sleep(0.01)
+        g.release()
+        await admitted  # admitted before its deadline: no timeout
+        assert g.inflight == 1
+        g.release()
 
     asyncio.run(scenario())
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from scheduler import QueuedRequest, QueueFull, RequestQueue, StarvationConfig, make_policy
+from scheduler import QueuedRequest, QueueFull, QueueStats, RequestQueue, StarvationConfig, make_policy
 
 
 def req(rid: str, score: float = 0.0, max_tokens: int = 10, arrival: float = 0.0) -> QueuedRequest:
@@ -163,3 +163,24 @@ def test_operations_stay_cheap_with_ten_thousand_waiting():
         q.pop()
     assert time.perf_counter() - start < 5.0
     assert len(q) == 10_000
+
+
+def test_stats_and_wait_counts_describe_the_queue():
+    q = RequestQueue(make_policy("ltr"), max_size=3)
+    assert q.stats() == QueueStats("ltr", waiting=0, admitted_total=0, promoted_total=0, rejected_total=0,
+                                   removed_total=0, oldest_wait_count=0)
+    q.push(req("a", score=1.0))
+    q.push(req("b", score=2.0))
+    assert q.pop().request_id == "a"
+    q.push(req("c", score=0.0))
+    assert q.wait_count("b") == 1 and q.wait_count("c") == 0
+    q.remove("c")
+    q.push(req("d", score=3.0))
+    q.push(req("e", score=4.0))
+    with pytest.raises(QueueFull):
+        q.push(req("f"))
+    assert q.pop().request_id == "b"
+    assert q.wait_count("d") == 1
+    assert q.stats() == QueueStats("ltr", waiting=2, admitted_total=2, promoted_total=0, rejected_total=1,
+                                   removed_total=1, oldest_wait_count=1)
+

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from deploy.repository import render_repository
 from deploy.triton import TritonServer
@@ -73,3 +74,14 @@ def metric_value(server: TritonServer, name: str, **labels: str) -> float:
         if all(f'{k}="{v}"' in sample for k, v in labels.items()):
             total += float(value)
     return total
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
+    """Poll `condition` until it holds or `timeout_s` passes: for state the server publishes just
+    after a client has its answer (a request's slot and counters are released after its last response)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()

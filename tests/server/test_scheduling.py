@@ -1,11 +1,17 @@
-"""Scheduling on the real server: with one LLM slot busy, a burst of short and long requests
-finishes shortest-first under `ltr` and `oracle` and in arrival order under `fcfs`; starvation
-prevention lets a long request through within its bound; cancelled requests free what they held."""
+"""Scheduling on the real server: with one LLM slot busy, a burst of requests that all ask for the
+same `max_tokens` finishes in the order of the predictor's score under `ltr`, of the experiments-only
+`expected_output_len` under `oracle`, and of arrival under `fcfs`; starvation prevention lets a long
+request through within its bound; a full queue answers "server overloaded"; cancelled and stopped
+requests free what they held, and a stopped request's id can be used again.
+
+Arrival order and the end of the blocker are arranged by the server's own state (the waiting gauge, a
+`stop`), never by sleeps, and every client thread's failure is collected and fails the test."""
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -18,73 +24,144 @@ from runtime.llama3_tokenizer import load_tokenizer
 from tests.server.helpers import metric_value, start_server
 
 SHORT = [
-    ("Is 17 a prime number? Answer yes or no.", 4),
-    ("What is 2 + 2? Reply with the number only.", 4),
-    ("Give me one synonym for 'happy'. One word only.", 4),
+    "Is 17 a prime number? Answer yes or no.",
+    "What is 2 + 2? Reply with the number only.",
+    "Give me one synonym for 'happy'. One word only.",
 ]
 LONG = [
-    ("Write a detailed, multi-section essay on the causes and consequences of the French Revolution.", 40),
-    ("Write a complete tutorial, with code examples, on building a REST API in Python with error handling and tests.", 40),
-    ("Write a long short story about a lighthouse keeper who discovers a mysterious map, with dialogue.", 40),
+    "Write a detailed, multi-section essay on the causes and consequences of the French Revolution.",
+    "Write a complete tutorial, with code examples, on building a REST API in Python with error handling and tests.",
+    "Write a long short story about a lighthouse keeper who discovers a mysterious map, with dialogue.",
 ]
-BLOCKER = ("Write a long, detailed travel guide to Japan covering every region.", 60)
+BLOCKER = "Write a long, detailed travel guide to Japan covering every region."
+BURST_TOKENS = 8  # every burst request asks for as many tokens: a cap cannot order them
+# The oracle's hints, the wrong way round for the predictor (which ranks SHORT below LONG): under
+# `ltr` they must be ignored, under `oracle` they must decide.
+HINT = {**{p: 400 for p in SHORT}, **{p: 10 for p in LONG}}
 
 
-def burst_completion_order(server, burst: list[tuple[str, int]], gap_s: float = 0.05) -> list[str]:
-    """Occupy the only slot, send `burst` in order while it is busy, return prompts by finish."""
-    finished: list[str] = []
-    lock = threading.Lock()
+@dataclass
+class Sent:
+    prompt: str
+    max_tokens: int = BURST_TOKENS
+    expected_output_len: int | None = None
 
-    def run(prompt: str, max_tokens: int) -> None:
-        client = grpcclient.InferenceServerClient(server.grpc_url)
-        gen = generate(client, prompt, max_tokens)
-        client.close()
-        assert gen.error is None and gen.tokens == max_tokens, gen.error
-        with lock:
-            finished.append(prompt)
 
-    blocker = threading.Thread(target=run, args=BLOCKER)
-    blocker.start()
-    time.sleep(0.3)  # the blocker now holds the slot
-    threads = []
-    for prompt, max_tokens in burst:
-        thread = threading.Thread(target=run, args=(prompt, max_tokens))
+@dataclass
+class Clients:
+    """Client threads against one server: each finished prompt in order, and every failure."""
+
+    server: object
+    finished: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    results: dict[str, Generation] = field(default_factory=dict)
+    threads: list[threading.Thread] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, sent: Sent, request_id: str | None = None, complete: bool = True) -> None:
+        """Send `sent` from a thread; unless `complete` is False (a request the test will stop), it
+        must end without error and with exactly its max_tokens."""
+
+        def run() -> None:
+            try:
+                client = grpcclient.InferenceServerClient(self.server.grpc_url)
+                try:
+                    extra = {} if sent.expected_output_len is None else {"expected_output_len": sent.expected_output_len}
+                    gen = generate(client, sent.prompt, sent.max_tokens, request_id=request_id, **extra)
+                finally:
+                    client.close()
+                with self.lock:
+                    self.results[request_id or sent.prompt] = gen
+                    if gen.error is not None:
+                        self.errors.append(f"{sent.prompt[:40]!r}: {gen.error}")
+                    elif complete and gen.tokens != sent.max_tokens:
+                        self.errors.append(f"{sent.prompt[:40]!r}: {gen.tokens} of {sent.max_tokens} tokens")
+                    else:
+                        self.finished.append(sent.prompt)
+            except BaseException as exc:  # noqa: BLE001 - reported by join_all, in the test's thread
+                with self.lock:
+                    self.errors.append(f"{sent.prompt[:40]!r}: {exc!r}")
+
+        thread = threading.Thread(target=run, daemon=True)
         thread.start()
-        threads.append(thread)
-        time.sleep(gap_s)  # defined arrival order
-    for thread in [blocker, *threads]:
-        thread.join(timeout=120)
-    assert finished[0] == BLOCKER[0]
-    return finished[1:]
+        self.threads.append(thread)
+
+    def join_all(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        assert not [t for t in self.threads if t.is_alive()], "client threads still running"
+        assert self.errors == []
 
 
-def interleaved() -> list[tuple[str, int]]:
-    return [req for pair in zip(LONG, SHORT) for req in pair]  # long first in each pair
+def wait_for(condition, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
 
 
-@pytest.mark.parametrize("policy", ["ltr", "oracle"])
-def test_short_requests_overtake_long_ones(tmp_path, policy):
-    if policy == "ltr":  # the premise: the trained predictor ranks these prompts as a person would
-        ranker = LengthRanker(latest_version_dir(SOURCE_REPOSITORY / "length_predictor"))
-        short = ranker.score_texts([p for p, _ in SHORT])
-        long = ranker.score_texts([p for p, _ in LONG])
-        assert short.max() < long.min(), (short, long)
+def waiting(server) -> float:
+    return metric_value(server, "ltr_scheduler_waiting_requests")
+
+
+def inflight(server) -> float:
+    return metric_value(server, "ltr_scheduler_inflight_requests")
+
+
+def burst_completion_order(server, burst: list[Sent]) -> list[str]:
+    """Occupy the only slot with a blocker, queue `burst` one by one (each send waits until the
+    scheduler holds the one before), end the blocker with `stop`, return the prompts by finish."""
+    clients = Clients(server)
+    clients.start(Sent(BLOCKER, 1000), request_id="blocker", complete=False)
+    assert wait_for(lambda: inflight(server) == 1)
+    for queued, sent in enumerate(burst, start=1):
+        clients.start(sent)
+        assert wait_for(lambda: waiting(server) == queued), f"request {queued} never reached the queue"
+    control = grpcclient.InferenceServerClient(server.grpc_url)
+    try:
+        assert stop_request(control, "blocker") is None
+    finally:
+        control.close()
+    clients.join_all()
+    assert clients.finished[0] == BLOCKER and clients.results["blocker"].tokens < 1000
+    return clients.finished[1:]
+
+
+def interleaved(hints: dict[str, int] | None = None) -> list[Sent]:
+    """LONG and SHORT prompts alternating, a long one first in each pair."""
+    prompts = [p for pair in zip(LONG, SHORT) for p in pair]
+    return [Sent(p, expected_output_len=None if hints is None else hints[p]) for p in prompts]
+
+
+def test_the_premise_the_shipped_predictor_ranks_these_prompts_as_a_person_would():
+    ranker = LengthRanker(latest_version_dir(SOURCE_REPOSITORY / "length_predictor"))
+    short, long = ranker.score_texts(SHORT), ranker.score_texts(LONG)
+    assert short.max() < long.min(), (short, long)
+
+
+@pytest.mark.parametrize("policy,first", [("ltr", SHORT), ("oracle", LONG)])
+def test_each_policy_serves_by_its_own_key(tmp_path, policy, first):
+    """Same max_tokens for all, oracle hints against the predictor: `ltr` must follow the score
+    (SHORT first) and `oracle` the hints (LONG first); a scheduler ranking by max_tokens would serve
+    in arrival order and fail both."""
     server = start_server(tmp_path, {"ltr_scheduler": {"policy": policy, "max_inflight": "1"}})
     try:
-        order = burst_completion_order(server, interleaved())
+        order = burst_completion_order(server, interleaved(HINT))
     finally:
         server.stop()
-    shorts = {p for p, _ in SHORT}
-    assert set(order[:3]) == shorts, order
+    assert set(order[:3]) == set(first), order
 
 
 def test_fcfs_serves_in_arrival_order(tmp_path):
     server = start_server(tmp_path, {"ltr_scheduler": {"policy": "fcfs", "max_inflight": "1"}})
     try:
-        order = burst_completion_order(server, interleaved())
+        order = burst_completion_order(server, interleaved(HINT))
     finally:
         server.stop()
-    assert order == [p for p, _ in interleaved()]
+    assert order == [s.prompt for s in interleaved()]
 
 
 def test_starvation_prevention_admits_a_long_request_within_the_bound(tmp_path):
@@ -94,13 +171,15 @@ def test_starvation_prevention_admits_a_long_request_within_the_bound(tmp_path):
         {"ltr_scheduler": {"policy": "oracle", "max_inflight": "1", "starvation_threshold": str(threshold)}},
     )
     try:
-        burst = [LONG[0]] + [(f"{SHORT[i % 3][0]} ({i})", 4) for i in range(6)]
+        burst = [Sent(LONG[0], expected_output_len=400)] + [
+            Sent(f"{SHORT[i % 3]} ({i})", expected_output_len=10) for i in range(6)
+        ]
         order = burst_completion_order(server, burst)
         promoted = metric_value(server, "ltr_scheduler_requests_total", event="promoted")
     finally:
         server.stop()
-    assert order.index(LONG[0][0]) == threshold  # overtaken exactly `threshold` times
-    assert promoted >= 1
+    assert order.index(LONG[0]) == threshold  # overtaken exactly `threshold` times
+    assert promoted >= 1  # the long request, then each older short one reaching the bound
 
 
 class StreamInBackground:
@@ -135,30 +214,45 @@ class StreamInBackground:
         self.client.close()
 
 
-def wait_for(condition, timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.fixture()
 def one_slot_server(tmp_path):
     server = start_server(
         tmp_path,
-        {"ltr_scheduler": {"max_inflight": "1", "cancel_poll_ms": "50"}, "tensorrt_llm": {"max_batch_slots": "1"}},
+        {"ltr_scheduler": {"max_inflight": "1", "max_queue_size": "1", "cancel_poll_ms": "50"},
+         "tensorrt_llm": {"max_batch_slots": "1"}},
     )
     yield server
     server.stop()
 
 
+def test_a_full_queue_answers_server_overloaded_and_serves_the_rest(one_slot_server):
+    """One slot, room for one waiting request (`max_queue_size` 1): the next is refused at once."""
+    server = one_slot_server
+    clients = Clients(server)
+    clients.start(Sent(BLOCKER, 1000), request_id="blocker", complete=False)
+    assert wait_for(lambda: inflight(server) == 1)
+    clients.start(Sent(SHORT[0], 4))
+    assert wait_for(lambda: waiting(server) == 1)
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    try:
+        refused = generate(client, SHORT[1], 4)
+        assert refused.error is not None and "server overloaded" in refused.error, refused.error
+        assert refused.tokens == 0
+        assert metric_value(server, "ltr_scheduler_requests_total", event="rejected") == 1
+        assert waiting(server) == 1  # the waiting request kept its place
+        assert stop_request(client, "blocker") is None
+    finally:
+        client.close()
+    clients.join_all()
+    assert clients.finished == [BLOCKER, SHORT[0]]
+    assert wait_for(lambda: metric_value(server, "ltr_scheduler_requests_total", event="completed") == 1)
+
+
 def test_cancelling_a_queued_request_removes_it_from_the_queue(one_slot_server):
     server = one_slot_server
-    running = StreamInBackground(server, BLOCKER[0], 300)
+    running = StreamInBackground(server, BLOCKER, 300)
     assert wait_for(lambda: running.tokens > 0)
-    queued = StreamInBackground(server, SHORT[0][0], 4)
+    queued = StreamInBackground(server, SHORT[0], 4)
     assert wait_for(lambda: metric_value(server, "ltr_scheduler_waiting_requests") == 1)
     queued.cancel()
     assert wait_for(lambda: metric_value(server, "ltr_scheduler_requests_total", event="removed") == 1)
@@ -171,13 +265,13 @@ def test_cancelling_a_queued_request_removes_it_from_the_queue(one_slot_server):
 
 def test_cancelling_a_generating_request_frees_its_slot_and_the_engine(one_slot_server):
     server = one_slot_server
-    long_request = StreamInBackground(server, BLOCKER[0], 1000)  # ~10 s of generation
+    long_request = StreamInBackground(server, BLOCKER, 1000)  # ~10 s of generation
     assert wait_for(lambda: long_request.tokens >= 3)
     long_request.cancel()
     cancelled_at = time.monotonic()
     assert wait_for(lambda: metric_value(server, "ltr_scheduler_inflight_requests") == 0, 2.0)
     client = grpcclient.InferenceServerClient(server.grpc_url)
-    gen = generate(client, SHORT[0][0], 4)
+    gen = generate(client, SHORT[0], 4)
     client.close()
     assert gen.error is None and gen.tokens == 4
     # Had the engine (one slot) kept generating the cancelled 1000 tokens, this would take ~10 s.
@@ -187,33 +281,26 @@ def test_cancelling_a_generating_request_frees_its_slot_and_the_engine(one_slot_
 
 
 def test_stopping_ensemble_requests_by_id_frees_the_queue_and_the_slot(one_slot_server):
-    """Ensemble clients end a request the TensorRT-LLM way: `stop` with the same request id."""
+    """Ensemble clients end a request the TensorRT-LLM way: `stop` with the same request id; once
+    ended, the id is forgotten, so a later request that reuses it runs to its end."""
     server = one_slot_server
-    results: dict[str, Generation] = {}
-
-    def run(request_id: str, max_tokens: int) -> None:
-        client = grpcclient.InferenceServerClient(server.grpc_url)
-        results[request_id] = generate(client, BLOCKER[0], max_tokens, request_id=request_id)
-        client.close()
-
-    threads = [threading.Thread(target=run, args=("generating", 1000))]
-    threads[0].start()
-    assert wait_for(lambda: metric_value(server, "ltr_scheduler_inflight_requests") == 1)
-    threads.append(threading.Thread(target=run, args=("queued", 1000)))
-    threads[1].start()
-    assert wait_for(lambda: metric_value(server, "ltr_scheduler_waiting_requests") == 1)
+    clients = Clients(server)
+    clients.start(Sent(BLOCKER, 1000), request_id="generating", complete=False)
+    assert wait_for(lambda: inflight(server) == 1)
+    clients.start(Sent(BLOCKER, 1000), request_id="queued", complete=False)
+    assert wait_for(lambda: waiting(server) == 1)
 
     client = grpcclient.InferenceServerClient(server.grpc_url)
     assert stop_request(client, "queued") is None
-    assert wait_for(lambda: metric_value(server, "ltr_scheduler_waiting_requests") == 0, 2.0)
+    assert wait_for(lambda: waiting(server) == 0, 2.0)
     assert stop_request(client, "generating") is None
-    for thread in threads:
-        thread.join(timeout=5)
-    assert wait_for(lambda: metric_value(server, "ltr_scheduler_inflight_requests") == 0, 2.0)
-    assert results["queued"].tokens == 0 and 0 < results["generating"].tokens < 1000
+    clients.join_all(timeout_s=10)
+    assert wait_for(lambda: inflight(server) == 0, 2.0)
+    assert clients.results["queued"].tokens == 0 and 0 < clients.results["generating"].tokens < 1000
     assert "no live request" in stop_request(client, "generating")
-    gen = generate(client, SHORT[0][0], 4)  # the one engine slot is free again
-    assert gen.error is None and gen.tokens == 4
+    for reused in ("generating", "queued"):  # the one engine slot is free again, the ids too
+        gen = generate(client, SHORT[0], 4, request_id=reused)
+        assert gen.error is None and gen.tokens == 4, (reused, gen.error, gen.tokens)
     client.close()
-    assert wait_for(lambda: metric_value(server, "ltr_scheduler_requests_total", event="completed") == 1)
+    assert wait_for(lambda: metric_value(server, "ltr_scheduler_requests_total", event="completed") == 2)
     assert [metric_value(server, "ltr_scheduler_requests_total", event=e) for e in ("cancelled", "removed", "failed")] == [2, 1, 0]

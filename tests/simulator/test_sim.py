@@ -145,3 +145,30 @@ def test_every_preemption_gives_its_slot_back_and_is_admitted_again(policy: str,
     assert sim.admission.inflight == 0 and len(sim.queue) == 0 and sim.engine.idle
     assert sim.admission.admitted_total == len(lengths) + sim.preemptions
     assert [r.engine.generated for r in sim.requests] == lengths  # resumed, none lost
+
+
+def test_capacity_counts_the_busy_part_of_a_burst() -> None:
+    from simulator.sweep import measure_capacity
+
+    # 200 equal requests, 10 slots: while the queue lasts, 10 requests finish every 20 steps
+    burst = [TraceRequest(f"r{i}", 0.0, 8, 20) for i in range(200)]
+    cfg = SimConfig(max_inflight=10, batch_slots=10)
+    step = simulate(burst, np.zeros(200), "fcfs", cfg).times
+    per_wave = step.finish.max() / 20  # 20 waves of 10
+    assert measure_capacity(burst, cfg) == pytest.approx(10 / per_wave, rel=0.1)
+
+
+def test_generic_cap_answers_end_at_their_natural_length_and_only_the_oracle_knows_it() -> None:
+    """One max_tokens for all: answers still end at their own lengths (plus one end-token step each,
+    not counted as a token), fcfs keeps arrival order, the oracle ranks by the true length."""
+    from dataclasses import replace
+
+    w = [replace(r, max_tokens=50) for r in reqs([9, 2, 5])]
+    fcfs = simulate(w, np.zeros(3), "fcfs", cfg())
+    assert fcfs.times.output_tokens.tolist() == [9, 2, 5]
+    assert fcfs.steps == 9 + 2 + 5 + 3, "each answer takes one more step for its end token"
+    assert np.argsort(fcfs.times.finish).tolist() == [0, 1, 2]
+    oracle = simulate(w, np.zeros(3), "oracle", cfg())
+    assert np.argsort(oracle.times.finish).tolist() == [1, 2, 0]
+    capped = simulate([replace(r, max_tokens=4) for r in reqs([9, 2])], np.zeros(2), "fcfs", cfg())
+    assert capped.times.output_tokens.tolist() == [4, 2] and capped.steps == 4 + 2 + 1

@@ -29,5 +29,5 @@ def test_goodput_table() -> None:
                 "capacity_rps": 10.0, "goodput_rps": g, "goodput_load": g and g / 10, "below_sweep": g is None}
                for p, s, t, g in [("fcfs", "none", None, 9.0), ("ltr", "cross_fitted", 0.5, 11.0), ("oracle", "oracle", 1.0, None)]]
     text = "\n".join(goodput_lines(entries))
-    assert "p90 TTFT <= 2 s" in text and "| w | ltr | cross_fitted | 0.50 | 10.00 | 11.00 | 1.1 |" in text
+    assert "p90 TTFT <= 2 s" in text and "| w | ltr | cross_fitted | 0.50 | 10.00 | 11.00 | 1.100 |" in text
     assert "| w | oracle | oracle | 1.00 | 10.00 | below the sweep | - |" in text

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator
 
@@ -15,8 +16,13 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from runtime import llm_contract as llm
+from runtime.drain import DrainSignal
 from runtime.llm_stream import stream_chunks
+from runtime.predictor_version import ServingVersionWatch
+from runtime.predictor_fallback import FallbackRank
+from runtime.preprocess import check_sampling
 from runtime.relay import Job, Relay, RelayStats
+from runtime.request_log import LogSettings, RequestLog
 from runtime.scheduler_metrics import EVENTS, CounterDeltas, event_totals
 from runtime.triton_tensors import model_parameters, scalar, stop_requested
 from scheduler import AdmissionGate, RequestQueue, StarvationConfig, make_policy
@@ -40,8 +46,9 @@ def _expected_len(request) -> int | None:
 class BLSClient:
     """Streams tokens from the LLM model with BLS (runtime.llm_stream merges what arrived together)."""
 
-    def __init__(self, model_name: str, workers: int) -> None:
+    def __init__(self, model_name: str, workers: int, stall_timeout_s: float | None = None) -> None:
         self.model_name = model_name
+        self.stall_timeout_s = stall_timeout_s  # a dead LLM stub ends its streams with an error, not a hang
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bls")
 
     async def _call(self, job: Job, flag: str):
@@ -56,7 +63,7 @@ class BLSClient:
 
     async def stream(self, job: Job) -> AsyncIterator[list[int]]:
         responses = await self._call(job, llm.STREAMING)
-        async for chunk in stream_chunks(responses, self.executor, _token_ids, _error_message):
+        async for chunk in stream_chunks(responses, self.executor, _token_ids, _error_message, self.stall_timeout_s):
             yield chunk
 
     async def stop(self, job: Job) -> None:
@@ -92,9 +99,13 @@ class TritonSink:
         """End the response stream without data (the answer to a `stop` request)."""
         self.sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
-    def send_error(self, message: str) -> None:
+    def send_error(self, message: str, retryable: bool = False, invalid: bool = False) -> None:
+        """UNAVAILABLE (HTTP 503, gRPC UNAVAILABLE) when retrying later helps, INVALID_ARG (400) for
+        a bad request, INTERNAL otherwise."""
+        error = pb_utils.TritonError
+        code = error.UNAVAILABLE if retryable else error.INVALID_ARG if invalid else error.INTERNAL
         self.sender.send(
-            pb_utils.InferenceResponse(error=pb_utils.TritonError(message)),
+            pb_utils.InferenceResponse(error=error(message, code)),
             flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL,
         )
 
@@ -119,12 +130,33 @@ class SchedulerMetrics:
                 kind=counter,
             ),
         ]
+        self.families += [
+            pb_utils.MetricFamily(
+                name="ltr_scheduler_request_log_failures_total",
+                description="Request-log rows lost: unwritable path, full disk, or writer queue full (requests unaffected)",
+                kind=counter,
+            ),
+            pb_utils.MetricFamily(
+                name="ltr_scheduler_predictor_version",
+                description="The length-predictor version now scoring requests (request log: predictor_version)",
+                kind=gauge,
+            ),
+        ]
+        self.log_failures = self.families[3].Metric(labels=labels)
+        self.predictor_version = self.families[4].Metric(labels=labels)
+        self.log_lost = 0
         self.waiting = self.families[0].Metric(labels=labels)
         self.inflight = self.families[1].Metric(labels=labels)
         self.counters = {name: self.families[2].Metric(labels={**labels, "event": name}) for name in EVENTS}
         self.deltas = CounterDeltas(EVENTS)
 
-    def update(self, gate: AdmissionGate, relay: RelayStats) -> None:
+    def update(self, gate: AdmissionGate, relay: RelayStats, log_lost: int = 0, version: str | None = None) -> None:
+        """Called on the event loop only (the log's and the version watch's threads never touch a metric)."""
+        if log_lost > self.log_lost:
+            self.log_failures.increment(log_lost - self.log_lost)
+            self.log_lost = log_lost
+        if version is not None:
+            self.predictor_version.set(float(version))
         self.waiting.set(gate.queue.stats().waiting)
         self.inflight.set(gate.inflight)
         for name, increment in self.deltas(event_totals(gate, relay)).items():
@@ -140,18 +172,57 @@ class TritonPythonModel:
             max_size=int(params["max_queue_size"]),
         )
         max_inflight = int(params["max_inflight"])
+        self.fallback_rank = FallbackRank()
         self.metrics = SchedulerMetrics(params["policy"])
         self.gate = AdmissionGate(queue, max_inflight, on_change=lambda gate: self._publish())
         self.relay = Relay(
             self.gate,
-            BLSClient(params["llm_model"], workers=2 * max_inflight + 4),
+            BLSClient(params["llm_model"], workers=2 * max_inflight + 4,
+                      stall_timeout_s=float(params["llm_stall_timeout_s"]) or None),
             cancel_poll_s=int(params["cancel_poll_ms"]) / 1000,
+            queue_timeout_s=float(params["queue_timeout_s"]) or None,
+            grace_left=DrainSignal(params["drain_file"]),
         )
-        pb_utils.Logger.log_info(f"ltr_scheduler: policy={params['policy']} max_inflight={max_inflight}")
+        predictor_dir = Path(args["model_repository"]).parent / params["predictor_model"]
+        self.version_watch = ServingVersionWatch(
+            predictor_dir, lambda v: pb_utils.is_model_ready(model_name=params["predictor_model"], model_version=v),
+        )
+        self.request_log = self._request_log(params)
+        if self.request_log is not None:
+            self.relay.request_log = self.request_log.append
+        pb_utils.Logger.log_info(
+            f"ltr_scheduler: policy={params['policy']} max_inflight={max_inflight} "
+            f"request_log={self.request_log.path if self.request_log else 'off'}"
+        )
+
+    def _request_log(self, params: dict[str, str]) -> RequestLog | None:
+        """The request log (runtime.request_log), or None when `request_log` is empty."""
+        settings = LogSettings.from_parameters(params)
+        if not settings.path:
+            return None
+        decode = None
+        if settings.prompts:
+            from runtime.llama3_tokenizer import load_tokenizer
+
+            tokenizer = load_tokenizer(params.get("tokenizer_path") or None)
+            special = {tokenizer.bos_id}
+            decode = lambda ids: tokenizer.decode([i for i in ids if i not in special])  # noqa: E731
+        return RequestLog(settings, decode=decode)
+
+    def finalize(self) -> None:
+        self.version_watch.stop()
+        if self.request_log is not None:
+            self.request_log.close()
 
     def _publish(self) -> None:
         """On every change of the gate, and after every request, whose outcome the gate does not see."""
-        self.metrics.update(self.gate, self.relay.stats)
+        log = getattr(self, "request_log", None)
+        watch = getattr(self, "version_watch", None)
+        self.metrics.update(
+            self.gate, self.relay.stats,
+            log_lost=log.stats.write_failures + log.stats.dropped if log else 0,
+            version=watch.current if watch else None,
+        )
 
     async def execute(self, requests: list) -> None:
         await asyncio.gather(*(self._serve(request) for request in requests))
@@ -161,14 +232,14 @@ class TritonPythonModel:
         sink = TritonSink(request)
         if stop_requested(request):
             if not self.relay.request_stop(request.request_id()):
-                sink.send_error(f"no live request with id {request.request_id()!r} to stop")
+                sink.send_error(f"no live request with id {request.request_id()!r} to stop", invalid=True)
             else:
                 sink.close()
             return
         try:
             job = self._job(request)
-        except ValueError as exc:
-            sink.send_error(str(exc))
+        except ValueError as exc:  # runtime.preprocess.BadRequest included
+            sink.send_error(str(exc), invalid=True)
             return
         try:
             await self.relay.serve(job, sink)
@@ -179,6 +250,9 @@ class TritonPythonModel:
         input_ids = pb_utils.get_input_tensor_by_name(request, "input_ids").as_numpy()
         if input_ids.shape[0] != 1:
             raise ValueError(f"send one prompt per request (got a batch of {input_ids.shape[0]})")
+        check_sampling(
+            scalar(request, "temperature"), scalar(request, "runtime_top_k"), scalar(request, "runtime_top_p")
+        )
         passed = {}
         for name in llm.PASSED_THROUGH:
             tensor = pb_utils.get_input_tensor_by_name(request, name)
@@ -188,9 +262,10 @@ class TritonPythonModel:
             request_id=uuid.uuid4().hex,  # unique per LLM call; client ids may repeat
             input_ids=input_ids.reshape(-1).astype(np.int32),
             max_tokens=int(scalar(request, "request_output_len")),
-            score=float(scalar(request, "score")),
+            score=self.fallback_rank(float(scalar(request, "score"))),  # NaN: the predictor was out
             streaming=bool(scalar(request, "streaming", False)),
             llm_inputs=passed,
             client_id=request.request_id(),
             expected_len=_expected_len(request),
+            predictor_version=self.version_watch.current,
         )

@@ -1,0 +1,261 @@
+"""Supervision of the deployed tritonserver: notice a dead model stub or a dead server within
+seconds, say so on a readiness endpoint, and recover without an operator.
+
+Why it is needed (checked on Triton 2.51, docs/faults.md): a python model whose stub is killed is
+never restarted, and Triton keeps reporting the model and the server ready while every request to it
+fails ("Stub process ... is not healthy") or, for the decoupled scheduler, hangs. A crashed
+tritonserver stays down.
+
+What it does, every `interval_s`:
+- the server process is gone → restart it (same repository, ports and key);
+- a model has fewer stubs than its instance count → not ready, with the reason, then recover:
+  models whose requests end by themselves when their stub dies (the LLM: the scheduler's stall
+  timeout ends its streams; preprocessing and the predictor: they answer per call) are reloaded
+  through model control (unload + load; a `load` of an unchanged model is a no-op); for the
+  scheduler and postprocessing Triton never ends the requests that were on the dead stub and a
+  reloaded scheduler does not serve again, so the server is restarted, which ends those requests.
+Readiness (`GET /ready` on the health port): 200 {"ready": true} or 503 {"ready": false, "reason"}.
+
+    python -m deploy.supervisor --state-dir .deploy --health-port 8003   (started by `make deploy`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable, Mapping, Protocol
+
+from deploy.config_checks import load_repository
+from deploy.triton import (
+    Ports,
+    RepositoryAccess,
+    TritonServer,
+    process_tree,
+    remove_orphaned_shm_regions,
+    stop_tritonserver,
+    wait_ports_free,
+)
+
+log = logging.getLogger("deploy.supervisor")
+
+# Models whose in-flight requests end by themselves when their stub dies, so a reload suffices.
+RELOADABLE = frozenset({"tensorrt_llm", "length_predictor", "preprocessing"})
+PORTS_FILE = "ports.json"
+SUPERVISOR_PID_FILE = "supervisor.pid"
+DEFAULT_HEALTH_PORT = 8003
+
+
+class ServerHandle(Protocol):
+    """What the supervisor needs from a server; tests supply a fake."""
+
+    def alive(self) -> bool: ...
+
+    def stub_counts(self) -> Mapping[str, int]: ...
+
+    def reload(self, model: str) -> None: ...
+
+    def restart(self) -> None: ...
+
+
+@dataclass
+class Health:
+    ready: bool = False
+    reason: str = "starting"
+    recoveries: list[dict] = field(default_factory=list)  # what happened, for the faults benchmark
+
+    def as_json(self) -> dict:
+        return {"ready": self.ready, "reason": self.reason, "recoveries": self.recoveries[-20:]}
+
+
+class Supervisor:
+    def __init__(
+        self,
+        server: ServerHandle,
+        expected_stubs: Mapping[str, int],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.server = server
+        self.expected = dict(expected_stubs)
+        self.clock = clock
+        self.health = Health()
+
+    def missing_stubs(self) -> list[str]:
+        counts = self.server.stub_counts()
+        return sorted(m for m, n in self.expected.items() if counts.get(m, 0) < n)
+
+    def check_once(self) -> Health:
+        """One look, and the recovery it calls for. Returns the health seen before recovering."""
+        if not self.server.alive():
+            self._not_ready("tritonserver is not running")
+            self._recover("server", "restart", self.server.restart)
+            return self.health
+        dead = self.missing_stubs()
+        if not dead:
+            if not self.health.ready:
+                log.info("ready")
+            self.health.ready, self.health.reason = True, ""
+            return self.health
+        self._not_ready("stub of " + ", ".join(dead) + " is not running")
+        if all(model in RELOADABLE for model in dead):
+            for model in dead:
+                self._recover(model, "reload", lambda m=model: self.server.reload(m))
+        else:
+            self._recover(",".join(dead), "restart", self.server.restart)
+        return self.health
+
+    def _not_ready(self, reason: str) -> None:
+        if self.health.ready or self.health.reason != reason:
+            log.warning("not ready: %s", reason)
+        self.health.ready, self.health.reason = False, reason
+
+    def _recover(self, what: str, action: str, do: Callable[[], None]) -> None:
+        started = self.clock()
+        try:
+            do()
+            ok, error = True, None
+        except Exception as exc:  # the next check tries again
+            ok, error = False, repr(exc)
+            log.exception("%s of %s failed", action, what)
+        self.health.recoveries.append({"what": what, "action": action, "at": started, "ok": ok,
+                                       "seconds": round(self.clock() - started, 3), "error": error})
+        log.warning("%s %s: %s in %.1fs", action, what, "done" if ok else "FAILED", self.clock() - started)
+
+    def run(self, interval_s: float, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.check_once()
+            except Exception:
+                log.exception("supervision check failed")
+            stop.wait(interval_s)
+
+
+def expected_stubs(repository: Path) -> dict[str, int]:
+    """Stubs per python model: the sum of its instance groups' counts (a group without a count: 1)."""
+    configs, _ = load_repository(repository)
+    return {
+        name: sum(group.count or 1 for group in config.instance_group) or 1
+        for name, config in configs.items()
+        if config.backend == "python"
+    }
+
+
+def stub_counts(server_pid: int, repository: Path, proc: Path = Path("/proc")) -> dict[str, int]:
+    """Live python stubs of a server by model: its children whose command runs `<repo>/<model>/...`."""
+    counts: dict[str, int] = {}
+    prefix = str(Path(repository).resolve()) + "/"
+    for pid in process_tree(server_pid, proc)[1:]:
+        for arg in _command_line(proc / str(pid)):
+            text = arg.decode(errors="replace")
+            if text.startswith(prefix):
+                model = text[len(prefix):].split("/", 1)[0]
+                counts[model] = counts.get(model, 0) + 1
+                break
+    return counts
+
+
+def _command_line(process: Path) -> list[bytes]:
+    """A process's arguments. A stub whose main thread has exited while its other threads run (seen
+    with the scheduler's stub after a restart) shows an empty cmdline: its threads' still tell."""
+    for path in [process / "cmdline", *sorted(process.glob("task/*/cmdline"))]:
+        try:
+            args = path.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(args):
+            return args
+    return []
+
+
+class DeployedServer:
+    """The tritonserver `make deploy` started, found through its state directory."""
+
+    def __init__(self, state: Path) -> None:
+        self.state = Path(state)
+        self.repository = (self.state / "model_repository").resolve()
+        self.ports = Ports(**json.loads((self.state / PORTS_FILE).read_text()))
+        self.access = RepositoryAccess.load(self.state)
+        self.pid_file = self.state / "tritonserver.pid"
+
+    @property
+    def pid(self) -> int:
+        return int(self.pid_file.read_text())
+
+    def alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+            status = Path(f"/proc/{self.pid}/stat").read_text().rsplit(") ", 1)[1]
+            return not status.startswith("Z")
+        except (OSError, ValueError, IndexError):
+            return False
+
+    def stub_counts(self) -> Mapping[str, int]:
+        return stub_counts(self.pid, self.repository)
+
+    def reload(self, model: str) -> None:
+        for action in ("unload", "load"):
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{self.ports.http}/v2/repository/models/{model}/{action}",
+                data=b"{}", headers={"Content-Type": "application/json", **self.access.headers()},
+            )
+            urllib.request.urlopen(request, timeout=60).close()
+
+    def restart(self) -> None:
+        """Kill what is left at once (the requests on a dead stub never end anyway), clean its shared
+        memory, start a fresh server on the same ports."""
+        if self.alive():
+            stop_tritonserver(self.pid, timeout_s=0)
+        remove_orphaned_shm_regions()
+        wait_ports_free([self.ports.http, self.ports.grpc, self.ports.metrics])
+        server = TritonServer(self.repository, self.state, self.ports, repository_access=self.access)
+        server.start(timeout_s=120, detach=True)
+        self.pid_file.write_text(str(server.process.pid))
+
+
+def serve_health(supervisor: Supervisor, port: int) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            health = supervisor.health
+            status = 200 if self.path.startswith("/live") or health.ready else 503
+            body = json.dumps(health.as_json()).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True, name="health").start()
+    return httpd
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--health-port", type=int, default=DEFAULT_HEALTH_PORT)
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between checks")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    server = DeployedServer(Path(args.state_dir))
+    supervisor = Supervisor(server, expected_stubs(server.repository))
+    serve_health(supervisor, args.health_port)
+    stop = threading.Event()
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    supervisor.run(args.interval, stop)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,43 @@
+"""The loop benchmark's bookkeeping: disjoint prompt sets, which rows count for tau, synthetic logs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from benchmarks.loop import served_pairs, split_prompts, synthetic_log
+from runtime.request_log import read_rows
+from workloads.lengths import CASTILLO_FILE
+
+
+def test_split_prompts_is_disjoint_and_seeded():
+    prompts = [f"p{i}" for i in range(100)]
+    traffic, test = split_prompts(prompts, 60, 30, seed=1)
+    assert len(traffic) == 60 and len(test) == 30 and not set(traffic) & set(test)
+    assert split_prompts(prompts, 60, 30, seed=1) == (traffic, test) != split_prompts(prompts, 60, 30, seed=2)
+
+
+def test_served_pairs_takes_completed_rows_of_the_version_asked():
+    rows = [
+        {"prompt": "a", "finish_reason": "stop", "score": 1.0, "output_tokens": 5, "predictor_version": "1"},
+        {"prompt": "a", "finish_reason": "stop", "score": 2.0, "output_tokens": 6, "predictor_version": "2"},
+        {"prompt": "b", "finish_reason": "length", "score": 3.0, "output_tokens": 9, "predictor_version": "2"},
+        {"prompt": "c", "finish_reason": "cancelled", "score": 4.0, "output_tokens": 1, "predictor_version": "2"},
+        {"prompt": "d", "finish_reason": "stop", "score": 5.0, "output_tokens": 2, "predictor_version": "2"},
+    ]
+    scores, lengths, prompts = served_pairs(rows, {"a", "b", "c"}, "2")
+    assert prompts == ["a", "b"] and scores.tolist() == [2.0, 3.0] and lengths.tolist() == [6.0, 9.0]
+    assert served_pairs(rows, {"a"})[0].tolist() == [2.0]  # any version: the last row of a prompt
+
+
+def test_synthetic_log_rows_are_recorded_lengths_of_other_prompts(tmp_path):
+    src = tmp_path / CASTILLO_FILE
+    src.parent.mkdir(parents=True)
+    src.write_text("".join(json.dumps({"prompt": f"p{i}", "output_tokens_samples": [i, i + 1]}) + "\n" for i in range(5)))
+    path = synthetic_log(tmp_path, {"p0"}, 50, tmp_path / "log.jsonl", seed=0)
+    rows = read_rows(path)
+    assert len(rows) == 50 and {r["finish_reason"] for r in rows} == {"stop"}
+    assert "p0" not in {r["prompt"] for r in rows}
+    assert all(int(r["prompt"][1:]) <= r["output_tokens"] <= int(r["prompt"][1:]) + 1 for r in rows)
+    assert np.all(np.diff([r["end_time"] for r in rows]) > 0)

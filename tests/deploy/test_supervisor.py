@@ -1,0 +1,144 @@
+"""The supervisor with a fake server: what it notices, what it reports, how it recovers."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from deploy.supervisor import Supervisor, expected_stubs, serve_health, stub_counts
+from deploy.triton import free_ports
+from repo_paths import REPO_ROOT
+
+EXPECTED = {"preprocessing": 1, "length_predictor": 1, "ltr_scheduler": 1, "tensorrt_llm": 1, "postprocessing": 1}
+
+
+class FakeServer:
+    def __init__(self) -> None:
+        self.running = True
+        self.stubs = dict(EXPECTED)
+        self.actions: list[str] = []
+
+    def alive(self) -> bool:
+        return self.running
+
+    def stub_counts(self) -> dict[str, int]:
+        return dict(self.stubs)
+
+    def reload(self, model: str) -> None:
+        self.actions.append(f"reload {model}")
+        self.stubs[model] = EXPECTED[model]
+
+    def restart(self) -> None:
+        self.actions.append("restart")
+        self.running, self.stubs = True, dict(EXPECTED)
+
+
+def test_all_stubs_running_is_ready_and_nothing_is_done():
+    server = FakeServer()
+    supervisor = Supervisor(server, EXPECTED)
+    assert supervisor.check_once().ready and server.actions == []
+
+
+def test_a_dead_llm_or_predictor_stub_is_reported_then_reloaded():
+    server = FakeServer()
+    supervisor = Supervisor(server, EXPECTED)
+    server.stubs["tensorrt_llm"] = 0
+    health = supervisor.check_once()
+    assert not health.ready and health.reason == "stub of tensorrt_llm is not running"
+    assert server.actions == ["reload tensorrt_llm"]
+    assert supervisor.check_once().ready  # recovered: ready again on the next look
+    assert supervisor.health.recoveries[0]["what"] == "tensorrt_llm" and supervisor.health.recoveries[0]["ok"]
+
+
+def test_a_dead_scheduler_or_postprocessing_stub_restarts_the_server():
+    for model in ("ltr_scheduler", "postprocessing"):
+        server = FakeServer()
+        supervisor = Supervisor(server, EXPECTED)
+        server.stubs[model] = 0
+        server.stubs["length_predictor"] = 0
+        assert not supervisor.check_once().ready
+        assert server.actions == ["restart"], model  # one restart recovers both
+
+
+def test_a_crashed_server_is_restarted():
+    server = FakeServer()
+    supervisor = Supervisor(server, EXPECTED)
+    server.running = False
+    health = supervisor.check_once()
+    assert health.reason == "tritonserver is not running" and server.actions == ["restart"]
+    assert supervisor.check_once().ready
+
+
+def test_a_failed_recovery_is_recorded_and_tried_again():
+    server = FakeServer()
+    calls = []
+
+    def broken_reload(model: str) -> None:
+        calls.append(model)
+        raise ConnectionError("refused")
+
+    server.reload = broken_reload
+    supervisor = Supervisor(server, EXPECTED)
+    server.stubs["preprocessing"] = 0
+    supervisor.check_once()
+    supervisor.check_once()
+    assert calls == ["preprocessing", "preprocessing"]
+    assert [r["ok"] for r in supervisor.health.recoveries] == [False, False]
+
+
+def test_readiness_endpoint_says_why_it_is_not_ready():
+    server = FakeServer()
+    supervisor = Supervisor(server, EXPECTED)
+    port = free_ports(1)[0]
+    httpd = serve_health(supervisor, port)
+    try:
+        server.stubs["postprocessing"] = 0
+        server.restart = lambda: None  # stays broken
+        supervisor.check_once()
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5)
+            raise AssertionError("expected 503")
+        except urllib.error.HTTPError as err:
+            assert err.code == 503
+            assert json.loads(err.read())["reason"] == "stub of postprocessing is not running"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/live", timeout=5) as resp:
+            assert resp.status == 200  # alive (the supervisor answers) though not ready
+    finally:
+        httpd.shutdown()
+
+
+def test_expected_stubs_come_from_the_instance_groups():
+    counts = expected_stubs(REPO_ROOT / "model_repository")
+    assert counts == EXPECTED  # the ensemble has no stub
+
+
+def _fake_proc(root: Path, pid: int, ppid: int, cmdline: list[str]) -> None:
+    (root / str(pid)).mkdir(parents=True)
+    (root / str(pid) / "stat").write_text(f"{pid} (x y) S {ppid} 1 1")
+    (root / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in cmdline) + b"\0")
+
+
+def test_stub_counts_read_the_server_children_command_lines(tmp_path):
+    proc, repo = tmp_path / "proc", tmp_path / "repo"
+    repo.mkdir()
+    _fake_proc(proc, 100, 1, ["tritonserver"])
+    _fake_proc(proc, 101, 100, ["stub", f"{repo}/tensorrt_llm/1/model.py", "region"])
+    _fake_proc(proc, 102, 100, ["stub", f"{repo}/ltr_scheduler/1/model.py", "region"])
+    _fake_proc(proc, 103, 100, ["stub", f"{repo}/ltr_scheduler/1/model.py", "region"])
+    _fake_proc(proc, 200, 1, ["stub", f"{repo}/preprocessing/1/model.py"])  # another server's
+    assert stub_counts(100, repo, proc) == {"tensorrt_llm": 1, "ltr_scheduler": 2}
+
+
+def test_a_stub_whose_main_thread_exited_is_counted_by_its_threads(tmp_path):
+    proc, repo = tmp_path / "proc", tmp_path / "repo"
+    repo.mkdir()
+    _fake_proc(proc, 100, 1, ["tritonserver"])
+    _fake_proc(proc, 101, 100, [])  # the leader's cmdline reads empty
+    (proc / "101" / "cmdline").write_bytes(b"")
+    (proc / "101" / "task" / "105").mkdir(parents=True)
+    (proc / "101" / "task" / "105" / "cmdline").write_bytes(f"stub\0{repo}/ltr_scheduler/1/model.py\0".encode())
+    _fake_proc(proc, 102, 100, [])  # a zombie: nothing anywhere
+    (proc / "102" / "cmdline").write_bytes(b"")
+    assert stub_counts(100, repo, proc) == {"ltr_scheduler": 1}

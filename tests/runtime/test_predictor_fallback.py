@@ -1,0 +1,75 @@
+"""Predictor failure costs ranking, not requests: NaN scores on failure or timeout, one log line per
+episode, and a frozen fallback rank that keeps such requests in arrival order."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+
+from runtime.predictor_fallback import FallbackRank, FallbackScorer
+
+
+class FlakyPredictor:
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.release = threading.Event()
+
+    def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if self.mode == "fail":
+            raise RuntimeError("Stub process 'length_predictor_0_0' is not healthy.")
+        if self.mode == "hang":
+            self.release.wait(5)
+        return mask.sum(axis=1).astype(np.float32)
+
+
+def test_scores_pass_through_while_the_predictor_answers():
+    lines: list[str] = []
+    scorer = FallbackScorer(FlakyPredictor(), timeout_s=1.0, report=lines.append)
+    mask = np.array([[1, 1, 0], [1, 1, 1]])
+    assert scorer.score(np.zeros_like(mask), mask).tolist() == [2.0, 3.0]
+    assert scorer.fallbacks == 0 and not lines
+
+
+def test_failures_fall_back_count_every_request_and_log_once_per_episode():
+    lines: list[str] = []
+    predictor = FlakyPredictor()
+    scorer = FallbackScorer(predictor, timeout_s=1.0, report=lines.append)
+    mask = np.ones((3, 2), dtype=np.int64)
+    predictor.mode = "fail"
+    for _ in range(4):
+        assert np.isnan(scorer.score(mask, mask)).all()
+    assert scorer.fallbacks == 12 and scorer.episodes == 1 and len(lines) == 1
+    assert "length predictor unavailable" in lines[0] and "not healthy" in lines[0]
+    predictor.mode = "ok"
+    assert scorer.score(mask, mask).tolist() == [2.0, 2.0, 2.0]  # ranking resumes by itself
+    assert len(lines) == 2 and "ranking resumed" in lines[1]
+    predictor.mode = "fail"
+    scorer.score(mask, mask)
+    assert scorer.episodes == 2 and len(lines) == 3
+
+
+def test_a_predictor_that_does_not_answer_in_time_falls_back():
+    lines: list[str] = []
+    predictor = FlakyPredictor()
+    predictor.mode = "hang"
+    scorer = FallbackScorer(predictor, timeout_s=0.05, report=lines.append)
+    mask = np.ones((1, 2), dtype=np.int64)
+    assert np.isnan(scorer.score(mask, mask)).all()
+    assert "no answer within 0.05 s" in lines[0]
+    predictor.release.set()
+
+
+def test_a_wrong_number_of_scores_is_a_failure_too():
+    scorer = FallbackScorer(lambda ids, mask: np.zeros(1), timeout_s=1.0, report=lambda line: None)
+    assert np.isnan(scorer.score(np.ones((2, 2)), np.ones((2, 2)))).all()
+
+
+def test_fallback_rank_is_the_running_mean_frozen_during_an_episode():
+    rank = FallbackRank(weight=0.5)
+    assert rank(float("nan")) == 0.0  # nothing seen yet
+    assert rank(4.0) == 4.0 and rank(2.0) == 2.0  # real scores pass through
+    assert rank(float("nan")) == 3.0 == rank(float("nan"))  # equal: ties break by arrival
+    assert rank(float("-inf")) == float("-inf") and rank(float("nan")) == 3.0  # non-finite never moves it
+    assert not math.isnan(rank(float("nan")))
