@@ -247,6 +247,7 @@ def run(args: argparse.Namespace) -> dict:
     s2, y2, p2 = served_pairs(rows, test_set, "2")
     s1_served, y1_served, _ = served_pairs(rows, test_set, "1")
     report["n_test"] = len(p2)
+    report["n_test_sent"] = len(test)
     report["tau_after"] = kendall_tau(s2, y2)
     # v1's scores for the same fresh prompts, with the server's own ONNX file and preprocessing
     v1 = LengthRanker(source / "length_predictor" / "1", intra_op_threads=args.threads)
@@ -287,7 +288,9 @@ def write_markdown(report: dict, path: Path, png: str) -> None:
         "",
         "Real tritonserver on CPU (stand-in LLM in timing mode, answers ending at Llama-3.1-8B-Instruct's lengths",
         "for CASTILLO prompts), shipped predictor v1 (AlpacaEval / Llama-3 trained), request log on;",
-        f"{report['n_logged']} logged requests, retrain, hot swap to v2 while {report['n_test']}+ fresh prompts stream.",
+        f"{report['n_logged']} logged requests, retrain, hot swap to v2 while {report.get('n_test_sent', '?')} fresh prompts stream",
+        f"({report['n_test']} of them scored by v2: they are the test set; v1's scores for them come from the same ONNX file and",
+        "preprocessing the server runs).",
         "",
         "| | value |",
         "|---|---|",
@@ -304,6 +307,7 @@ def write_markdown(report: dict, path: Path, png: str) -> None:
         f"| failed requests in the whole fresh phase | {report['failed_requests_phase2']} |",
         f"| simulator, {lat['rate_per_s']} req/s for {lat['duration_s']} s: mean latency per token FCFS / LTR v1 / LTR v2 (s) | "
         f"{lat['fcfs']:.4f} / {lat['ltr_v1']:.4f} / {lat['ltr_v2']:.4f} |",
+        *(["", f"5000-row retrain: {report['retrain_timing']['rows']}."] if "retrain_timing" in report else []),
         "",
         "Learning curve (tau on the fresh prompts of a version retrained on the first k logged requests):",
         "",
@@ -323,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("results/loop.json"))
     ap.add_argument("--data-dir", type=Path, default=None)
     ap.add_argument("--n-logged", type=int, default=1500)
-    ap.add_argument("--n-test", type=int, default=540)
+    ap.add_argument("--n-test", type=int, default=700, help="fresh prompts sent; those scored by v1 before the swap do not count")
     ap.add_argument("--timing-rows", type=int, default=5000, help="also time a retrain on this many log rows (0: skip)")
     ap.add_argument("--max-tokens", type=int, default=2048)
     ap.add_argument("--slots", type=int, default=256, help="stand-in batch slots (a fast engine fills the log sooner)")

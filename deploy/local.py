@@ -13,6 +13,7 @@ import json
 import subprocess
 import os
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -170,18 +171,23 @@ def stop(args: argparse.Namespace) -> int:
     if triton_pid is not None:
         begin_drain(state / DRAIN_FILE, args.grace)
     openai_pid_file = Path(args.state_dir) / OPENAI_PID_FILE
-    if (openai_pid := _running_pid(openai_pid_file)) is not None:
-        stop_pid(openai_pid)
-        print(f"stopped the OpenAI server (pid {openai_pid})")
-    openai_pid_file.unlink(missing_ok=True)
+    openai_stop = None
+    if (openai_pid := _running_pid(openai_pid_file)) is not None:  # stops beside tritonserver
+        openai_stop = threading.Thread(target=stop_pid, args=(openai_pid,))
+        openai_stop.start()
     pid_file = Path(args.state_dir) / "tritonserver.pid"
     pid = _running_pid(pid_file)
+    t0 = time.monotonic()
+    if pid is not None:
+        stop_tritonserver(pid, args.grace + 5, idle=lambda: _scheduler_idle(state))
+    if openai_stop is not None:
+        openai_stop.join()
+        print(f"stopped the OpenAI server (pid {openai_pid})")
+    openai_pid_file.unlink(missing_ok=True)
     if pid is None:
         print("no tritonserver running from this checkout")
         pid_file.unlink(missing_ok=True)
         return 0
-    t0 = time.monotonic()
-    stop_tritonserver(pid, args.grace + 5, idle=lambda: _scheduler_idle(state))
     remove_orphaned_shm_regions()  # of servers killed earlier (a crash, a supervisor restart)
     pid_file.unlink(missing_ok=True)
     (state / DRAIN_FILE).unlink(missing_ok=True)

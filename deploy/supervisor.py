@@ -22,9 +22,11 @@ Readiness (`GET /ready` on the health port): 200 {"ready": true} or 503 {"ready"
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import signal
 import threading
 import time
 import urllib.request
@@ -183,6 +185,7 @@ class DeployedServer:
         self.ports = Ports(**json.loads((self.state / PORTS_FILE).read_text()))
         self.access = RepositoryAccess.load(self.state)
         self.pid_file = self.state / "tritonserver.pid"
+        self._stubs_seen: set[int] = set()  # a killed server can leave a stub running, orphaned
 
     @property
     def pid(self) -> int:
@@ -197,7 +200,17 @@ class DeployedServer:
             return False
 
     def stub_counts(self) -> Mapping[str, int]:
+        self._stubs_seen = set(process_tree(self.pid)[1:]) or self._stubs_seen
         return stub_counts(self.pid, self.repository)
+
+    def _kill_orphaned_stubs(self) -> None:
+        """Stubs of a server that died: still ours if their command still names our repository."""
+        prefix = (str(self.repository) + "/").encode()
+        for pid in self._stubs_seen:
+            if any(arg.startswith(prefix) for arg in _command_line(Path(f"/proc/{pid}"))):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        self._stubs_seen = set()
 
     def reload(self, model: str) -> None:
         for action in ("unload", "load"):
@@ -212,6 +225,7 @@ class DeployedServer:
         memory, start a fresh server on the same ports."""
         if self.alive():
             stop_tritonserver(self.pid, timeout_s=0)
+        self._kill_orphaned_stubs()
         remove_orphaned_shm_regions()
         wait_ports_free([self.ports.http, self.ports.grpc, self.ports.metrics])
         server = TritonServer(self.repository, self.state, self.ports, repository_access=self.access)
@@ -250,8 +264,6 @@ def main(argv: list[str] | None = None) -> int:
     supervisor = Supervisor(server, expected_stubs(server.repository))
     serve_health(supervisor, args.health_port)
     stop = threading.Event()
-    import signal
-
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     supervisor.run(args.interval, stop)
     return 0

@@ -62,6 +62,14 @@ EQUIVALENT: list[tuple[str, str, str]] = [
      "an absent beam_width passes `beam is not None and ...` as the default 1 does"),
     ("runtime.relay.Relay._generate", r"raise RequestCancelled\(None\)",
      "the relay's handler does not read the exception's argument"),
+    ("runtime.relay.Relay.serve", r"^arrival=None,$|^\)$",
+     "no served policy or queue reads QueuedRequest.arrival (the simulator sets its own)"),
+    ("engine.settings.parse_request",
+     r'first_value\(tensors\.get\("(random_seed|runtime_top_k|runtime_top_p|temperature|streaming)"\),( None)?\s*\)',
+     "the default is applied again where the value is used (`x if x is not None else default`, "
+     "`top_k or 0`, bool(None) is False)"),
+    ("engine.settings.parse_request", r"\((seed|temperature|top_p) is not None\) or True|is not None else 2\.0,",
+     "the value is never None there: first_value's default already filled it in"),
 ]
 
 
@@ -183,7 +191,8 @@ def _mutmut_version() -> str:
     return version("mutmut")
 
 
-def run(workers: int, timeout_min: float, out_dir: Path, resume: bool = False) -> dict:
+def run_mutmut(workers: int, timeout_min: float, resume: bool) -> tuple[float, bool]:
+    """Seconds taken, and whether mutmut finished within `timeout_min`."""
     if not resume:  # fresh: the code under test may have changed
         shutil.rmtree(REPO_ROOT / "mutants", ignore_errors=True)
     started = time.monotonic()
@@ -198,7 +207,11 @@ def run(workers: int, timeout_min: float, out_dir: Path, resume: bool = False) -
         os.killpg(mutmut.pid, signal.SIGKILL)
         mutmut.wait()
         complete = False  # the mutants not reached are listed as "not checked"
-    seconds = time.monotonic() - started
+    return time.monotonic() - started, complete
+
+
+def report(out_dir: Path, seconds: float, complete: bool, workers: int, resume: bool) -> dict:
+    """Read mutmut's results in mutants/ and write results/mutation.{json,md}."""
     listing = subprocess.run([_mutmut(), "results", "--all", "true"], cwd=REPO_ROOT, check=True,
                              capture_output=True, text=True).stdout
     mutants = parse_results(listing)
@@ -212,6 +225,7 @@ def run(workers: int, timeout_min: float, out_dir: Path, resume: bool = False) -
     summary = summarize(mutants, survivors, seconds, workers)
     summary["complete"] = complete
     summary["resumed"] = resume
+    summary["not_checked"] = sum(status == "not checked" for status in summary["other"].values())
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "mutation.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     (out_dir / "mutation.md").write_text(markdown(summary))
@@ -225,8 +239,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "results")
     ap.add_argument("--resume", action="store_true",
                     help="keep mutants/ from a run stopped at its time limit: run only what it did not reach")
+    ap.add_argument("--report-only", type=float, metavar="SECONDS", default=None,
+                    help="only rewrite the results from mutants/ (an earlier run that took SECONDS)")
     args = ap.parse_args()
-    summary = run(args.workers, args.timeout_min, args.out, args.resume)
+    if args.report_only is not None:
+        summary = report(args.out, args.report_only, complete=True, workers=args.workers, resume=args.resume)
+    else:
+        seconds, complete = run_mutmut(args.workers, args.timeout_min, args.resume)
+        summary = report(args.out, seconds, complete, args.workers, args.resume)
     print(f"mutation: killed {summary['killed']} of {summary['total']} ({100 * summary['score']:.1f}%), "
           f"{len(summary['survived'])} survived ({summary['equivalent']} equivalent), {summary['seconds']:.0f} s "
           f"-> {args.out / 'mutation.json'}")

@@ -43,6 +43,7 @@ class FakeSink:
         return self.cancel_after is not None and len(self.tokens) >= self.cancel_after
 
     def send_tokens(self, token_ids, context_ids, final, finish=None):
+        assert isinstance(token_ids, list) and isinstance(context_ids, list)  # the Triton sink packs lists
         assert context_ids == self.tokens[-CONTEXT_TOKENS:] or not token_ids
         assert (finish is not None) == final, "the final response, and only it, says why it ended"
         self.tokens.extend(token_ids)
