@@ -3,9 +3,9 @@
 The ensemble routes every request to the predictor's latest loaded version (`model_version: -1`),
 and a hot swap (deploy/swap.py) loads a new version beside the old one, after which Triton
 unloads the old. The scheduler cannot ask which version scored one request (the GPU bundle's
-native ONNX predictor outputs nothing but the score), so it watches instead: a daemon thread asks
-Triton now and then which on-disk versions are ready and takes the highest, which is the one the
-ensemble's `-1` picks. A request scored within one `interval_s` (0.25 s) after a swap may be logged
+native ONNX predictor outputs nothing but the score), so it watches instead: as requests arrive it
+asks Triton, at most every `interval_s`, which on-disk versions are ready and takes the highest,
+which is the one the ensemble's `-1` picks. A request scored within one `interval_s` (0.25 s) after a swap may be logged
 with the previous version (measured in results/loop.md with a 1 s interval: the rows logged as v1
 during the swap mixed both versions' scores).
 """
@@ -13,7 +13,7 @@ during the swap mixed both versions' scores).
 from __future__ import annotations
 
 import logging
-import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -40,21 +40,27 @@ def highest_ready(candidates: list[str], is_ready: Callable[[str], bool]) -> str
 
 
 class ServingVersionWatch:
-    """Keeps `current` (the serving version, or None before the first answer) up to date."""
+    """Keeps `current` (the serving version, or None before the first answer) up to date.
+
+    No thread of its own: the scheduler calls `maybe_refresh` on its event loop as requests
+    arrive (at most once per `interval_s`), so Triton is only asked from the stub's own thread,
+    as every other model-state call is.
+    """
 
     def __init__(
         self, model_dir: str | Path, is_ready: Callable[[str], bool], interval_s: float = 0.25,
-        on_change: Callable[[str | None], None] | None = None,
+        on_change: Callable[[str | None], None] | None = None, clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.model_dir = Path(model_dir)
         self.is_ready = is_ready
         self.interval_s = interval_s
         self.on_change = on_change
+        self.clock = clock
         self.current: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._last: float | None = None
 
     def refresh(self) -> str | None:
+        self._last = self.clock()
         version = highest_ready(version_folders(self.model_dir), self.is_ready)
         if version is not None and version != self.current:
             self.current = version
@@ -62,18 +68,8 @@ class ServingVersionWatch:
                 self.on_change(version)
         return self.current
 
-    @property
-    def started(self) -> bool:
-        return self._thread is not None
-
-    def start(self) -> "ServingVersionWatch":
-        self._thread = threading.Thread(target=self._run, name="predictor-version", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.refresh()
+    def maybe_refresh(self) -> str | None:
+        """`refresh` if the last one is `interval_s` old (or there was none), else the known version."""
+        if self._last is None or self.clock() - self._last >= self.interval_s:
+            return self.refresh()
+        return self.current

@@ -54,6 +54,7 @@ from workloads.metrics import RequestTimes, summarize
 from workloads.scores import cross_fitted_pool_scores, noisy_oracle_scores, request_scores
 
 HPA_FILE = REPO_ROOT / "deploy" / "k8s" / "base" / "hpa.yaml"
+WAITING, INFLIGHT = "ltr_scheduler_waiting_requests", "ltr_scheduler_inflight_requests"  # the gauges it reads
 HPA_TOLERANCE = 0.1  # kube-controller-manager's --horizontal-pod-autoscaler-tolerance default
 SCRAPE_S = 15.0  # Prometheus scrape and HPA sync period
 REPLICA_COUNTS = (1, 4, 16, 64)
@@ -68,10 +69,9 @@ DURATIONS_S = {"alpaca": 20.0, "arena": 20.0, "azure_conv": 20.0, "mooncake_conv
 
 @dataclass(frozen=True)
 class HpaRule:
-    """The Pods-metric rule of the shipped HPA."""
+    """The Pods-metric rules of the shipped HPA: (metric, average target per pod), in order."""
 
-    metric: str
-    target: float
+    metrics: tuple[tuple[str, float], ...]
     min_replicas: int
     max_replicas: int
     scale_down_window_s: float = 300.0  # behavior.scaleDown.stabilizationWindowSeconds (Kubernetes' default)
@@ -79,17 +79,19 @@ class HpaRule:
     @classmethod
     def load(cls, path: Path = HPA_FILE) -> HpaRule:
         spec = yaml.safe_load(path.read_text())["spec"]
-        (metric,) = [m["pods"] for m in spec["metrics"] if m["type"] == "Pods"]
+        metrics = tuple((m["pods"]["metric"]["name"], float(m["pods"]["target"]["averageValue"]))
+                        for m in spec["metrics"] if m["type"] == "Pods")
         window = spec.get("behavior", {}).get("scaleDown", {}).get("stabilizationWindowSeconds", 300)
-        return cls(metric["metric"]["name"], float(metric["target"]["averageValue"]),
-                   int(spec.get("minReplicas", 1)), int(spec["maxReplicas"]), float(window))
+        return cls(metrics, int(spec.get("minReplicas", 1)), int(spec["maxReplicas"]), float(window))
 
-    def desired(self, current: int, per_pod: float) -> int:
-        """desiredReplicas = ceil(current x metric / target), unchanged within the tolerance."""
-        ratio = per_pod / self.target
-        if abs(ratio - 1.0) <= HPA_TOLERANCE:
-            return current
-        return min(max(math.ceil(current * ratio), self.min_replicas), self.max_replicas)
+    def desired(self, current: int, per_pod: dict[str, float]) -> int:
+        """desiredReplicas: per metric ceil(current x value / target), unchanged within the tolerance;
+        the HPA follows the metric that asks for most, within min..max replicas."""
+        asks = []
+        for metric, target in self.metrics:
+            ratio = per_pod[metric] / target
+            asks.append(current if abs(ratio - 1.0) <= HPA_TOLERANCE else math.ceil(current * ratio))
+        return min(max(max(asks), self.min_replicas), self.max_replicas)
 
     def stabilized(self, history: Sequence[tuple[float, int]], now: float) -> int:
         """What the HPA acts on: a scale-down waits for the highest recommendation of the last
@@ -263,7 +265,7 @@ def autoscale_entry(spec: ReplicaSpec, full: Sequence[wl.TraceRequest], capacity
     for s in res.samples:
         offered = next((f for (_, f), e in zip(phases, ends) if s.t < e), 0.0)
         gauge = float(np.mean(s.waiting))
-        history.append((s.t, hpa.desired(n, gauge)))
+        history.append((s.t, hpa.desired(n, {WAITING: gauge, INFLIGHT: float(np.mean(s.inflight))})))
         samples.append({
             "t": s.t, "offered_load": offered, "gauge_mean": gauge, "gauge_max": max(s.waiting),
             "gauge_min": min(s.waiting), "inflight_mean": float(np.mean(s.inflight)),
@@ -272,7 +274,7 @@ def autoscale_entry(spec: ReplicaSpec, full: Sequence[wl.TraceRequest], capacity
         })
     return {"entry": "autoscale", "workload": "azure_conv (load step)", "replicas": n, "policy": "ltr",
             "router": "least_waiting", "phases": [{"seconds": s, "load": f} for s, f in phases],
-            "capacity_rps": capacity_rps, "hpa": {"metric": hpa.metric, "target_per_pod": hpa.target,
+            "capacity_rps": capacity_rps, "hpa": {"metrics": dict(hpa.metrics),
             "min_replicas": hpa.min_replicas, "max_replicas": hpa.max_replicas, "tolerance": HPA_TOLERANCE,
             "scale_down_window_s": hpa.scale_down_window_s},
             "scrape_s": SCRAPE_S, "n_requests": len(reqs), "samples": samples}
@@ -365,8 +367,9 @@ def _autoscale_lines(a: dict) -> list[str]:
         f"{a['workload']}: {a['replicas']} replicas (LTR, least_waiting), load per replica "
         + " -> ".join(f"{p['load']:g}x for {p['seconds']:g} s" for p in a["phases"])
         + f" of one replica's capacity ({a['capacity_rps']:.2f} req/s), {a['n_requests']} requests; gauge read every "
-        f"{a['scrape_s']:g} s. HPA rule (deploy/k8s/base/hpa.yaml): `{h['metric']}` average {h['target_per_pod']:g} per pod, "
-        f"{h['min_replicas']}..{h['max_replicas']} replicas, tolerance {h['tolerance']:g}.",
+        f"{a['scrape_s']:g} s. HPA rule (deploy/k8s/base/hpa.yaml): "
+        + " and ".join(f"`{m}` average {t:g} per pod" for m, t in h["metrics"].items())
+        + f", {h['min_replicas']}..{h['max_replicas']} replicas, tolerance {h['tolerance']:g}.",
         "",
         f"- The step starts at {high_start:g} s and ends at {high_end:g} s. The first read asking for more than "
         f"{a['replicas']} replicas: {first_up if first_up is not None else 'never'} s; peak gauge {peak['gauge_mean']:.0f} "
@@ -461,7 +464,7 @@ def plot_autoscale(entry: dict, path: Path) -> None:
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
     ax.fill_between(t, [x["gauge_min"] for x in s], [x["gauge_max"] for x in s], alpha=0.25, label="gauge min-max over pods")
     ax.plot(t, [x["gauge_mean"] for x in s], label="waiting requests per pod (gauge, mean)")
-    ax.axhline(entry["hpa"]["target_per_pod"], color="gray", ls=":", label="HPA target")
+    ax.axhline(entry["hpa"]["metrics"][WAITING], color="gray", ls=":", label="HPA target")
     ax.set_ylabel("waiting requests per pod")
     twin = ax.twinx()
     twin.plot(t, [x["backlog_s_per_pod"] for x in s], color="C3", label="true backlog (s of work per pod)")

@@ -119,12 +119,15 @@ def test_autoscaling_and_routing_read_the_gauge_the_scheduler_publishes(rendered
     gauges = scheduler_gauge_names()
     assert "ltr_scheduler_waiting_requests" in gauges
     hpa = by_kind(rendered["overlays/gpu"], "HorizontalPodAutoscaler")[0]
-    hpa_metric = hpa["spec"]["metrics"][0]["pods"]["metric"]["name"]
-    assert hpa_metric == "ltr_scheduler_waiting_requests"
+    hpa_metrics = [m["pods"]["metric"]["name"] for m in hpa["spec"]["metrics"]]
+    hpa_metric = hpa_metrics[0]
+    assert hpa_metrics == ["ltr_scheduler_waiting_requests", "ltr_scheduler_inflight_requests"]
+    assert set(hpa_metrics) <= gauges
 
     adapter = yaml.safe_load(by_kind(rendered["prometheus-adapter"], "ConfigMap")[0]["data"]["config.yaml"])
-    rule = adapter["rules"][0]
-    assert rule["seriesQuery"].startswith(hpa_metric + "{") and rule["name"]["as"] == hpa_metric
+    for metric in hpa_metrics:  # every metric the HPA reads is served by an adapter rule
+        rule = next(r for r in adapter["rules"] if r["name"]["as"] == metric)
+        assert rule["seriesQuery"].startswith(metric + "{")
 
     epp_config_map = by_kind(rendered["overlays/gpu-inference-pool"], "ConfigMap")[0]
     epp_config = yaml.safe_load(next(iter(epp_config_map["data"].values())))

@@ -32,18 +32,20 @@ def test_highest_ready_skips_versions_not_loaded_and_failing_checks():
 def test_watch_follows_a_swap_and_reports_the_change(tmp_path):
     (tmp_path / "1").mkdir()
     ready = {"1"}
-    changes = []
-    watch = ServingVersionWatch(tmp_path, ready.__contains__, interval_s=0.01, on_change=changes.append).start()
-    try:
-        deadline = time.monotonic() + 5
-        while watch.current != "1" and time.monotonic() < deadline:
-            time.sleep(0.01)
-        (tmp_path / "2").mkdir()  # exported, not yet loaded: still version 1
-        time.sleep(0.05)
-        assert watch.current == "1"
-        ready.add("2")
-        while watch.current != "2" and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert watch.current == "2" and changes == ["1", "2"]
-    finally:
-        watch.stop()
+    changes, now, asked = [], [0.0], []
+
+    def is_ready(version: str) -> bool:
+        asked.append(version)
+        return version in ready
+
+    watch = ServingVersionWatch(tmp_path, is_ready, interval_s=0.25, on_change=changes.append, clock=lambda: now[0])
+    assert watch.maybe_refresh() == "1"
+    (tmp_path / "2").mkdir()  # exported, not yet loaded: still version 1
+    now[0] = 0.3
+    assert watch.maybe_refresh() == "1"
+    ready.add("2")
+    now[0] = 0.4
+    n = len(asked)
+    assert watch.maybe_refresh() == "1" and len(asked) == n, "asked again within the interval"
+    now[0] = 0.6
+    assert watch.maybe_refresh() == "2" and changes == ["1", "2"]

@@ -181,3 +181,21 @@ def test_never_more_than_max_inflight():
         return peak
 
     assert asyncio.run(scenario()) == 3
+
+
+def test_refusals_say_why_and_the_observer_sees_the_gate():
+    with pytest.raises(ValueError, match=r"^max_inflight must be positive$"):
+        AdmissionControl(RequestQueue(make_policy("fcfs")), max_inflight=0)
+    with pytest.raises(RuntimeError, match=r"^release\(\) without a held slot$"):
+        AdmissionControl(RequestQueue(make_policy("fcfs")), max_inflight=1).release()
+    seen: list[AdmissionGate] = []
+
+    async def scenario() -> AdmissionGate:
+        g = AdmissionGate(RequestQueue(make_policy("fcfs")), 1, on_change=seen.append)
+        async with g.slot(QueuedRequest("r")):
+            assert seen == [g]
+        return g
+
+    g = asyncio.run(scenario())
+    assert seen == [g, g]
+

@@ -184,3 +184,28 @@ def test_stats_and_wait_counts_describe_the_queue():
     assert q.stats() == QueueStats("ltr", waiting=2, admitted_total=2, promoted_total=0, rejected_total=1,
                                    removed_total=1, oldest_wait_count=1)
 
+
+def test_bad_settings_are_refused_with_their_reason():
+    with pytest.raises(ValueError, match=r"^starvation threshold and quantum must be >= 0$"):
+        StarvationConfig(threshold=-1, quantum=0)
+    with pytest.raises(ValueError, match=r"^starvation threshold and quantum must be >= 0$"):
+        StarvationConfig(threshold=0, quantum=-1)
+    with pytest.raises(ValueError, match=r"^max_size must be positive \(or None for unbounded\)$"):
+        RequestQueue(make_policy("fcfs"), max_size=0)
+
+
+def test_every_event_is_counted_not_just_noticed():
+    q = RequestQueue(make_policy("ltr"), StarvationConfig(threshold=1), max_size=2)
+    for rid, score in [("first", 9.0), ("second", 8.0)]:
+        q.push(req(rid, score=score))
+    for rid in ("x", "y"):
+        with pytest.raises(QueueFull):
+            q.push(req(rid))
+    assert [q.pop().request_id, q.pop().request_id] == ["second", "first"]  # "first" by promotion
+    q.push(req("a"))
+    q.push(req("b"))
+    q.remove("a")
+    q.remove("b")
+    stats = q.stats()
+    assert (stats.rejected_total, stats.removed_total, stats.promoted_total) == (2, 2, 1)
+

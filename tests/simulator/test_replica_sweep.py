@@ -74,17 +74,23 @@ def test_warp_follows_the_phase_rates() -> None:
 
 def test_hpa_rule_is_read_from_the_shipped_manifest() -> None:
     rule = HpaRule.load(HPA_FILE)
-    assert rule.metric == "ltr_scheduler_waiting_requests"
-    assert rule.target > 0 and 1 <= rule.min_replicas <= rule.max_replicas
+    assert [m for m, _ in rule.metrics] == ["ltr_scheduler_waiting_requests", "ltr_scheduler_inflight_requests"]
+    assert all(t > 0 for _, t in rule.metrics) and 1 <= rule.min_replicas <= rule.max_replicas
 
 
 def test_hpa_desired_replicas() -> None:
-    rule = HpaRule("waiting", target=16, min_replicas=2, max_replicas=8, scale_down_window_s=60)
-    assert rule.desired(4, 32.0) == 8  # ceil(4 * 32 / 16)
-    assert rule.desired(4, 20.0) == 5  # ceil(4 * 1.25)
-    assert rule.desired(4, 17.0) == 4  # within the 10% tolerance
-    assert rule.desired(4, 100.0) == 8  # maxReplicas
-    assert rule.desired(4, 0.0) == 2  # an empty queue asks for minReplicas
+    rule = HpaRule((("waiting", 16.0), ("inflight", 56.0)), min_replicas=2, max_replicas=8, scale_down_window_s=60)
+
+    def asks(waiting: float, inflight: float = 0.0) -> int:
+        return rule.desired(4, {"waiting": waiting, "inflight": inflight})
+
+    assert asks(32.0) == 8  # ceil(4 * 32 / 16)
+    assert asks(20.0) == 5  # ceil(4 * 1.25)
+    assert asks(17.0) == 4  # within the 10% tolerance
+    assert asks(100.0) == 8  # maxReplicas
+    assert asks(0.0) == 2  # an empty queue and idle engines ask for minReplicas
+    assert asks(0.0, 56.0) == 4, "busy engines hold the replicas although nothing waits"
+    assert asks(0.0, 70.0) == 5  # the larger ask wins: ceil(4 * 70 / 56)
     history = [(0.0, 8), (30.0, 6), (60.0, 2), (90.0, 2)]
     assert rule.stabilized(history[:3], 60.0) == 6  # the 8 at t=0 has left the 60 s window
     assert rule.stabilized(history, 90.0) == 2

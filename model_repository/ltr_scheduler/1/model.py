@@ -186,7 +186,7 @@ class TritonPythonModel:
         predictor_dir = Path(args["model_repository"]).parent / params["predictor_model"]
         self.version_watch = ServingVersionWatch(
             predictor_dir, lambda v: pb_utils.is_model_ready(model_name=params["predictor_model"], model_version=v),
-        )  # started by the first request: Triton answers model-state questions once the models are up
+        )  # asked as requests arrive: Triton answers model-state questions once the models are up
         self.request_log = self._request_log(params)
         if self.request_log is not None:
             self.relay.request_log = self.request_log.append
@@ -210,7 +210,6 @@ class TritonPythonModel:
         return RequestLog(settings, decode=decode)
 
     def finalize(self) -> None:
-        self.version_watch.stop()
         if self.request_log is not None:
             self.request_log.close()
 
@@ -225,9 +224,7 @@ class TritonPythonModel:
         )
 
     async def execute(self, requests: list) -> None:
-        if not self.version_watch.started:
-            self.version_watch.refresh()
-            self.version_watch.start()
+        self.version_watch.maybe_refresh()
         await asyncio.gather(*(self._serve(request) for request in requests))
         return None
 
