@@ -203,7 +203,8 @@ class TritonServer:
         return f"http://127.0.0.1:{self.ports.metrics}/metrics"
 
     def start(self, timeout_s: float = 120.0, detach: bool = False) -> "TritonServer":
-        """Launch and block until /v2/health/ready answers 200 (raises with the log tail if not).
+        """Launch and block until /v2/health/ready and the metrics endpoint answer 200 (raises with
+        the log tail if not): Triton reports ready a few ms before its metrics port listens.
 
         `detach=True` starts it in its own session so it outlives this Python process (deploy).
         """
@@ -221,6 +222,7 @@ class TritonServer:
         log.close()
         try:
             wait_ready(self.http_url, timeout_s, self.process)
+            wait_ready(self.http_url, timeout_s, self.process, url=self.metrics_url)
         except Exception:
             self.stop()
             raise RuntimeError(f"tritonserver did not become ready:\n{self.log_tail()}") from None
@@ -244,13 +246,17 @@ class TritonServer:
         self.stop()
 
 
-def wait_ready(http_url: str, timeout_s: float, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_ready(
+    http_url: str, timeout_s: float, process: subprocess.Popen[bytes] | None = None, url: str | None = None
+) -> None:
+    """Until `url` (default: the server's /v2/health/ready) answers 200."""
+    url = url or f"http://{http_url}/v2/health/ready"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"tritonserver exited with code {process.returncode}")
         try:
-            with urllib.request.urlopen(f"http://{http_url}/v2/health/ready", timeout=2) as resp:
+            with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):

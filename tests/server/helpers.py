@@ -76,7 +76,7 @@ def metric_value(server: TritonServer, name: str, **labels: str) -> float:
     return total
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
+def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
     """Poll `condition` until it holds or `timeout_s` passes: for state the server publishes just
     after a client has its answer (a request's slot and counters are released after its last response)."""
     deadline = time.monotonic() + timeout_s

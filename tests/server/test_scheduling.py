@@ -21,7 +21,7 @@ from loadtest.grpc_stream import Generation, generate, stop_request, tensor
 from predictor.runtime import LengthRanker, latest_version_dir
 from repo_paths import SOURCE_REPOSITORY
 from runtime.llama3_tokenizer import load_tokenizer
-from tests.server.helpers import metric_value, start_server
+from tests.server.helpers import metric_value, start_server, wait_for
 
 SHORT = [
     "Is 17 a prime number? Answer yes or no.",
@@ -92,15 +92,6 @@ class Clients:
             thread.join(max(0.0, deadline - time.monotonic()))
         assert not [t for t in self.threads if t.is_alive()], "client threads still running"
         assert self.errors == []
-
-
-def wait_for(condition, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def waiting(server) -> float:
