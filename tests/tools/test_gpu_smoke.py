@@ -64,7 +64,7 @@ def test_without_docker_it_stops_before_doing_anything():
 
 
 def test_makefile_target_runs_the_script():
-    out = subprocess.run(["make", "-n", "gpu-smoke", "SMOKE_ARGS=--dry-run"], cwd=REPO_ROOT, capture_output=True,
+    out = subprocess.run(["make", "-n", "--no-print-directory", "gpu-smoke", "SMOKE_ARGS=--dry-run"], cwd=REPO_ROOT, capture_output=True,
                          text=True, check=True).stdout
     assert "tools/gpu_smoke.sh --engine-dir" in out and out.rstrip().endswith("--dry-run")
 
