@@ -27,7 +27,6 @@ from deploy.triton import (
     Ports,
     RepositoryAccess,
     TritonServer,
-    remove_orphaned_shm_regions,
     stop_pid,
     stop_tritonserver,
 )
@@ -188,7 +187,6 @@ def stop(args: argparse.Namespace) -> int:
         print("no tritonserver running from this checkout")
         pid_file.unlink(missing_ok=True)
         return 0
-    remove_orphaned_shm_regions()  # of servers killed earlier (a crash, a supervisor restart)
     pid_file.unlink(missing_ok=True)
     (state / DRAIN_FILE).unlink(missing_ok=True)
     print(f"stopped tritonserver (pid {pid}) in {time.monotonic() - t0:.1f}s")

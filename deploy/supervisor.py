@@ -41,7 +41,7 @@ from deploy.triton import (
     RepositoryAccess,
     TritonServer,
     process_tree,
-    remove_orphaned_shm_regions,
+    shm_regions,
     stop_tritonserver,
     wait_ports_free,
 )
@@ -186,6 +186,7 @@ class DeployedServer:
         self.access = RepositoryAccess.load(self.state)
         self.pid_file = self.state / "tritonserver.pid"
         self._stubs_seen: set[int] = set()  # a killed server can leave a stub running, orphaned
+        self._regions_seen: set[Path] = set()  # its shared memory, which only its own stop would remove
 
     @property
     def pid(self) -> int:
@@ -200,7 +201,9 @@ class DeployedServer:
             return False
 
     def stub_counts(self) -> Mapping[str, int]:
-        self._stubs_seen = set(process_tree(self.pid)[1:]) or self._stubs_seen
+        tree = process_tree(self.pid)
+        self._stubs_seen = set(tree[1:]) or self._stubs_seen
+        self._regions_seen = shm_regions(tree) or self._regions_seen
         return stub_counts(self.pid, self.repository)
 
     def _kill_orphaned_stubs(self) -> None:
@@ -226,7 +229,11 @@ class DeployedServer:
         if self.alive():
             stop_tritonserver(self.pid, timeout_s=0)
         self._kill_orphaned_stubs()
-        remove_orphaned_shm_regions()
+        # Only the dead server's own regions: a machine-wide sweep of "unmapped" regions once removed
+        # live servers' regions, which their stubs reopen by name.
+        for region in self._regions_seen:
+            region.unlink(missing_ok=True)
+        self._regions_seen = set()
         wait_ports_free([self.ports.http, self.ports.grpc, self.ports.metrics])
         server = TritonServer(self.repository, self.state, self.ports, repository_access=self.access)
         server.start(timeout_s=120, detach=True)

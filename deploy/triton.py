@@ -377,23 +377,6 @@ def _quietly(check: Callable[[], bool]) -> bool:
         return False
 
 
-def remove_orphaned_shm_regions(min_age_s: float = 5.0, proc: Path = Path("/proc"), shm: Path = Path("/dev/shm")) -> list[Path]:
-    """Remove python-backend regions no live process maps (left by a killed server or stub). Only
-    those older than `min_age_s`: a starting server creates its region a moment before mapping it."""
-    mapped = shm_regions([int(p.name) for p in proc.glob("[0-9]*")], proc)
-    prefix = Path(SHM_REGION_PREFIX).name
-    removed = []
-    for region in shm.glob(prefix + "*"):
-        try:
-            stat = region.stat()  # ours only: another user's processes' maps may be unreadable
-            if region not in mapped and stat.st_uid == os.getuid() and time.time() - stat.st_mtime >= min_age_s:
-                region.unlink()
-                removed.append(region)
-        except OSError:
-            continue
-    return removed
-
-
 def wait_ports_free(ports: list[int], timeout_s: float = 10.0) -> None:
     """Until every loopback port can be bound (a killed server's sockets are gone)."""
     deadline = time.monotonic() + timeout_s

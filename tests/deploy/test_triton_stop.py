@@ -38,30 +38,3 @@ def test_scheduler_busy_adds_waiting_and_generating():
     )
     assert scheduler_busy(text) == 5
     assert scheduler_busy("") == 0
-
-
-def test_orphaned_regions_are_removed_mapped_and_young_ones_kept(tmp_path):
-    import os
-    import time
-
-    from deploy.triton import remove_orphaned_shm_regions
-
-    proc, shm = tmp_path / "proc", tmp_path / "shm"
-    shm.mkdir()
-    name = Path(SHM_REGION_PREFIX).name
-    orphan, mapped, young, other = shm / f"{name}a", shm / f"{name}b", shm / f"{name}c", shm / "not_ours"
-    for path in (orphan, mapped, young, other):
-        path.write_bytes(b"")
-    old = time.time() - 60
-    for path in (orphan, mapped, other):
-        os.utime(path, (old, old))
-    _proc(proc, 10, 1, f"7f00-7f10 rw-s 00000000 00:1a 5 {mapped}\n")
-    import deploy.triton as triton
-
-    prefix = triton.SHM_REGION_PREFIX
-    triton.SHM_REGION_PREFIX = str(shm) + "/" + name  # the maps name files under this fake /dev/shm
-    try:
-        assert remove_orphaned_shm_regions(proc=proc, shm=shm) == [orphan]
-    finally:
-        triton.SHM_REGION_PREFIX = prefix
-    assert not orphan.exists() and mapped.exists() and young.exists() and other.exists()
