@@ -24,6 +24,7 @@ from pathlib import Path
 
 from deploy.triton import RepositoryAccess
 from repo_paths import REPO_ROOT, SOURCE_REPOSITORY
+from runtime.predictor_version import mark_serving
 
 PREDICTOR = "length_predictor"
 PREPROCESSING = "preprocessing"
@@ -86,6 +87,7 @@ def swap(rendered_repo: Path, http_url: str, access: RepositoryAccess, source_re
         load_model(http_url, access, PREPROCESSING)
     if after != [target]:
         raise RuntimeError(f"{PREDICTOR}: expected version {target} to serve, Triton reports {after}")
+    mark_serving(rendered, target)  # what the scheduler reads for its log rows and metrics
     return {"before": before, "after": after, "linked": added, "unlinked": removed, "preprocessing_reloaded": tokenizer_changed}
 
 

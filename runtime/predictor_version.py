@@ -1,23 +1,22 @@
 """Which length-predictor version is serving, as the scheduler sees it (request log, metrics).
 
-The ensemble routes every request to the predictor's latest loaded version (`model_version: -1`),
-and a hot swap (deploy/swap.py) loads a new version beside the old one, after which Triton
-unloads the old. The scheduler cannot ask which version scored one request (the GPU bundle's
-native ONNX predictor outputs nothing but the score), so it watches instead: as requests arrive it
-asks Triton, at most every `interval_s`, which on-disk versions are ready and takes the highest,
-which is the one the ensemble's `-1` picks. A request scored within one `interval_s` (0.25 s) after a swap may be logged
-with the previous version (measured in results/loop.md with a 1 s interval: the rows logged as v1
-during the swap mixed both versions' scores).
+The ensemble routes every request to the predictor's latest loaded version (`model_version: -1`).
+A hot swap (deploy/swap.py) loads a new version beside the old one and, once Triton serves only
+the new one, writes its number to `SERVING_VERSION` in the model's folder; before any swap the
+highest version folder is the one serving. The scheduler reads that, at most every `interval_s`
+as requests arrive, and never asks Triton: model-state calls from inside the scheduler's stub
+while its BLS streams were being read crashed the stub (a segfault in libpython under load).
+A request scored within one `interval_s` (0.25 s) after a swap may be logged with the previous
+version.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 from typing import Callable
 
-log = logging.getLogger(__name__)
+SERVING_FILE = "SERVING_VERSION"
 
 
 def version_folders(model_dir: str | Path) -> list[str]:
@@ -28,31 +27,35 @@ def version_folders(model_dir: str | Path) -> list[str]:
     return sorted((p.name for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=int, reverse=True)
 
 
-def highest_ready(candidates: list[str], is_ready: Callable[[str], bool]) -> str | None:
-    """The first (highest) candidate version that Triton reports ready."""
-    for version in candidates:
-        try:
-            if is_ready(version):
-                return version
-        except Exception as exc:  # an unanswerable question is "not known", never a failed request
-            log.warning("predictor version check failed for %s: %s", version, exc)
-    return None
+def serving_version(model_dir: str | Path) -> str | None:
+    """The version the last swap put in service, else the highest version folder (what the first
+    load serves), else None."""
+    try:
+        marked = (Path(model_dir) / SERVING_FILE).read_text().strip()
+        if marked.isdigit():
+            return marked
+    except OSError:
+        pass
+    folders = version_folders(model_dir)
+    return folders[0] if folders else None
+
+
+def mark_serving(model_dir: str | Path, version: str) -> None:
+    """Record the version Triton now serves (deploy.swap, once it has checked)."""
+    tmp = Path(model_dir) / (SERVING_FILE + ".tmp")
+    tmp.write_text(f"{version}\n")
+    tmp.replace(Path(model_dir) / SERVING_FILE)  # atomic: a reader never sees half a number
 
 
 class ServingVersionWatch:
-    """Keeps `current` (the serving version, or None before the first answer) up to date.
-
-    No thread of its own: the scheduler calls `maybe_refresh` on its event loop as requests
-    arrive (at most once per `interval_s`), so Triton is only asked from the stub's own thread,
-    as every other model-state call is.
-    """
+    """Keeps `current` (the serving version, or None) up to date, read from the model's folder at
+    most once per `interval_s` when the scheduler calls `maybe_refresh` (no thread of its own)."""
 
     def __init__(
-        self, model_dir: str | Path, is_ready: Callable[[str], bool], interval_s: float = 0.25,
-        on_change: Callable[[str | None], None] | None = None, clock: Callable[[], float] = time.monotonic,
+        self, model_dir: str | Path, interval_s: float = 0.25, on_change: Callable[[str | None], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.model_dir = Path(model_dir)
-        self.is_ready = is_ready
         self.interval_s = interval_s
         self.on_change = on_change
         self.clock = clock
@@ -61,7 +64,7 @@ class ServingVersionWatch:
 
     def refresh(self) -> str | None:
         self._last = self.clock()
-        version = highest_ready(version_folders(self.model_dir), self.is_ready)
+        version = serving_version(self.model_dir)
         if version is not None and version != self.current:
             self.current = version
             if self.on_change is not None:

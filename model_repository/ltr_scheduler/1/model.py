@@ -184,9 +184,7 @@ class TritonPythonModel:
             grace_left=DrainSignal(params["drain_file"]),
         )
         predictor_dir = Path(args["model_repository"]).parent / params["predictor_model"]
-        self.version_watch = ServingVersionWatch(
-            predictor_dir, lambda v: pb_utils.is_model_ready(model_name=params["predictor_model"], model_version=v),
-        )  # asked as requests arrive: Triton answers model-state questions once the models are up
+        self.version_watch = ServingVersionWatch(predictor_dir)  # read as requests arrive
         self.request_log = self._request_log(params)
         if self.request_log is not None:
             self.relay.request_log = self.request_log.append
