@@ -229,8 +229,10 @@ class TritonServer:
         return self
 
     def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM, then after `timeout_s` SIGKILL to the server and its stubs (a killed server leaves
+        its stubs running otherwise), and remove their shared memory (`stop_tritonserver`)."""
         if self.process is not None:
-            stop_pid(self.process.pid, timeout_s)
+            stop_tritonserver(self.process.pid, timeout_s)
             self.process.wait(timeout=5)
             self.process = None
 
