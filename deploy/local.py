@@ -30,6 +30,7 @@ from deploy.triton import (
     stop_pid,
     stop_tritonserver,
 )
+from engine.lengths import LengthTable
 from engine.settings import EngineSettings, Mode
 from repo_paths import REPO_ROOT
 from runtime.drain import begin_drain
@@ -61,10 +62,10 @@ def deployment_overrides(policy: str, llm_mode: str, sets: list[str]) -> dict[st
     return overrides
 
 
-def answer_lengths_line(overrides: dict[str, dict[str, str]]) -> str:
-    """Where the stand-in ends answers (which length table, unknown prompts), for the banner."""
+def answer_lengths(overrides: dict[str, dict[str, str]]) -> tuple[LengthTable | None, str]:
+    """Where the stand-in ends answers (the length table, or None) and a line saying so, for the banner."""
     params = {**source_parameters("tensorrt_llm"), **overrides.get("tensorrt_llm", {})}
-    return EngineSettings.from_parameters(params, environ={}).load_lengths()[1]
+    return EngineSettings.from_parameters(params, environ={}).load_lengths()
 
 
 def predictor_line(repo: Path, overrides: dict[str, dict[str, str]]) -> str:
@@ -126,7 +127,7 @@ def start(args: argparse.Namespace) -> int:
         f"  log     {server.log_path}\n"
         f"  ready   http://127.0.0.1:{args.health_port}/ready   (supervisor pid {supervisor}: restarts dead "
         f"stubs and a crashed server; log {state / 'supervisor.log'})\n"
-        f"  {answer_lengths_line(overrides)}\n"
+        f"  {answer_lengths(overrides)[1]}\n"
         f"  {predictor_line(repo, overrides)}\n"
         f"  model repository API (load/unload) restricted: send header {access.header} with the key in {key_file}"
     )

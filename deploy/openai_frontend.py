@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from deploy.triton import free_ports, server_env, stop_pid
+from deploy.triton import free_ports, server_env, stop_pid, wait_ready
 from openai_server.settings import DEFAULT_PORT
 
 
@@ -52,7 +49,7 @@ class OpenAIFrontend:
         )
         log.close()
         try:
-            wait_healthy(self.url, timeout_s, self.process)
+            wait_ready(f"{self.url}/health", timeout_s, self.process, "the OpenAI server")  # 200 once Triton is ready too
         except Exception:
             self.stop()
             raise RuntimeError(f"the OpenAI server did not become ready:\n{self.log_tail()}") from None
@@ -76,20 +73,4 @@ class OpenAIFrontend:
         self.stop()
 
 
-def wait_healthy(url: str, timeout_s: float, process: subprocess.Popen[bytes] | None = None) -> None:
-    """Until GET /health answers 200, which it does once Triton is ready too."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"the OpenAI server exited with code {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"the OpenAI server at {url} was not ready after {timeout_s:.0f}s")
-
-
-__all__ = ["DEFAULT_PORT", "OpenAIFrontend", "frontend_command", "wait_healthy"]
+__all__ = ["DEFAULT_PORT", "OpenAIFrontend", "frontend_command"]

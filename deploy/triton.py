@@ -221,8 +221,8 @@ class TritonServer:
         )
         log.close()
         try:
-            wait_ready(self.http_url, timeout_s, self.process)
-            wait_ready(self.http_url, timeout_s, self.process, url=self.metrics_url)
+            wait_ready(f"http://{self.http_url}/v2/health/ready", timeout_s, self.process)
+            wait_ready(self.metrics_url, timeout_s, self.process)
         except Exception:
             self.stop()
             raise RuntimeError(f"tritonserver did not become ready:\n{self.log_tail()}") from None
@@ -249,14 +249,13 @@ class TritonServer:
 
 
 def wait_ready(
-    http_url: str, timeout_s: float, process: subprocess.Popen[bytes] | None = None, url: str | None = None
+    url: str, timeout_s: float, process: subprocess.Popen[bytes] | None = None, name: str = "tritonserver"
 ) -> None:
-    """Until `url` (default: the server's /v2/health/ready) answers 200."""
-    url = url or f"http://{http_url}/v2/health/ready"
+    """Until `url` answers 200; fails at once if `process` (the `name`d server) exits."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"tritonserver exited with code {process.returncode}")
+            raise RuntimeError(f"{name} exited with code {process.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status == 200:
@@ -264,7 +263,7 @@ def wait_ready(
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.2)
-    raise TimeoutError(f"tritonserver at {http_url} not ready after {timeout_s:.0f}s")
+    raise TimeoutError(f"{name} at {url} not ready after {timeout_s:.0f}s")
 
 
 def stop_pid(pid: int, timeout_s: float = 30.0) -> bool:

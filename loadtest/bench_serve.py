@@ -96,10 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         print(out.with_suffix(".md").read_text())
         return 0
     root = data_dir(args.data_dir)
-    from deploy.local import answer_lengths_line
+    from deploy.local import answer_lengths
 
-    lengths = answer_lengths_line({})
-    if "length table" not in lengths and not args.sim_only:
+    table, lengths = answer_lengths({})
+    if table is None and not args.sim_only:
         raise SystemExit(f"{lengths}: the served answers would not end at their natural lengths; run `make lengths`")
     pool = wl.load_pool(args.workload, root)
     if args.burst:
