@@ -4,11 +4,16 @@ The responses of a decoupled BLS call come from a blocking iterator, so a worker
 into an asyncio queue (`read_into`) and the event loop keeps serving the other requests. Tokens
 that arrived while the relay was busy go out as one chunk (`merged_chunks`): when the host CPU
 falls behind, fewer, larger chunks instead of a growing backlog of one-token ones.
+
+A finished iterator is handed to a `DeferredRelease`, which lets it go on the event loop some
+seconds later (why: its docstring).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 from concurrent.futures import Executor
 from typing import AsyncIterator, Callable, Iterable, TypeVar
 
@@ -21,15 +26,48 @@ class LLMStalled(RuntimeError):
     forever, and its slot is given back."""
 
 
-def read_into(responses: Iterable, loop: asyncio.AbstractEventLoop, arrived: asyncio.Queue) -> None:
+class DeferredRelease:
+    """Holds finished BLS response iterators for `hold_s` seconds, then lets them go, on the event
+    loop (with the GIL).
+
+    Why: in the python backend of Triton 2.51 (python_backend r24.10) the stub also keeps each
+    decoupled BLS iterator in a map, which its cleanup thread erases, without the GIL, shortly after
+    the last response. If Python has already let go of the iterator, that erase destroys it, and
+    with it the numpy arrays of every response it kept: Python objects freed without the GIL, which
+    corrupts pymalloc's free lists. Under many concurrent streams the scheduler stub then died with
+    a segfault in `_PyObject_Malloc` (libpython3.11.so+0x1af854, dmesg) minutes later. Held until
+    the erase is long done, the iterator's last reference is Python's, dropped here with the GIL.
+    Only as many iterators as finish within `hold_s` are held."""
+
+    def __init__(self, hold_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.hold_s = hold_s
+        self.clock = clock
+        self._held: deque[tuple[float, object]] = deque()
+
+    def keep(self, iterator: object) -> None:
+        """Call on the event loop thread."""
+        now = self.clock()
+        self._held.append((now, iterator))
+        while self._held and now - self._held[0][0] >= self.hold_s:
+            self._held.popleft()
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+
+def read_into(responses: Iterable, loop: asyncio.AbstractEventLoop, arrived: asyncio.Queue,
+              release: DeferredRelease | None = None) -> None:
     """Worker-thread side: put every response on `arrived`, then None (end) or the exception that
-    ended the iterator (it surfaces in the relay as this request's failure)."""
+    ended the iterator (it surfaces in the relay as this request's failure); the finished iterator
+    goes to `release` (on the loop) instead of being dropped on this thread."""
     end: object = None
     try:
         for response in responses:
             loop.call_soon_threadsafe(arrived.put_nowait, response)
     except Exception as exc:
         end = exc
+    if release is not None:
+        loop.call_soon_threadsafe(release.keep, responses)
     loop.call_soon_threadsafe(arrived.put_nowait, end)
 
 
@@ -73,8 +111,9 @@ def stream_chunks(
     token_ids: Callable[[Response], list[int]],
     error_message: Callable[[Response], str | None],
     stall_timeout_s: float | None = None,
+    release: DeferredRelease | None = None,
 ) -> AsyncIterator[list[int]]:
     """Read the blocking `responses` on `executor` and yield their tokens as merged chunks."""
     arrived: asyncio.Queue = asyncio.Queue()
-    executor.submit(read_into, responses, asyncio.get_running_loop(), arrived)
+    executor.submit(read_into, responses, asyncio.get_running_loop(), arrived, release)
     return merged_chunks(arrived, token_ids, error_message, stall_timeout_s)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from runtime.llm_stream import LLMStalled, merged_chunks, stream_chunks
+from runtime.llm_stream import DeferredRelease, LLMStalled, merged_chunks, stream_chunks
 
 
 @dataclass
@@ -125,3 +125,41 @@ def test_a_stream_whose_model_died_fails_after_the_stall_timeout_instead_of_hang
     chunks, error = asyncio.run(asyncio.wait_for(scenario(), 5))
     assert sum(chunks, []) == [1, 2]
     assert error == "no response from the LLM for 0.1 s; its model may have died"
+
+
+def test_deferred_release_holds_iterators_for_the_hold_time_only():
+    now = [0.0]
+    release = DeferredRelease(hold_s=10.0, clock=lambda: now[0])
+    first, second = object(), object()
+    release.keep(first)
+    now[0] = 9.9
+    release.keep(second)
+    assert len(release) == 2  # nothing old enough yet
+    now[0] = 10.0
+    release.keep(object())
+    assert len(release) == 2 and first not in [held for _, held in release._held]
+
+
+def test_a_finished_iterator_is_released_on_the_event_loop_not_the_reader_thread():
+    """The python backend frees a BLS iterator Python let go of without the GIL (DeferredRelease)."""
+    kept_on: list[tuple[object, str]] = []
+
+    class Recording(DeferredRelease):
+        def keep(self, iterator: object) -> None:
+            import threading
+
+            kept_on.append((iterator, threading.current_thread().name))
+
+    class Responses:
+        def __iter__(self):
+            return iter([Response([1]), Response([2])])
+
+    async def main() -> list[list[int]]:
+        responses = Responses()
+        with ThreadPoolExecutor(1, thread_name_prefix="reader") as pool:
+            chunks = [c async for c in stream_chunks(responses, pool, token_ids, error_message, release=Recording())]
+        assert kept_on and kept_on[0][0] is responses
+        return chunks
+
+    assert sum(asyncio.run(main()), []) == [1, 2]
+    assert kept_on[0][1] == "MainThread"

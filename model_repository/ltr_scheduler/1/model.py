@@ -17,7 +17,7 @@ import triton_python_backend_utils as pb_utils
 
 from runtime import llm_contract as llm
 from runtime.drain import DrainSignal
-from runtime.llm_stream import stream_chunks
+from runtime.llm_stream import DeferredRelease, stream_chunks
 from runtime.predictor_version import ServingVersionWatch
 from runtime.predictor_fallback import FallbackRank
 from runtime.preprocess import check_sampling
@@ -50,6 +50,7 @@ class BLSClient:
         self.model_name = model_name
         self.stall_timeout_s = stall_timeout_s  # a dead LLM stub ends its streams with an error, not a hang
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bls")
+        self.release = DeferredRelease()  # finished iterators die with the GIL (its docstring)
 
     async def _call(self, job: Job, flag: str):
         inputs = llm.call_inputs(job.input_ids, job.max_tokens, job.llm_inputs, flag)
@@ -63,13 +64,15 @@ class BLSClient:
 
     async def stream(self, job: Job) -> AsyncIterator[list[int]]:
         responses = await self._call(job, llm.STREAMING)
-        async for chunk in stream_chunks(responses, self.executor, _token_ids, _error_message, self.stall_timeout_s):
+        async for chunk in stream_chunks(responses, self.executor, _token_ids, _error_message, self.stall_timeout_s,
+                                         self.release):
             yield chunk
 
     async def stop(self, job: Job) -> None:
         """TensorRT-LLM's way to stop a running request: a request with the same id and `stop`."""
         responses = await self._call(job, llm.STOP)
         await asyncio.get_running_loop().run_in_executor(self.executor, lambda: list(responses))
+        self.release.keep(responses)
 
 
 class TritonSink:
