@@ -213,11 +213,16 @@ class TritonPythonModel:
     def finalize(self) -> None:
         if self.request_log is not None:
             self.request_log.close()
+        # Metrics go while the stub can still tell Triton: left to interpreter teardown, their
+        # destructors message a parent that is gone, and the stub segfaults on its way out.
+        self.metrics = None
 
     def _publish(self) -> None:
         """On every change of the gate, and after every request, whose outcome the gate does not see."""
         log = getattr(self, "request_log", None)
         watch = getattr(self, "version_watch", None)
+        if self.metrics is None:  # finalized
+            return
         self.metrics.update(
             self.gate, self.relay.stats,
             log_lost=log.stats.write_failures + log.stats.dropped if log else 0,

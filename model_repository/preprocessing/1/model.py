@@ -50,6 +50,11 @@ class TritonPythonModel:
         )
         self.fallback_metric = self.fallback_family.Metric(labels={"model": self.predictor_model})
 
+    def finalize(self) -> None:
+        """Metrics go while the stub can still tell Triton: left to interpreter teardown, their
+        destructors message a parent that is gone, and the stub segfaults on its way out."""
+        self.fallback_metric = self.fallback_family = None
+
     def execute(self, requests: list) -> list:
         prepared: list = []  # per request: (tensors, predictor ids) or an error
         for request in requests:
