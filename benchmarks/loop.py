@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import threading
 import time
@@ -270,14 +271,38 @@ def run(args: argparse.Namespace) -> dict:
         y2, prompt_tokens, {"v1": v1.score_texts(p2, 32), "v2": s2}, args.rate, args.duration, args.max_tokens, args.seed)
 
     if args.timing_rows:  # the retrain time of a log of the issue's size (5,000 rows), 2 threads
-        log = synthetic_log(root, test_set, args.timing_rows, WORK / "timing_log.jsonl", args.seed)
-        res = retrain(log, model_dir, settings, checkpoints=ckpts, work_dir=WORK / "timing", install=False)
-        report["retrain_timing"] = {"logged_rows": args.timing_rows, "retrain_seconds": res["retrain_seconds"],
-                                    "train_seconds": res.get("train_seconds"), "n_train_prompts": res.get("n_train_prompts"),
-                                    "n_replay": res.get("n_replay"), "n_holdout": res.get("n_holdout"),
-                                    "from_version": res.get("serving_version"),
-                                    "rows": "CASTILLO recorded lengths written as log rows (not served)"}
+        report["retrain_timing"] = retrain_timing(root, test_set, model_dir, settings, ckpts, args)
     return report
+
+
+def retrain_timing(root: Path, avoid: set[str], model_dir: Path, settings: RetrainSettings, checkpoints: Path,
+                   args: argparse.Namespace) -> dict:
+    """The retrain time of a log of `--timing-rows` rows (CASTILLO's recorded lengths written as log
+    rows, none of `avoid`), from the latest version in `model_dir`; staged, never installed. The
+    host's load average is recorded beside it: on 2 shared cores the wall time follows the load."""
+    log = synthetic_log(root, avoid, args.timing_rows, WORK / "timing_log.jsonl", args.seed)
+    load_before = os.getloadavg()[0]
+    res = retrain(log, model_dir, settings, checkpoints=checkpoints, work_dir=WORK / "timing", install=False)
+    return {"logged_rows": args.timing_rows, "retrain_seconds": res["retrain_seconds"],
+            "train_seconds": res.get("train_seconds"), "n_train_prompts": res.get("n_train_prompts"),
+            "n_replay": res.get("n_replay"), "n_holdout": res.get("n_holdout"),
+            "from_version": res.get("serving_version"), "threads": settings.threads,
+            "load_average_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+            "rows": "CASTILLO recorded lengths written as log rows (not served)"}
+
+
+def timing_only(args: argparse.Namespace) -> int:
+    """`--timing-only`: time a retrain alone (from the shipped version) and add it to an existing
+    report as `retrain_timing_alone`, so the figure can be taken when the host is quiet."""
+    report = json.loads(args.out.read_text())
+    source = render_repository(WORK / "timing_source")
+    settings = RetrainSettings(threads=args.threads, margin=args.margin)
+    report["retrain_timing_alone"] = retrain_timing(data_dir(args.data_dir), set(), source / "length_predictor",
+                                                    settings, WORK / "timing_checkpoints", args)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_markdown(report, args.out.with_suffix(".md"), args.out.with_suffix(".png").name)
+    print(json.dumps(report["retrain_timing_alone"], indent=1))
+    return 0
 
 
 def write_markdown(report: dict, path: Path, png: str) -> None:
@@ -307,7 +332,10 @@ def write_markdown(report: dict, path: Path, png: str) -> None:
         f"| failed requests in the whole fresh phase | {report['failed_requests_phase2']} |",
         f"| simulator, {lat['rate_per_s']} req/s for {lat['duration_s']} s: mean latency per token FCFS / LTR v1 / LTR v2 (s) | "
         f"{lat['fcfs']:.4f} / {lat['ltr_v1']:.4f} / {lat['ltr_v2']:.4f} |",
-        *(["", f"5000-row retrain: {report['retrain_timing']['rows']}."] if "retrain_timing" in report else []),
+        *([f"| retrain seconds for {t['logged_rows']} logged rows, run alone (`--timing-only`; 2 threads; training alone) | "
+           f"{t['retrain_seconds']} ({t['train_seconds']}) |"] if (t := report.get("retrain_timing_alone")) else []),
+        *(["", f"{report['retrain_timing']['logged_rows']}-row retrains: {report['retrain_timing']['rows']}; 1-minute load average "
+           f"of the 2-core host before / after: {timing_loads(report)}."] if "retrain_timing" in report else []),
         "",
         "Learning curve (tau on the fresh prompts of a version retrained on the first k logged requests):",
         "",
@@ -320,6 +348,15 @@ def write_markdown(report: dict, path: Path, png: str) -> None:
         "Reproduce: `make bench-loop` (results/loop.json holds every figure).",
     ]
     path.write_text("\n".join(lines) + "\n")
+
+
+def timing_loads(report: dict) -> str:
+    """The load averages of the timing runs, in the markdown's words."""
+    parts = []
+    for key, name in (("retrain_timing", "in the bench"), ("retrain_timing_alone", "alone")):
+        load = report.get(key, {}).get("load_average_1m")
+        parts.append(f"{name} {load['before']} / {load['after']}" if load else f"{name} not recorded")
+    return "; ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -339,7 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--margin", type=float, default=RetrainSettings.margin)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--timing-only", action="store_true",
+                    help="only time a --timing-rows retrain from the shipped version and add it to --out")
     args = ap.parse_args(argv)
+    if args.timing_only:
+        return timing_only(args)
     report = run(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
