@@ -51,10 +51,14 @@ BAD_REQUESTS = {
 }
 
 
+ENTRY_MODELS = ("ltr_bls", "ensemble")  # Triton entry points with the same interface; ltr_bls is the default
+
+
 class Deployment:
-    def __init__(self, state: Path, overrides: list[str] = OVERRIDES) -> None:
+    def __init__(self, state: Path, overrides: list[str] = OVERRIDES, model: str = ENTRY_MODELS[0]) -> None:
         self.state = state
         self.overrides = overrides
+        self.model = model  # the entry point the probes' Triton clients call
         self.http, self.grpc, self.metrics, self.openai, self.health = free_ports(5)
 
     def deploy(self, *args: str) -> str:
@@ -87,7 +91,7 @@ class Deployment:
             body.setdefault("stream", True)
         path = "generate_stream" if stream else "generate"
         data = json.dumps(body).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{self.http}/v2/models/ensemble/{path}", data=data,
+        request = urllib.request.Request(f"http://127.0.0.1:{self.http}/v2/models/{self.model}/{path}", data=data,
                                          headers={"Content-Type": "application/json"})
         started = time.monotonic()
         try:
@@ -259,21 +263,22 @@ def phantom_inflight(log_path: Path, from_byte: int) -> int:
     return max(counts, default=0)
 
 
-def run(out: Path) -> dict:
+def run(out: Path, model: str = ENTRY_MODELS[0]) -> dict:
     state = BUILD_DIR / "faults" / "state"
     state.mkdir(parents=True, exist_ok=True)
     shm_before = set(glob.glob("/dev/shm/triton_python_backend_shm_region_*"))
-    d = Deployment(state)
+    d = Deployment(state, model=model)
     t0 = time.monotonic()
     d.start()
     roots = [d.pid("tritonserver.pid"), d.pid("openai_server.pid"), d.pid("supervisor.pid")]
     rss_before = rss_by_process(roots)
-    report: dict = {"deploy_s": round(time.monotonic() - t0, 1), "overrides": OVERRIDES}
+    report: dict = {"deploy_s": round(time.monotonic() - t0, 1), "overrides": OVERRIDES, "model": model}
     try:
         report["bad_input"] = probe_bad_input(d)
         report["overload"] = probe_overload(d)
         report["stub_kills"] = [kill_stub(d, m) for m in
-                                ("length_predictor", "preprocessing", "tensorrt_llm", "postprocessing", "ltr_scheduler")]
+                                ("length_predictor", "preprocessing", "tensorrt_llm", "postprocessing", "ltr_scheduler",
+                                 "ltr_bls")]
         report["server_crash"] = kill_server(d)
         report["public_door"] = probe_door(d)
         roots = [d.pid("tritonserver.pid"), d.pid("openai_server.pid"), d.pid("supervisor.pid")]
@@ -298,7 +303,8 @@ def run(out: Path) -> dict:
 def markdown(r: dict) -> str:
     lines = ["# Faults (issue 13): `make faults`", "",
              f"Real deployment (`python -m deploy start`, supervisor, OpenAI server), CPU stand-in LLM; "
-             f"overrides {', '.join(r['overrides'])}. Reproduce: `make faults`.", "",
+             f"overrides {', '.join(r['overrides'])}; Triton clients call `{r.get('model', 'ensemble')}`. "
+             f"Reproduce: `make faults`.", "",
              "## Hostile input (HTTP generate)", "", "| request | answer | wrong |", "|---|---|---|"]
     for name, row in r["bad_input"]["requests"].items():
         lines.append(f"| {name} | {row['outcome']}: {row.get('message', row.get('finish_reason', ''))[:110]} | "
@@ -335,8 +341,9 @@ def markdown(r: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(RESULTS_DIR))
+    parser.add_argument("--model", default=ENTRY_MODELS[0], choices=ENTRY_MODELS, help="the Triton entry point probed")
     args = parser.parse_args(argv)
-    report = run(Path(args.out))
+    report = run(Path(args.out), args.model)
     print(markdown(report))
     return 0
 

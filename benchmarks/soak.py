@@ -2,7 +2,8 @@
 
     python -m benchmarks.soak --requests 10000     # (make soak) writes results/soak.json and .md
 
-Mix: HTTP generate, HTTP generate_stream and gRPC stream in equal parts; 10% of the clients leave
+Mix: HTTP generate, HTTP generate_stream and gRPC stream in equal parts, to `ltr_bls` (the default
+entry point; `--model ensemble` for the ensemble); 10% of the clients leave
 early (HTTP: close the connection after the first token; gRPC: cancel the stream), 5% send a bad
 request. Reported: requests lost (no answer), hung (none within the client timeout), wrongly
 answered; the scheduler's gauges and Triton's phantom in-flight count at the end; RSS of every
@@ -23,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import psutil
 import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
 
-from benchmarks.faults import Deployment, phantom_inflight, rss_by_process
+from benchmarks.faults import ENTRY_MODELS, Deployment, phantom_inflight, rss_by_process
 from repo_paths import BUILD_DIR, RESULTS_DIR
 
 CONCURRENCY = 16
@@ -36,7 +38,8 @@ def http_leave_early(d: Deployment) -> dict:
     """A streaming client that reads the first event and closes the connection."""
     body = json.dumps({"text_input": "Tell me a long story.", "max_tokens": 200, "stream": True}).encode()
     with socket.create_connection(("127.0.0.1", d.http), timeout=30) as sock:
-        sock.sendall(b"POST /v2/models/ensemble/generate_stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        sock.sendall(f"POST /v2/models/{d.model}/generate_stream HTTP/1.1\r\n".encode()
+                     + b"Host: x\r\nContent-Type: application/json\r\n"
                      + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
         data = b""
         while b"data:" not in data:
@@ -70,7 +73,10 @@ def grpc_stream(d: Deployment, max_tokens: int, cancel: bool, bad: bool) -> dict
         inputs.append(tensor("temperature", np.array([[np.nan]], dtype=np.float32), "FP32"))
     client.start_stream(callback=callback)
     try:
-        client.async_stream_infer("ensemble", inputs, enable_empty_final_response=True)
+        try:
+            client.async_stream_infer(d.model, inputs, enable_empty_final_response=True)
+        except InferenceServerException as exc:  # the stream broke (e.g. the server was restarted)
+            return {"outcome": "lost", "message": str(exc)[:160]}
         deadline = time.monotonic() + (0.3 if cancel else 60)
         while not done and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -103,10 +109,10 @@ def one(d: Deployment, i: int, rng: random.Random) -> dict:
     return {"kind": kind, "leave": leave, "bad": bad and not leave, **result}
 
 
-def run(n: int, out: Path) -> dict:
+def run(n: int, out: Path, model: str = ENTRY_MODELS[0]) -> dict:
     state = BUILD_DIR / "soak" / "state"
     state.mkdir(parents=True, exist_ok=True)
-    d = Deployment(state, OVERRIDES)
+    d = Deployment(state, OVERRIDES, model=model)
     d.start()
     roots = [d.pid("tritonserver.pid"), d.pid("openai_server.pid"), d.pid("supervisor.pid")]
     for _ in range(20):  # warm up before the first RSS reading
@@ -136,7 +142,7 @@ def run(n: int, out: Path) -> dict:
         d.deploy("stop", "--grace", "1")
     outcomes = {k: sum(r["outcome"] == k for r in results) for k in ("ok", "error", "left", "hung", "lost")}
     report = {
-        "requests": n, "concurrency": CONCURRENCY, "seconds": round(time.monotonic() - started, 1),
+        "requests": n, "model": model, "concurrency": CONCURRENCY, "seconds": round(time.monotonic() - started, 1),
         "outcomes": outcomes, "by_kind": {k: sum(r["kind"] == k for r in results) for k in ("http", "http_stream", "grpc_stream")},
         "left_early": sum(r["leave"] for r in results), "bad": sum(r["bad"] for r in results),
         "wrongly_answered": sum(r["wrong"] for r in results),
@@ -157,9 +163,11 @@ def markdown(r: dict) -> str:
     growth = r["tritonserver_growth_bytes_per_request"]
     lines = [
         "# Soak (issue 13): `make soak`", "",
-        f"{r['requests']} requests ({r['by_kind']}), {r['concurrency']} concurrent clients, {r['seconds']} s; "
+        f"{r['requests']} requests ({r['by_kind']}) to `{r.get('model', 'ensemble')}`, {r['concurrency']} concurrent "
+        f"clients, {r['seconds']} s; "
         f"{r['left_early']} clients left early (HTTP: closed the connection; gRPC: cancelled the stream), {r['bad']} bad. "
-        f"Reproduce: `make soak SOAK_REQUESTS={r['requests']}`.", "",
+        f"Reproduce: `make soak SOAK_REQUESTS={r['requests']}`"
+        f"{'' if r.get('model', 'ltr_bls') == 'ltr_bls' else ' (python -m benchmarks.soak --model ' + r['model'] + ')'}.", "",
         "| ok | error | left early | hung | lost | wrongly answered |", "|---|---|---|---|---|---|",
         f"| {o['ok']} | {o['error']} | {o['left']} | {o['hung']} | {o['lost']} | {r['wrongly_answered']} |", "",
         f"At the end: scheduler gauges {r['scheduler_gauges_at_end']}; phantom in-flight requests Triton still counted "
@@ -180,8 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--out", default=str(RESULTS_DIR))
+    parser.add_argument("--model", default=ENTRY_MODELS[0], choices=ENTRY_MODELS, help="the Triton entry point")
     args = parser.parse_args(argv)
-    print(markdown(run(args.requests, Path(args.out))))
+    print(markdown(run(args.requests, Path(args.out), args.model)))
     return 0
 
 

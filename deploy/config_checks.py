@@ -6,7 +6,9 @@ Each check returns a list of problems (empty = fine) so one run reports everythi
   dims, takes only tensors that exist at that point, and feeds every required input; a step after
   a decoupled step takes only that step's outputs (Triton's rule for decoupled models in ensembles);
 - the LLM model a target serves exposes the tensors the scheduler sends and reads (runtime.llm_contract),
-  as the CPU stand-in does.
+  as the CPU stand-in does;
+- the BLS entry model (`ltr_bls`) has the ensemble's exact interface and makes text as
+  `postprocessing` does (the same tokenizer parameters), so the two entry points cannot drift apart.
 """
 
 from __future__ import annotations
@@ -119,13 +121,54 @@ def ensemble_problems(name: str, configs: dict[str, ModelConfig]) -> list[str]:
     return problems
 
 
+# The entry models that must speak the ensemble's interface, and the model whose text they must make.
+ENTRY_TWINS = {"ltr_bls": "ensemble"}
+TEXT_PARAMETERS = ("tokenizer_path", "skip_special_tokens")
+
+
+def entry_interface_problems(reference: ModelConfig, candidate: ModelConfig) -> list[str]:
+    """`candidate` takes and returns exactly what `reference` does: the same input and output names,
+    data types, dims and optional flags, and the same max_batch_size."""
+    problems: list[str] = []
+    for kind, ref, cand in (("input", inputs(reference), inputs(candidate)),
+                            ("output", outputs(reference), outputs(candidate))):
+        for name in sorted(set(ref) | set(cand)):
+            if name not in cand:
+                problems.append(f"{candidate.name} lacks {reference.name}'s {kind} {name!r}")
+            elif name not in ref:
+                problems.append(f"{candidate.name} has {kind} {name!r}, which {reference.name} has not")
+            elif ref[name] != cand[name]:
+                problems.append(f"{candidate.name} {kind} {cand[name]} differs from {reference.name}'s {ref[name]}")
+    if reference.max_batch_size != candidate.max_batch_size:
+        problems.append(f"{candidate.name} max_batch_size {candidate.max_batch_size} differs from "
+                        f"{reference.name}'s {reference.max_batch_size}")
+    return problems
+
+
+def entry_problems(configs: dict[str, ModelConfig], text_model: str = "postprocessing") -> list[str]:
+    """Each entry model present against its twin, and its text parameters against `text_model`'s."""
+    problems: list[str] = []
+    for entry, twin in ENTRY_TWINS.items():
+        if entry not in configs or twin not in configs:
+            continue
+        problems += entry_interface_problems(configs[twin], configs[entry])
+        if text_model in configs:
+            for key in TEXT_PARAMETERS:
+                mine, theirs = (configs[m].parameters[key].string_value if key in configs[m].parameters else None
+                                for m in (entry, text_model))
+                if mine != theirs:
+                    problems.append(f"{entry} parameter {key!r} is {mine!r}, {text_model}'s is {theirs!r}: "
+                                    "their text would differ")
+    return problems
+
+
 def repository_problems(repository: Path) -> list[str]:
-    """Parse every config and check every ensemble of `repository`."""
+    """Parse every config, check every ensemble of `repository` and the entry models against it."""
     configs, problems = load_repository(repository)
     for name, config in configs.items():
         if config.platform == "ensemble":
             problems += ensemble_problems(name, configs)
-    return problems
+    return problems + entry_problems(configs)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ What it does, every `interval_s`:
   through model control (unload + load; a `load` of an unchanged model is a no-op); for the
   scheduler and postprocessing Triton never ends the requests that were on the dead stub and a
   reloaded scheduler does not serve again, so the server is restarted, which ends those requests.
+  The same holds for the decoupled entry model `ltr_bls` (its clients' requests and the scheduler
+  requests it had open would be left hanging), so it is not reloadable either.
 Readiness (`GET /ready` on the health port): 200 {"ready": true} or 503 {"ready": false, "reason"}.
 
     python -m deploy.supervisor --state-dir .deploy --health-port 8003   (started by `make deploy`)
@@ -49,6 +51,7 @@ from deploy.triton import (
 log = logging.getLogger("deploy.supervisor")
 
 # Models whose in-flight requests end by themselves when their stub dies, so a reload suffices.
+# Any other model (ltr_scheduler, postprocessing, ltr_bls, a model added later) restarts the server.
 RELOADABLE = frozenset({"tensorrt_llm", "length_predictor", "preprocessing"})
 PORTS_FILE = "ports.json"
 SUPERVISOR_PID_FILE = "supervisor.pid"

@@ -1,4 +1,5 @@
-"""Stream one generation from the ensemble over gRPC with tritonclient.
+"""Stream one generation over gRPC with tritonclient, from `ltr_bls` (the default entry point) or
+`ensemble` (the same interface, kept for compatibility; docs/faults.md).
 
 Shared by the command-line client, the integration tests and the load tests, so that all of them
 speak to the server the way a user's client does.
@@ -16,7 +17,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
-DEFAULT_MODEL = "ensemble"
+DEFAULT_MODEL = "ltr_bls"  # sees a cancelled stream and frees its capacity; "ensemble" does not
 SCHEDULER_MODEL = "ltr_scheduler"
 
 
@@ -89,11 +90,16 @@ def stream_infer(
     inputs: list,
     timeout_s: float = 600.0,
     request_id: str | None = None,
+    cancel_on_early_exit: bool = True,
 ) -> Iterator[grpcclient.InferResult | str]:
     """Yield each response of one decoupled request until its final flag; an error ends the
-    stream with its message (a str)."""
+    stream with its message (a str). A consumer that stops before the end (breaks out, Ctrl-C)
+    cancels the stream, which `ltr_bls` turns into a stop in the scheduler; pass
+    `cancel_on_early_exit=False` for the ensemble, where a cancelled stream is never released by
+    Triton 2.51 (stop it by id instead: `stop_request`)."""
     results: queue.Queue = queue.Queue()
     client.start_stream(callback=lambda result, error: results.put((result, error)))
+    ended = False
     try:
         client.async_stream_infer(
             model, inputs, request_id=request_id or uuid.uuid4().hex, enable_empty_final_response=True
@@ -101,13 +107,15 @@ def stream_infer(
         while True:
             result, error = results.get(timeout=timeout_s)
             if error is not None:
+                ended = True
                 yield error.message() if isinstance(error, InferenceServerException) else str(error)
                 return
+            ended = result.get_response().parameters["triton_final_response"].bool_param
             yield result
-            if result.get_response().parameters["triton_final_response"].bool_param:
+            if ended:
                 return
     finally:
-        client.stop_stream()
+        client.stop_stream(cancel_requests=cancel_on_early_exit and not ended)
 
 
 def stream_generate(
@@ -117,11 +125,12 @@ def stream_generate(
     model: str = DEFAULT_MODEL,
     timeout_s: float = 600.0,
     request_id: str | None = None,
+    cancel_on_early_exit: bool = True,
     **optional: float | int,
 ) -> Iterator[Chunk | str]:
-    """Yield the ensemble's text chunks as they arrive; an error ends the stream (a str)."""
+    """Yield the answer's text chunks as they arrive; an error ends the stream (a str)."""
     inputs = ensemble_inputs(prompt, max_tokens, stream=True, **optional)
-    for result in stream_infer(client, model, inputs, timeout_s, request_id):
+    for result in stream_infer(client, model, inputs, timeout_s, request_id, cancel_on_early_exit):
         if isinstance(result, str):
             yield result
             return
@@ -136,8 +145,9 @@ def stream_generate(
 
 
 def stop_request(client: grpcclient.InferenceServerClient, request_id: str) -> str | None:
-    """Stop a live request by its id (waiting or generating), TensorRT-LLM's `stop` convention,
-    sent to the scheduler: Triton passes request ids into ensemble steps but not cancellations.
+    """Stop a live `ensemble` request by its id (waiting or generating), TensorRT-LLM's `stop`
+    convention, sent to the scheduler: Triton passes request ids into ensemble steps but not
+    cancellations. (`ltr_bls` gives the scheduler an id of its own: cancel its stream instead.)
     Returns None when stopped, else the server's message (e.g. no such live request)."""
     inputs = [
         tensor("input_ids", np.zeros((1, 1), dtype=np.int32)),

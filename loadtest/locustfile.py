@@ -1,5 +1,6 @@
-"""Locust load test of the deployed ensemble: HTTP SSE (`/v2/models/ensemble/generate_stream`) and
-gRPC streaming (tritonclient), open-loop Poisson arrivals drawn from the shared workloads.
+"""Locust load test of the deployment: HTTP SSE (`/v2/models/<model>/generate_stream`; `--model` ltr_bls,
+the default entry point, or ensemble) and gRPC streaming (tritonclient), open-loop Poisson arrivals
+drawn from the shared workloads.
 
     locust -f loadtest/locustfile.py --headless -H http://127.0.0.1:8000 --grpc-url 127.0.0.1:8001 \
         --workload alpaca --rate 2 --max-requests 60 -u 4 -r 4 -t 120s --csv results/locust
@@ -48,7 +49,7 @@ def _add_arguments(parser: Any) -> None:
     parser.add_argument("--max-requests", type=int, default=100, help="stop after this many requests")
     parser.add_argument("--data-dir", default="", help="data folder ($LTR_DATA_DIR or ../shared/data)")
     parser.add_argument("--grpc-url", default="127.0.0.1:8001", help="gRPC host:port for GrpcStreamUser")
-    parser.add_argument("--model", default="ensemble")
+    parser.add_argument("--model", default="ltr_bls", help="Triton entry point: ltr_bls (default) or ensemble")
     parser.add_argument("--workload-seed", type=int, default=0)
     parser.add_argument("--max-tokens-mode", default="generic", choices=list(wl.MAX_TOKENS_MODES),
                         help="generic: one cap for every request, as clients send; true_length: each request's own "

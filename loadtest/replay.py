@@ -1,4 +1,4 @@
-"""Open-loop replay of a workload against the ensemble over one gRPC stream, timing every token.
+"""Open-loop replay of a workload against an entry point (`ltr_bls` by default) over one gRPC stream, timing every token.
 
 One bidirectional stream carries all requests (tritonclient multiplexes them by request id), so the
 client costs little CPU and sends each request at its trace arrival time whether or not earlier ones
@@ -16,7 +16,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from loadtest.grpc_stream import ensemble_inputs
+from loadtest.grpc_stream import DEFAULT_MODEL, ensemble_inputs
 from workloads.metrics import RequestTimes
 from workloads.traces import TraceRequest
 
@@ -80,7 +80,7 @@ def to_request_times(timings: Sequence[StreamTiming], arrivals: Sequence[float] 
 def replay_grpc(
     url: str,
     reqs: Sequence[TraceRequest],
-    model: str = "ensemble",
+    model: str = DEFAULT_MODEL,
     timeout_s: float = 600.0,
     progress: bool = True,
 ) -> list[StreamTiming]:

@@ -50,3 +50,22 @@ def chunk_text(
     all_bytes = decode_bytes(list(context_ids) + list(new_ids))
     after = all_bytes.decode("utf-8", errors="replace") if final else decode_complete(all_bytes)
     return after[len(before):]
+
+
+def special_token_filter(first_special: int, skip_special: bool) -> Callable[[int], bool]:
+    """Which ids reach the text: Llama-3's special tokens all sit at ids >= `first_special` (its BOS)."""
+    return (lambda i: i < first_special) if skip_special else (lambda i: True)
+
+
+def response_text(
+    decode_bytes: Callable[[Sequence[int]], bytes],
+    keep: Callable[[int], bool],
+    context_ids: Sequence[int],
+    new_ids: Sequence[int],
+    final: bool,
+) -> str:
+    """One scheduler response as text, the same for the `postprocessing` model (the ensemble's last
+    step) and the `ltr_bls` entry model, so their answers cannot differ."""
+    return chunk_text(
+        decode_bytes, [int(i) for i in context_ids if keep(int(i))], [int(i) for i in new_ids if keep(int(i))], final
+    )

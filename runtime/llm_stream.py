@@ -55,6 +55,17 @@ class DeferredRelease:
         return len(self._held)
 
 
+def use_bls_executor(executor: Executor) -> None:
+    """Make `executor` the running loop's default pool (once): the python backend's `async_exec`
+    runs each BLS call there, and a decoupled call holds its thread until its first response, which
+    a queued or prefilling request gets late. The default pool (min(32, CPUs + 4) threads) would cap
+    the calls waiting for a first response and starve every other call behind them."""
+    loop = asyncio.get_running_loop()
+    if getattr(loop, "_ltr_bls_executor", None) is not executor:
+        loop.set_default_executor(executor)
+        loop._ltr_bls_executor = executor  # type: ignore[attr-defined]
+
+
 def read_into(responses: Iterable, loop: asyncio.AbstractEventLoop, arrived: asyncio.Queue,
               release: DeferredRelease | None = None) -> None:
     """Worker-thread side: put every response on `arrived`, then None (end) or the exception that

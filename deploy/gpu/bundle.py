@@ -7,9 +7,9 @@ The GPU target is the CPU repository with two models swapped:
   (deploy/gpu/length_predictor/onnxruntime_trt.pbtxt, `--predictor-variant onnx`) or a TensorRT plan
   (deploy/gpu/length_predictor/tensorrt_plan.pbtxt, `plan`) instead of the python model.
   Its batch size and TensorRT profile come from predictor_profile, its GPU from placement.
-`preprocessing`, `ltr_scheduler`, `postprocessing` and `ensemble` keep their files; only config
-parameters change (tokenizer = the mounted checkpoint, max_inflight = the engine's batch capacity,
-prompt limits = the engine's).
+`preprocessing`, `ltr_scheduler`, `postprocessing`, `ensemble` and `ltr_bls` (the BLS entry point)
+keep their files; only config parameters change (tokenizer = the mounted checkpoint, max_inflight =
+the engine's batch capacity, prompt limits = the engine's).
 
 Output (`--out`, default build/gpu/), self-contained so it can be copied to a GPU box:
   model_repository/   what tritonserver serves inside the container (files copied, no symlinks)
@@ -68,7 +68,7 @@ PREDICTOR_MODEL_FILES = {"onnx": "model.onnx", "plan": "model.plan"}
 PREDICTOR_SIDE_FILES = ("tokenizer.json", "predictor.json")  # read by preprocessing from the sibling model
 DEFAULT_PREDICTOR_ARTIFACTS = BUILD_DIR / "gpu_artifacts" / "length_predictor" / "1"
 DEFAULT_PREDICTOR_CACHE = BUILD_DIR / "gpu_cache" / "length_predictor_trt"  # host side of CONTAINER_TRT_CACHE
-SHARED_MODELS = ("ensemble", "ltr_scheduler", "postprocessing", "preprocessing")
+SHARED_MODELS = ("ensemble", "ltr_bls", "ltr_scheduler", "postprocessing", "preprocessing")
 GPU_MODELS = ("length_predictor", "tensorrt_llm")
 RUNTIME_PACKAGES = ("predictor", "scheduler", "runtime")
 RUNTIME_MODULES = ("repo_paths.py",)  # imported by runtime for its CPU defaults
@@ -128,6 +128,7 @@ class GpuSettings:
                 "max_output_len": str(self.limits.max_output_len),
             },
             "postprocessing": {"tokenizer_path": CONTAINER_CHECKPOINT},
+            "ltr_bls": {"tokenizer_path": CONTAINER_CHECKPOINT},  # its text is postprocessing's
             "ltr_scheduler": {"policy": self.policy, "max_inflight": str(self.inflight)},
             "tensorrt_llm": {
                 "gpt_model_path": CONTAINER_ENGINE,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.config_checks import ensemble_problems, load_repository, repository_problems
+from deploy.config_checks import entry_interface_problems, ensemble_problems, inputs, load_repository, outputs, repository_problems
 from deploy.gpu.bundle import GPU_SOURCES, PREDICTOR_CONFIGS, GpuSettings, render_gpu_bundle
 from deploy.repository import read_config
 from repo_paths import REPO_ROOT, SOURCE_REPOSITORY
@@ -105,3 +105,31 @@ def test_unmapped_required_input_is_caught():
     step = configs["ensemble"].ensemble_scheduling.step[0]
     del step.input_map["QUERY"]
     assert any("required input 'QUERY'" in p for p in ensemble_problems("ensemble", configs))
+
+
+def test_the_bls_entry_has_exactly_the_ensembles_interface():
+    """ltr_bls replaces the ensemble for clients: the same inputs and outputs (names, types, dims,
+    optional flags) and batch size, so no client can tell which one it calls."""
+    configs, _ = load_repository(SOURCE_REPOSITORY)
+    ensemble, bls = configs["ensemble"], configs["ltr_bls"]
+    assert inputs(bls) == inputs(ensemble) and outputs(bls) == outputs(ensemble)
+    assert bls.max_batch_size == ensemble.max_batch_size
+    assert bls.model_transaction_policy.decoupled  # it streams, and many requests share one instance
+    assert entry_interface_problems(ensemble, bls) == []
+
+
+@pytest.mark.parametrize(
+    "model, old, new, expected",
+    [
+        ("ltr_bls", '{ name: "top_k" data_type: TYPE_INT32 dims: [ 1 ] optional: true }',
+         '{ name: "top_k" data_type: TYPE_INT32 dims: [ 1 ] }', "differs from ensemble's"),
+        ("ensemble", '{ name: "seed" data_type: TYPE_UINT64 dims: [ 1 ] optional: true },', "",
+         "has input 'seed', which ensemble has not"),
+        ("ltr_bls", '{ name: "output_token_count" data_type: TYPE_INT32 dims: [ 1 ] },', "", "lacks ensemble's output"),
+        ("ltr_bls", 'key: "skip_special_tokens" value { string_value: "true" }',
+         'key: "skip_special_tokens" value { string_value: "false" }', "their text would differ"),
+    ],
+)
+def test_an_entry_model_that_drifts_from_the_ensemble_is_caught(tmp_path, model, old, new, expected):
+    problems = repository_problems(_broken_copy(tmp_path, model, old, new))
+    assert any(expected in p for p in problems), problems

@@ -11,7 +11,8 @@ from deploy.supervisor import Supervisor, expected_stubs, serve_health, stub_cou
 from deploy.triton import free_ports
 from repo_paths import REPO_ROOT
 
-EXPECTED = {"preprocessing": 1, "length_predictor": 1, "ltr_scheduler": 1, "tensorrt_llm": 1, "postprocessing": 1}
+EXPECTED = {"preprocessing": 1, "length_predictor": 1, "ltr_scheduler": 1, "tensorrt_llm": 1, "postprocessing": 1,
+            "ltr_bls": 1}
 
 
 class FakeServer:
@@ -53,7 +54,8 @@ def test_a_dead_llm_or_predictor_stub_is_reported_then_reloaded():
 
 
 def test_a_dead_scheduler_or_postprocessing_stub_restarts_the_server():
-    for model in ("ltr_scheduler", "postprocessing"):
+    # ltr_bls as well: a decoupled entry model, whose requests Triton never ends when its stub dies
+    for model in ("ltr_scheduler", "postprocessing", "ltr_bls"):
         server = FakeServer()
         supervisor = Supervisor(server, EXPECTED)
         server.stubs[model] = 0

@@ -39,15 +39,17 @@ def post_json(url: str, body: Any, timeout: float = 60) -> tuple[int, Any]:
         return err.code, json.loads(err.read() or b"{}")
 
 
-def http_generate(server: TritonServer, body: Any) -> tuple[int, Any]:
-    return post_json(f"http://{server.http_url}/v2/models/ensemble/generate", body)
+def http_generate(server: TritonServer, body: Any, model: str = "ensemble") -> tuple[int, Any]:
+    return post_json(f"http://{server.http_url}/v2/models/{model}/generate", body)
 
 
-def http_generate_stream(server: TritonServer, body: Any, timeout: float = 120) -> tuple[int, list[dict]]:
+def http_generate_stream(
+    server: TritonServer, body: Any, timeout: float = 120, model: str = "ensemble"
+) -> tuple[int, list[dict]]:
     """POST generate_stream and collect the SSE events (`data: {...}` lines)."""
     data = json.dumps(body).encode()
     req = urllib.request.Request(
-        f"http://{server.http_url}/v2/models/ensemble/generate_stream", data=data,
+        f"http://{server.http_url}/v2/models/{model}/generate_stream", data=data,
         headers={"Content-Type": "application/json"},
     )
     try:

@@ -63,7 +63,7 @@ def test_concurrent_requests_over_all_three_paths_each_get_exactly_their_tokens(
     def over_grpc(i: int) -> int:
         client = grpcclient.InferenceServerClient(server.grpc_url)
         try:
-            gen = generate(client, PROMPTS[i % 4], 8 + i)
+            gen = generate(client, PROMPTS[i % 4], 8 + i, model="ensemble")
             assert gen.error is None, gen.error
             return gen.tokens
         finally:
@@ -100,7 +100,7 @@ def expected_text(tokens: int) -> str:
 
 def test_streamed_text_is_the_answer_with_every_split_character_whole(server, grpc):
     tokens = 2 * len(MULTILINGUAL_IDS)  # ends on a character boundary
-    gen = generate(grpc, "Écris une phrase en français avec des accents: été, déjà, naïve, 你好.", tokens)
+    gen = generate(grpc, "Écris une phrase en français avec des accents: été, déjà, naïve, 你好.", tokens, model="ensemble")
     assert gen.error is None and gen.tokens == tokens
     assert len([c for c in gen.chunks if c.tokens]) >= tokens // 2  # many responses: characters cross them
     assert gen.text == MULTILINGUAL_TEXT * 2 == expected_text(tokens)
@@ -111,7 +111,7 @@ def test_an_answer_cut_mid_character_ends_with_one_replacement_character(server,
     decoding the whole answer would, over gRPC streaming and plain HTTP alike."""
     tokens = MULTILINGUAL_IDS.index(248)  # " 🚀" is ids 11410, 248, 222: stop after the first
     assert expected_text(tokens).endswith("! \ufffd") and expected_text(tokens).count("\ufffd") == 1
-    gen = generate(grpc, "Say something.", tokens)
+    gen = generate(grpc, "Say something.", tokens, model="ensemble")
     assert gen.error is None and gen.text == expected_text(tokens)
     status, body = http_generate(server, {"text_input": "Say something.", "max_tokens": tokens})
     assert status == 200 and body["text_output"] == expected_text(tokens)
@@ -136,7 +136,7 @@ def test_bad_http_requests_get_a_clear_error(server, body, message):
 
 
 def test_undecodable_bytes_get_a_clear_error_over_grpc(server, grpc):
-    gen = generate(grpc, b"caf\xc3\x28 \xff\xfe", 8)
+    gen = generate(grpc, b"caf\xc3\x28 \xff\xfe", 8, model="ensemble")
     assert gen.error is not None and "not valid UTF-8" in gen.error
 
 

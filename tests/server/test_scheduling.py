@@ -67,7 +67,7 @@ class Clients:
                 client = grpcclient.InferenceServerClient(self.server.grpc_url)
                 try:
                     extra = {} if sent.expected_output_len is None else {"expected_output_len": sent.expected_output_len}
-                    gen = generate(client, sent.prompt, sent.max_tokens, request_id=request_id, **extra)
+                    gen = generate(client, sent.prompt, sent.max_tokens, request_id=request_id, **extra, model="ensemble")
                 finally:
                     client.close()
                 with self.lock:
@@ -226,7 +226,7 @@ def test_a_full_queue_answers_server_overloaded_and_serves_the_rest(one_slot_ser
     assert wait_for(lambda: waiting(server) == 1)
     client = grpcclient.InferenceServerClient(server.grpc_url)
     try:
-        refused = generate(client, SHORT[1], 4)
+        refused = generate(client, SHORT[1], 4, model="ensemble")
         assert refused.error is not None and "server overloaded" in refused.error, refused.error
         assert refused.tokens == 0
         assert metric_value(server, "ltr_scheduler_requests_total", event="rejected") == 1
@@ -262,7 +262,7 @@ def test_cancelling_a_generating_request_frees_its_slot_and_the_engine(one_slot_
     cancelled_at = time.monotonic()
     assert wait_for(lambda: metric_value(server, "ltr_scheduler_inflight_requests") == 0, 2.0)
     client = grpcclient.InferenceServerClient(server.grpc_url)
-    gen = generate(client, SHORT[0], 4)
+    gen = generate(client, SHORT[0], 4, model="ensemble")
     client.close()
     assert gen.error is None and gen.tokens == 4
     # Had the engine (one slot) kept generating the cancelled 1000 tokens, this would take ~10 s.
@@ -290,7 +290,7 @@ def test_stopping_ensemble_requests_by_id_frees_the_queue_and_the_slot(one_slot_
     assert clients.results["queued"].tokens == 0 and 0 < clients.results["generating"].tokens < 1000
     assert "no live request" in stop_request(client, "generating")
     for reused in ("generating", "queued"):  # the one engine slot is free again, the ids too
-        gen = generate(client, SHORT[0], 4, request_id=reused)
+        gen = generate(client, SHORT[0], 4, request_id=reused, model="ensemble")
         assert gen.error is None and gen.tokens == 4, (reused, gen.error, gen.tokens)
     client.close()
     assert wait_for(lambda: metric_value(server, "ltr_scheduler_requests_total", event="completed") == 2)

@@ -17,7 +17,7 @@ import triton_python_backend_utils as pb_utils
 
 from runtime import llm_contract as llm
 from runtime.drain import DrainSignal
-from runtime.llm_stream import DeferredRelease, stream_chunks
+from runtime.llm_stream import DeferredRelease, stream_chunks, use_bls_executor
 from runtime.predictor_version import ServingVersionWatch
 from runtime.predictor_fallback import FallbackRank
 from runtime.preprocess import check_sampling
@@ -50,9 +50,11 @@ class BLSClient:
         self.model_name = model_name
         self.stall_timeout_s = stall_timeout_s  # a dead LLM stub ends its streams with an error, not a hang
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bls")
+        self.calls = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bls-exec")  # async_exec's
         self.release = DeferredRelease()  # finished iterators die with the GIL (its docstring)
 
     async def _call(self, job: Job, flag: str):
+        use_bls_executor(self.calls)
         inputs = llm.call_inputs(job.input_ids, job.max_tokens, job.llm_inputs, flag)
         request = pb_utils.InferenceRequest(
             model_name=self.model_name,

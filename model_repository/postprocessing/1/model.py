@@ -7,7 +7,7 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from runtime.detokenize import chunk_text
+from runtime.detokenize import response_text, special_token_filter
 from runtime.llama3_tokenizer import load_tokenizer
 from runtime.triton_tensors import model_parameters, scalar
 
@@ -16,8 +16,7 @@ class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         params = model_parameters(json.loads(args["model_config"]))
         self.tokenizer = load_tokenizer(params["tokenizer_path"] or None)
-        first_special = self.tokenizer.bos_id  # Llama-3: all special tokens sit at ids >= 128000
-        self.keep = (lambda i: i < first_special) if params["skip_special_tokens"].lower() == "true" else (lambda i: True)
+        self.keep = special_token_filter(self.tokenizer.bos_id, params["skip_special_tokens"].lower() == "true")
 
     def execute(self, requests: list) -> list:
         responses = []
@@ -27,12 +26,7 @@ class TritonPythonModel:
             final = bool(scalar(request, "IS_FINAL"))
             finish = pb_utils.get_input_tensor_by_name(request, "FINISH_REASON").as_numpy().reshape(-1)[:1]
             new_ids = tokens.reshape(-1)[: int(scalar(request, "SEQUENCE_LENGTH"))]
-            text = chunk_text(
-                self.tokenizer.decode_bytes,
-                [int(i) for i in context if self.keep(int(i))],
-                [int(i) for i in new_ids if self.keep(int(i))],
-                final,
-            )
+            text = response_text(self.tokenizer.decode_bytes, self.keep, context, new_ids, final)
             responses.append(
                 pb_utils.InferenceResponse(
                     output_tensors=[

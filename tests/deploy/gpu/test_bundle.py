@@ -75,7 +75,7 @@ def test_rendered_repository_is_complete(tmp_path, variant):
     bundle = render_gpu_bundle(tmp_path / "b", local_settings(tmp_path, predictor_variant=variant))
     repo = bundle / "model_repository"
     configs, problems = load_repository(repo)
-    assert problems == [] and len(configs) == 6
+    assert problems == [] and len(configs) == 7
     for name, config in configs.items():
         version = repo / name / "1"
         assert version.is_dir(), f"{name} has no version folder"
@@ -107,6 +107,7 @@ def test_shared_models_are_the_cpu_files_with_gpu_parameters(tmp_path):
             assert (repo / name / src.relative_to(SOURCE_REPOSITORY / name)).read_bytes() == src.read_bytes()
     assert params(repo, "preprocessing")["tokenizer_path"] == CONTAINER_CHECKPOINT
     assert params(repo, "postprocessing")["tokenizer_path"] == CONTAINER_CHECKPOINT
+    assert params(repo, "ltr_bls")["tokenizer_path"] == CONTAINER_CHECKPOINT
     assert params(repo, "ltr_scheduler")["policy"] == "fcfs"
     assert params(repo, "tensorrt_llm")["gpt_model_path"] == CONTAINER_ENGINE
 

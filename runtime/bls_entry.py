@@ -1,0 +1,289 @@
+"""The `ltr_bls` entry model's request life, free of Triton: preprocess → schedule → text.
+
+Why an entry model beside the ensemble (as TensorRT-LLM ships `tensorrt_llm_bls` beside its own):
+Triton 2.51 passes a client's cancellation only to ensemble steps it has not yet started, and it
+never releases a cancelled ensemble stream (docs/faults.md: "phantom in-flight"). A python model at
+the entry sees `request.is_cancelled()` itself. On a cancel it stops its scheduler request by the
+unguessable id it gave it (TensorRT-LLM's `stop` convention, which `ltr_scheduler` implements),
+reads the scheduler's stream to its end (the slot is free then) and ends the client's stream with a
+final response, which is what makes Triton release the request.
+
+The request takes the ensemble's route exactly: the ensemble's first step (`preprocessing`) by BLS,
+then `ltr_scheduler` by streaming BLS, and each scheduler response becomes one client response as
+the ensemble's last step makes it (`runtime.detokenize.response_text`, shared with `postprocessing`).
+The tensor maps below are the ensemble's own step maps (a test holds them to its config).
+
+`ltr_bls/1/model.py` supplies the seams: `Steps` (the BLS calls) and `ClientSink` (the decoupled
+response sender). Tests supply fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Literal, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from runtime.llm_stream import DeferredRelease, read_into
+
+log = logging.getLogger(__name__)
+
+# ensemble input -> preprocessing input (the ensemble's step 0 input_map, inverted)
+PREPROCESSING_INPUTS = {
+    "text_input": "QUERY", "prompt_token_ids": "PROMPT_TOKEN_IDS", "max_tokens": "REQUEST_OUTPUT_LEN",
+    "bad_words": "BAD_WORDS_DICT", "stop_words": "STOP_WORDS_DICT", "end_id": "END_ID", "pad_id": "PAD_ID",
+}
+# preprocessing output -> scheduler input (through the ensemble's internal tensors)
+PREPROCESSING_TO_SCHEDULER = {
+    "INPUT_ID": "input_ids", "REQUEST_INPUT_LEN": "input_lengths", "REQUEST_OUTPUT_LEN": "request_output_len",
+    "BAD_WORDS_IDS": "bad_words_list", "STOP_WORDS_IDS": "stop_words_list", "OUT_END_ID": "end_id",
+    "OUT_PAD_ID": "pad_id", "SCORE": "score",
+}
+# ensemble input -> scheduler input, passed straight through (the ensemble's step 1 does the same)
+SCHEDULER_INPUTS = {
+    "stream": "streaming", "temperature": "temperature", "top_k": "runtime_top_k", "top_p": "runtime_top_p",
+    "seed": "seed", "expected_output_len": "expected_output_len",
+}
+SCHEDULER_OUTPUTS = ("output_ids", "sequence_length", "context_ids", "is_final", "finish_reason")
+
+Outcome = Literal["completed", "cancelled", "error", "failed"]
+CANCELLED = "cancelled"
+
+
+class StepError(Exception):
+    """An error a step answered with. `code` is the step's Triton error code, kept as it came so that
+    the client gets the code the ensemble would pass on (INVALID_ARG → 400, UNAVAILABLE → 503)."""
+
+    def __init__(self, message: str, code: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass(frozen=True)
+class SchedulerReply:
+    """One `ltr_scheduler` response, read from its tensors."""
+
+    token_ids: list[int]  # the new tokens (cut to sequence_length)
+    context_ids: list[int]  # tokens sent before, for incremental detokenization
+    final: bool
+    finish_reason: str = ""  # "stop" | "length" | "cancelled" on the final response
+
+
+class Steps(Protocol):
+    async def preprocess(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Preprocessing's outputs by name; raises StepError when it refused the request."""
+        ...
+
+    async def schedule(self, inputs: Mapping[str, np.ndarray], request_id: str) -> Iterable[Any]:
+        """Send the scheduler request; its responses come from a blocking iterator (read on a
+        thread). Returns only with the first response (the python backend's `async_exec` does so),
+        which a queued request gets when it is admitted: the flow watches the client meanwhile."""
+        ...
+
+    def read(self, response: Any) -> SchedulerReply | None:
+        """One raw response of `schedule` (on the event loop); None for an empty one (a bare final
+        flag); raises StepError for an error response."""
+        ...
+
+    async def stop(self, request_id: str) -> bool:
+        """`stop` the live scheduler request with this id; False when the scheduler has none (yet)."""
+        ...
+
+
+class ClientSink(Protocol):
+    def is_cancelled(self) -> bool: ...
+
+    def send(self, text: str, tokens: int, finish: str, final: bool) -> None:
+        """One response with the ensemble's outputs: text_output, output_token_count, finish_reason."""
+        ...
+
+    def send_error(self, error: StepError) -> None:
+        """End the request with an error (final)."""
+        ...
+
+
+TextOf = Callable[[Sequence[int], Sequence[int], bool], str]  # (context ids, new ids, final) -> text
+
+
+@dataclass
+class EntryStats:
+    completed: int = 0
+    cancelled: int = 0
+    error: int = 0  # a step answered with an error (bad request, overload, engine failure), passed on
+    failed: int = 0  # this model failed (a bug, a broken BLS call)
+    live: int = 0
+    stop_timeouts: int = 0  # cancelled, but the scheduler's stream did not end within stop_timeout_s
+
+
+def split_inputs(inputs: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The client's tensors (ensemble names) as preprocessing's inputs and the scheduler's pass-through ones."""
+    unknown = set(inputs) - set(PREPROCESSING_INPUTS) - set(SCHEDULER_INPUTS)
+    if unknown:
+        raise ValueError(f"not inputs of the entry interface: {sorted(unknown)}")
+    pre = {PREPROCESSING_INPUTS[k]: v for k, v in inputs.items() if k in PREPROCESSING_INPUTS}
+    passed = {SCHEDULER_INPUTS[k]: v for k, v in inputs.items() if k in SCHEDULER_INPUTS}
+    return pre, passed
+
+
+class EntryFlow:
+    """Serves one client request through the steps, and frees everything when the client leaves."""
+
+    def __init__(
+        self,
+        steps: Steps,
+        text_of: TextOf,
+        readers: Executor,
+        cancel_poll_s: float = 0.1,
+        stop_timeout_s: float = 10.0,
+        new_id: Callable[[], str] = lambda: secrets.token_hex(16),
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[EntryStats], None] = lambda stats: None,
+        release: DeferredRelease | None = None,
+    ) -> None:
+        self.steps = steps
+        self.release = release  # finished BLS iterators are let go on the event loop (its docstring)
+        self.on_change = on_change  # after a request arrives and after it ends (the model's metrics)
+        self.text_of = text_of
+        self.readers = readers  # one blocked thread per live scheduler stream (runtime.llm_stream.read_into)
+        self.cancel_poll_s = cancel_poll_s
+        self.stop_timeout_s = stop_timeout_s  # a stopped request whose stream never ends is let go then
+        self.new_id = new_id  # unguessable: only this request's own entry can `stop` it
+        self.clock = clock
+        self.stats = EntryStats()
+
+    async def serve(self, inputs: Mapping[str, np.ndarray], sink: ClientSink) -> Outcome:
+        self.stats.live += 1
+        self.on_change(self.stats)
+        try:
+            outcome = await self._serve(inputs, sink)
+        except StepError as exc:
+            outcome = "error"
+            sink.send_error(exc)
+        except Exception as exc:  # a bug or a broken step fails this request only
+            log.exception("ltr_bls request failed")
+            outcome = "failed"
+            sink.send_error(StepError(f"ltr_bls failed: {exc}"))
+        finally:
+            self.stats.live -= 1
+        setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
+        self.on_change(self.stats)
+        return outcome
+
+    async def _serve(self, inputs: Mapping[str, np.ndarray], sink: ClientSink) -> Outcome:
+        pre_inputs, passed = split_inputs(inputs)
+        prepared = await self.steps.preprocess(pre_inputs)
+        if sink.is_cancelled():  # left during preprocessing: nothing was scheduled
+            sink.send("", 0, CANCELLED, final=True)
+            return "cancelled"
+        scheduled = {PREPROCESSING_TO_SCHEDULER[k]: v for k, v in prepared.items() if k in PREPROCESSING_TO_SCHEDULER}
+        request_id = self.new_id()
+        leaving = _Leaving(self, request_id, sink)
+        sending = asyncio.ensure_future(self.steps.schedule({**scheduled, **passed}, request_id))
+        try:
+            while not sending.done():  # queued: no response yet, but the client may leave meanwhile
+                await asyncio.wait({sending}, timeout=self.cancel_poll_s)
+                if not sending.done() and leaving.check() == "let go":
+                    self.stats.stop_timeouts += 1
+                    sink.send("", 0, CANCELLED, final=True)  # the scheduler call stays behind, blocked
+                    return "cancelled"
+            responses = sending.result()
+        except BaseException:
+            leaving.cancel()
+            raise
+        arrived: asyncio.Queue = asyncio.Queue()
+        self.readers.submit(read_into, responses, asyncio.get_running_loop(), arrived, self.release)
+        return await self._relay(arrived, leaving, sink)
+
+    async def _relay(self, arrived: asyncio.Queue, leaving: "_Leaving", sink: ClientSink) -> Outcome:
+        """Each scheduler response to the client, until the final one; on a cancel, stop and drain."""
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(arrived.get(), self.cancel_poll_s)
+                except asyncio.TimeoutError:
+                    item = _NOTHING
+                if leaving.check() == "let go":
+                    self.stats.stop_timeouts += 1
+                    break
+                if item is _NOTHING:
+                    continue
+                if item is None:
+                    if leaving.stopping:
+                        break
+                    raise StepError("the scheduler's stream ended without a final response")
+                if isinstance(item, Exception):
+                    if leaving.stopping:
+                        break
+                    raise StepError(f"scheduler call failed: {item}")
+                reply = self.steps.read(item)  # StepError: the scheduler's own error, passed on
+                if reply is None:
+                    continue
+                if not leaving.stopping:
+                    text = self.text_of(reply.context_ids, reply.token_ids, reply.final)
+                    sink.send(text, len(reply.token_ids), reply.finish_reason if reply.final else "", reply.final)
+                if reply.final:
+                    break
+        except StepError:
+            if not leaving.stopping:
+                raise
+        finally:
+            leaving.cancel()
+        if not leaving.stopping:
+            return "completed"
+        sink.send("", 0, CANCELLED, final=True)  # what lets Triton release the client's request
+        return "cancelled"
+
+    async def _stop(self, request_id: str) -> None:
+        """`stop` until the scheduler knows the id (the BLS request may not have reached it yet)."""
+        retry_s = 0.02
+        while True:
+            try:
+                if await self.steps.stop(request_id):
+                    return
+            except Exception:  # noqa: BLE001  (a background task: log and try again)
+                log.exception("ltr_bls: stop of %s failed", request_id)
+            await asyncio.sleep(retry_s)
+            retry_s = min(2 * retry_s, 0.5)
+
+
+class _Leaving:
+    """Watches one request's client (at most every `cancel_poll_s`) and, once it has left, stops the
+    scheduler request in the background until the scheduler lets go or `stop_timeout_s` passes."""
+
+    def __init__(self, flow: EntryFlow, request_id: str, sink: ClientSink) -> None:
+        self.flow, self.request_id, self.sink = flow, request_id, sink
+        self.stopper: asyncio.Task | None = None
+        self.stopped_at = 0.0
+        self.next_check = flow.clock()
+
+    @property
+    def stopping(self) -> bool:
+        return self.stopper is not None
+
+    def check(self) -> Literal["here", "stopping", "let go"]:
+        now = self.flow.clock()
+        if self.stopper is None and now >= self.next_check:
+            self.next_check = now + self.flow.cancel_poll_s
+            if self.sink.is_cancelled():
+                self.stopper = asyncio.get_running_loop().create_task(self.flow._stop(self.request_id))
+                self.stopped_at = now
+        if self.stopper is None:
+            return "here"
+        if now - self.stopped_at > self.flow.stop_timeout_s:
+            log.warning("ltr_bls: the scheduler did not end stopped request %s in %.0f s", self.request_id,
+                        self.flow.stop_timeout_s)
+            return "let go"
+        return "stopping"
+
+    def cancel(self) -> None:
+        if self.stopper is not None:
+            self.stopper.cancel()
+
+
+_NOTHING = object()

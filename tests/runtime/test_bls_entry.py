@@ -1,0 +1,255 @@
+"""The `ltr_bls` entry model's request life with fake steps: the ensemble's route and tensors, its
+answers, its errors, and what a client's cancellation frees (the scheduler request is stopped by its
+own unguessable id, the client's stream ends with one final response)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from deploy.repository import read_config
+from repo_paths import SOURCE_REPOSITORY
+from runtime.bls_entry import (
+    PREPROCESSING_INPUTS,
+    PREPROCESSING_TO_SCHEDULER,
+    SCHEDULER_INPUTS,
+    SCHEDULER_OUTPUTS,
+    EntryFlow,
+    SchedulerReply,
+    StepError,
+    split_inputs,
+)
+
+INVALID, UNAVAILABLE = "INVALID_ARG", "UNAVAILABLE"  # opaque codes: the flow passes them on as they came
+
+
+def reply(tokens: list[int], final: bool = False, finish: str = "") -> SchedulerReply:
+    return SchedulerReply(token_ids=tokens, context_ids=[], final=final, finish_reason=finish)
+
+
+ANSWER = [reply([1, 2]), reply([3]), reply([4, 5]), reply([], final=True, finish="length")]
+
+
+class FakeSteps:
+    """Preprocessing answers at once; the scheduler streams `replies` from a blocking generator (read
+    on the flow's reader thread, as a BLS iterator is), `pace_s` apart, and ends a stopped request
+    with a "cancelled" final response, as ltr_scheduler does."""
+
+    def __init__(self, replies=ANSWER, pace_s: float = 0.0, pre_error: StepError | None = None,
+                 refused_stops: int = 0, never_end: bool = False, queued_s: float = 0.0) -> None:
+        self.replies = list(replies)
+        self.pace_s = pace_s
+        self.pre_error = pre_error
+        self.refused_stops = refused_stops  # `stop` finds no live request this often first (not there yet)
+        self.never_end = never_end  # a dead scheduler stub: the stream neither answers nor ends
+        self.queued_s = queued_s  # waits this long in the queue (no response at all) unless stopped
+        self.preprocessed: list[dict] = []
+        self.scheduled: list[tuple[dict, str]] = []
+        self.stops: list[str] = []
+        self.stopped = threading.Event()
+        self.release = threading.Event()
+
+    async def preprocess(self, inputs):
+        self.preprocessed.append(dict(inputs))
+        if self.pre_error is not None:
+            raise self.pre_error
+        return {name: np.array([[i]]) for i, name in enumerate(PREPROCESSING_TO_SCHEDULER)}
+
+    async def schedule(self, inputs, request_id):
+        """Returns with the first response, as the python backend's `async_exec` does."""
+        self.scheduled.append((dict(inputs), request_id))
+        responses = self._stream()
+        first = await asyncio.to_thread(next, responses, None)
+        return itertools.chain([] if first is None else [first], responses)
+
+    def _stream(self):
+        self.stopped.wait(self.queued_s)
+        for item in self.replies:
+            if self.stopped.is_set():
+                break
+            time.sleep(self.pace_s)
+            yield ("error", item) if isinstance(item, StepError) else item  # an error response, not a failed call
+        if self.never_end:
+            self.release.wait(10)
+            return
+        if self.stopped.is_set():
+            yield reply([], final=True, finish="cancelled")
+
+    def read(self, item):
+        if isinstance(item, tuple):
+            raise item[1]
+        return item
+
+    async def stop(self, request_id: str) -> bool:
+        self.stops.append(request_id)
+        if len(self.stops) <= self.refused_stops:
+            return False
+        self.stopped.set()
+        return True
+
+
+class FakeSink:
+    def __init__(self, cancel_after: int | None = None) -> None:
+        self.sent: list[tuple[str, int, str, bool]] = []
+        self.errors: list[StepError] = []
+        self.cancel_after = cancel_after  # the client leaves after this many responses
+
+    def is_cancelled(self) -> bool:
+        return self.cancel_after is not None and len(self.sent) >= self.cancel_after
+
+    def send(self, text, tokens, finish, final):
+        assert not self.finished, "nothing after the final response"
+        self.sent.append((text, tokens, finish, final))
+
+    def send_error(self, error):
+        assert not self.finished
+        self.errors.append(error)
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.errors) or any(final for *_, final in self.sent)
+
+
+def text_of(context, new, final):
+    return ",".join(map(str, new)) + ("." if final else "")
+
+
+def serve(steps: FakeSteps, sink: FakeSink, inputs=None, **flow_args):
+    inputs = inputs if inputs is not None else {"text_input": np.array([[b"hi"]], dtype=object),
+                                                "max_tokens": np.array([[5]], dtype=np.int32)}
+
+    async def scenario():
+        with ThreadPoolExecutor(4) as readers:
+            flow = EntryFlow(steps, text_of, readers, **{"cancel_poll_s": 0.01, **flow_args})
+            outcome = await flow.serve(inputs, sink)
+            steps.release.set()
+            return outcome, flow.stats
+
+    return asyncio.run(scenario())
+
+
+def test_each_scheduler_response_becomes_one_client_response_with_the_ensembles_outputs():
+    steps, sink = FakeSteps(), FakeSink()
+    outcome, stats = serve(steps, sink)
+    assert outcome == "completed" and stats.completed == 1 and stats.live == 0
+    assert sink.sent == [("1,2", 2, "", False), ("3", 1, "", False), ("4,5", 2, "", False), (".", 0, "length", True)]
+    assert sink.errors == [] and steps.stops == []
+
+
+def test_the_request_takes_the_ensembles_route_with_its_tensors_renamed():
+    steps = FakeSteps()
+    inputs = {"text_input": np.array([[b"hi"]], dtype=object), "max_tokens": np.array([[5]], dtype=np.int32),
+              "stream": np.array([[True]]), "top_k": np.array([[3]], dtype=np.int32)}
+    serve(steps, FakeSink(), inputs)
+    assert set(steps.preprocessed[0]) == {"QUERY", "REQUEST_OUTPUT_LEN"}
+    (scheduled, request_id), = steps.scheduled
+    assert set(scheduled) == set(PREPROCESSING_TO_SCHEDULER.values()) | {"streaming", "runtime_top_k"}
+    assert scheduled["runtime_top_k"][0, 0] == 3 and scheduled["streaming"][0, 0]
+
+
+def test_every_scheduler_request_gets_an_unguessable_id_of_its_own():
+    steps = FakeSteps()
+    for _ in range(3):
+        serve(steps, FakeSink())
+    ids = [request_id for _, request_id in steps.scheduled]
+    assert len(set(ids)) == 3 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_unknown_inputs_are_refused():
+    with pytest.raises(ValueError, match="not inputs of the entry interface"):
+        split_inputs({"text_input": np.zeros(1), "stop": np.ones(1)})
+
+
+def test_a_preprocessing_error_reaches_the_client_with_its_code_and_nothing_is_scheduled():
+    steps, sink = FakeSteps(pre_error=StepError("text_input is empty", INVALID)), FakeSink()
+    outcome, stats = serve(steps, sink)
+    assert outcome == "error" and stats.error == 1
+    assert [(e.message, e.code) for e in sink.errors] == [("text_input is empty", INVALID)]
+    assert steps.scheduled == [] and sink.sent == []
+
+
+def test_a_scheduler_error_ends_the_stream_with_that_error_and_code():
+    overloaded = StepError("server overloaded: 10 requests waiting", UNAVAILABLE)
+    steps, sink = FakeSteps(replies=[overloaded]), FakeSink()
+    outcome, _ = serve(steps, sink)
+    assert outcome == "error" and sink.errors == [overloaded] and sink.sent == []
+
+
+def test_a_stream_that_ends_without_a_final_response_is_an_error_not_a_hang():
+    steps, sink = FakeSteps(replies=[reply([1])]), FakeSink()
+    outcome, _ = serve(steps, sink)
+    assert outcome == "error" and "without a final response" in sink.errors[0].message
+
+
+def test_empty_responses_are_skipped():
+    class WithEmpty(FakeSteps):
+        def read(self, item):
+            return None if item == "empty" else super().read(item)
+
+    steps, sink = WithEmpty(replies=["empty", reply([7]), "empty", reply([], final=True, finish="stop")]), FakeSink()
+    serve(steps, sink)
+    assert sink.sent == [("7", 1, "", False), (".", 0, "stop", True)]
+
+
+def test_a_client_that_leaves_mid_answer_is_stopped_in_the_scheduler_and_its_stream_ends():
+    steps = FakeSteps(replies=[reply([i]) for i in range(100)] + [reply([], final=True, finish="length")], pace_s=0.01)
+    sink = FakeSink(cancel_after=2)
+    started = time.monotonic()
+    outcome, stats = serve(steps, sink)
+    assert outcome == "cancelled" and stats.cancelled == 1 and stats.live == 0
+    assert time.monotonic() - started < 0.5  # not the 1 s the whole answer takes
+    assert steps.stops == [steps.scheduled[0][1]]  # the scheduler request's own id
+    assert sink.sent[:2] == [("0", 1, "", False), ("1", 1, "", False)]
+    assert sink.sent[-1] == ("", 0, "cancelled", True) and len(sink.sent) == 3  # nothing between: the client is gone
+
+
+def test_a_stop_that_arrives_before_the_scheduler_knows_the_id_is_sent_again():
+    steps = FakeSteps(replies=[reply([i]) for i in range(100)], pace_s=0.01, refused_stops=2)
+    outcome, _ = serve(steps, FakeSink(cancel_after=1))
+    assert outcome == "cancelled" and len(steps.stops) == 3 and len(set(steps.stops)) == 1
+
+
+def test_a_client_that_leaves_while_its_request_waits_in_the_queue_is_stopped_there():
+    """A queued request has no response yet (the BLS call is still blocked on its reader thread):
+    the client's leaving is seen anyway, and the stop takes it out of the queue."""
+    steps = FakeSteps(queued_s=5.0)
+    leave_after_schedule = FakeSink()
+    leave_after_schedule.is_cancelled = lambda: bool(steps.scheduled)  # leaves once it is queued
+    started = time.monotonic()
+    outcome, _ = serve(steps, leave_after_schedule)
+    assert outcome == "cancelled" and time.monotonic() - started < 1.0
+    assert steps.stops == [steps.scheduled[0][1]] and leave_after_schedule.sent == [("", 0, "cancelled", True)]
+
+
+def test_a_client_that_left_during_preprocessing_is_never_scheduled():
+    steps, sink = FakeSteps(), FakeSink(cancel_after=0)
+    outcome, _ = serve(steps, sink)
+    assert outcome == "cancelled" and steps.scheduled == [] and sink.sent == [("", 0, "cancelled", True)]
+
+
+def test_a_scheduler_that_never_ends_a_stopped_request_is_let_go_after_the_stop_timeout():
+    steps = FakeSteps(replies=[reply([1])], never_end=True)
+    sink = FakeSink(cancel_after=1)
+    started = time.monotonic()
+    outcome, stats = serve(steps, sink, stop_timeout_s=0.2)
+    assert outcome == "cancelled" and stats.stop_timeouts == 1
+    assert 0.2 <= time.monotonic() - started < 2 and sink.sent[-1] == ("", 0, "cancelled", True)
+
+
+def test_the_tensor_maps_are_the_ensembles_own_step_maps():
+    """ltr_bls must call the steps exactly as the ensemble does: its maps are read off the ensemble."""
+    steps = read_config(SOURCE_REPOSITORY / "ensemble" / "config.pbtxt").ensemble_scheduling.step
+    pre, sched = steps[0], steps[1]
+    assert (pre.model_name, sched.model_name) == ("preprocessing", "ltr_scheduler")
+    assert PREPROCESSING_INPUTS == {v: k for k, v in pre.input_map.items()}
+    internal = {v: k for k, v in pre.output_map.items()}  # ensemble tensor -> preprocessing output
+    ensemble_inputs = {t.name for t in read_config(SOURCE_REPOSITORY / "ensemble" / "config.pbtxt").input}
+    assert PREPROCESSING_TO_SCHEDULER == {internal[v]: k for k, v in sched.input_map.items() if v in internal}
+    assert SCHEDULER_INPUTS == {v: k for k, v in sched.input_map.items() if v in ensemble_inputs}
+    assert set(SCHEDULER_OUTPUTS) == set(sched.output_map)
