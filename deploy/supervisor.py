@@ -15,7 +15,10 @@ What it does, every `interval_s`:
   scheduler and postprocessing Triton never ends the requests that were on the dead stub and a
   reloaded scheduler does not serve again, so the server is restarted, which ends those requests.
   The same holds for the decoupled entry model `ltr_bls` (its clients' requests and the scheduler
-  requests it had open would be left hanging), so it is not reloadable either.
+  requests it had open would be left hanging), so it is not reloadable either. Such a restart waits
+  `restart_grace_s` (3 s) after the dead stub is seen: `ltr_bls` ends the requests it relays from a
+  dead scheduler with a retryable error within ~2 s (runtime/bls_entry.py), which a restart at once
+  would cut off (their connections would close without a message).
 Readiness (`GET /ready` on the health port): 200 {"ready": true} or 503 {"ready": false, "reason"}.
 
     python -m deploy.supervisor --state-dir .deploy --health-port 8003   (started by `make deploy`)
@@ -86,11 +89,14 @@ class Supervisor:
         server: ServerHandle,
         expected_stubs: Mapping[str, int],
         clock: Callable[[], float] = time.time,
+        restart_grace_s: float = 0.0,
     ) -> None:
         self.server = server
         self.expected = dict(expected_stubs)
         self.clock = clock
+        self.restart_grace_s = restart_grace_s  # a dead stub's restart waits this long (module docstring)
         self.health = Health()
+        self._restart_due_since: float | None = None
 
     def missing_stubs(self) -> list[str]:
         counts = self.server.stub_counts()
@@ -99,11 +105,13 @@ class Supervisor:
     def check_once(self) -> Health:
         """One look, and the recovery it calls for. Returns the health seen before recovering."""
         if not self.server.alive():
+            self._restart_due_since = None
             self._not_ready("tritonserver is not running")
             self._recover("server", "restart", self.server.restart)
             return self.health
         dead = self.missing_stubs()
         if not dead:
+            self._restart_due_since = None
             if not self.health.ready:
                 log.info("ready")
             self.health.ready, self.health.reason = True, ""
@@ -113,7 +121,11 @@ class Supervisor:
             for model in dead:
                 self._recover(model, "reload", lambda m=model: self.server.reload(m))
         else:
-            self._recover(",".join(dead), "restart", self.server.restart)
+            if self._restart_due_since is None:
+                self._restart_due_since = self.clock()
+            if self.clock() - self._restart_due_since >= self.restart_grace_s:
+                self._restart_due_since = None
+                self._recover(",".join(dead), "restart", self.server.restart)
         return self.health
 
     def _not_ready(self, reason: str) -> None:
@@ -268,10 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--health-port", type=int, default=DEFAULT_HEALTH_PORT)
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between checks")
+    parser.add_argument("--restart-grace", type=float, default=3.0,
+                        help="seconds a restart for a dead stub waits, for ltr_bls to end its requests")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = DeployedServer(Path(args.state_dir))
-    supervisor = Supervisor(server, expected_stubs(server.repository))
+    supervisor = Supervisor(server, expected_stubs(server.repository), restart_grace_s=args.restart_grace)
     serve_health(supervisor, args.health_port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -8,6 +8,12 @@ unguessable id it gave it (TensorRT-LLM's `stop` convention, which `ltr_schedule
 reads the scheduler's stream to its end (the slot is free then) and ends the client's stream with a
 final response, which is what makes Triton release the request.
 
+A dead scheduler stub: Triton 2.51 neither answers nor ends the BLS streams that were on it, so the
+requests waiting on it would hang until the supervisor restarts the server. `SchedulerWatch` notices
+instead: while some request has waited over `probe_after_s` for a response, it asks the scheduler
+something cheap (`Steps.probe`, at most once per `probe_every_s`), and when the answer says its
+process is gone, every request sent before that probe ends with a retryable (UNAVAILABLE) error.
+
 The request takes the ensemble's route exactly: the ensemble's first step (`preprocessing`) by BLS,
 then `ltr_scheduler` by streaming BLS, and each scheduler response becomes one client response as
 the ensemble's last step makes it (`runtime.detokenize.response_text`, shared with `postprocessing`).
@@ -95,6 +101,12 @@ class Steps(Protocol):
         """`stop` the live scheduler request with this id; False when the scheduler has none (yet)."""
         ...
 
+    async def probe(self) -> str | None:
+        """A cheap call to the scheduler (a `stop` for an id nobody has); the error message it got
+        (a live scheduler answers "no live request ...", a dead stub's "Stub process ... is not
+        healthy"), None when it got none. May raise: the exception's text is read the same way."""
+        ...
+
 
 class ClientSink(Protocol):
     def is_cancelled(self) -> bool: ...
@@ -110,6 +122,67 @@ class ClientSink(Protocol):
 
 TextOf = Callable[[Sequence[int], Sequence[int], bool], str]  # (context ids, new ids, final) -> text
 
+SCHEDULER = "the scheduler"
+
+
+def stub_died(message: str) -> bool:
+    """Whether an error says the called model's python stub is gone (Triton 2.51's python backend:
+    "Stub process '<model>_0_0' is not healthy.")."""
+    text = message.lower()
+    return "stub" in text and "not healthy" in text
+
+
+def died_error(step: str, code: Any) -> StepError:
+    return StepError(f"{step}'s process died; the deployment is recovering: retry", code)
+
+
+class SchedulerWatch:
+    """Whether the scheduler's stub has died under the requests waiting on it, found out by probing
+    it only while a request waits unusually long, so that a healthy server pays nothing (a busy one:
+    one probe a second)."""
+
+    def __init__(self, probe: Callable[[], Any], clock: Callable[[], float], after_s: float = 1.0,
+                 every_s: float = 1.0, timeout_s: float = 5.0) -> None:
+        self.probe, self.clock = probe, clock
+        self.after_s = after_s  # a request that has had no response for this long asks for a probe
+        self.every_s = every_s  # at most one probe this often
+        self.timeout_s = timeout_s  # a probe with no answer by then says nothing
+        self.probes = 0
+        self.dead_seen_at: float | None = None  # when the last probe that found the stub dead started
+        self._probing: asyncio.Task | None = None
+        self._last = float("-inf")
+
+    def waiting(self, since: float) -> None:
+        """A request has had no response since `since` (on the event loop): probe if it is time."""
+        now = self.clock()
+        if now - since < self.after_s or self._probing is not None or now - self._last < self.every_s:
+            return
+        self._last = now
+        self._probing = asyncio.get_running_loop().create_task(self._probe(now))
+
+    def died_since(self, sent_at: float) -> bool:
+        """Whether a probe that started after `sent_at` found the stub dead: a request sent at
+        `sent_at` will never get another response."""
+        return self.dead_seen_at is not None and self.dead_seen_at >= sent_at
+
+    async def _probe(self, started: float) -> None:
+        try:
+            message = await asyncio.wait_for(self.probe(), self.timeout_s)
+        except asyncio.TimeoutError:
+            message = None  # no answer: nothing learnt (the supervisor still watches the process)
+        except Exception as exc:  # noqa: BLE001  (a failed call tells the same as an error answer)
+            message = str(exc)
+        finally:
+            self._probing = None
+        self.probes += 1
+        if message is not None and stub_died(message):
+            if self.dead_seen_at is None:
+                log.warning("ltr_bls: the scheduler's stub is dead (%s); ending the requests on it", message)
+            self.dead_seen_at = started
+        elif self.dead_seen_at is not None:
+            log.warning("ltr_bls: the scheduler answers again")
+            self.dead_seen_at = None
+
 
 @dataclass
 class EntryStats:
@@ -119,6 +192,7 @@ class EntryStats:
     failed: int = 0  # this model failed (a bug, a broken BLS call)
     live: int = 0
     stop_timeouts: int = 0  # cancelled, but the scheduler's stream did not end within stop_timeout_s
+    stub_deaths: int = 0  # requests ended because a step's process died (included in `error`)
 
 
 def split_inputs(inputs: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -145,8 +219,13 @@ class EntryFlow:
         clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[EntryStats], None] = lambda stats: None,
         release: DeferredRelease | None = None,
+        unavailable: Any = "UNAVAILABLE",
+        probe_after_s: float = 1.0,
+        probe_every_s: float = 1.0,
     ) -> None:
         self.steps = steps
+        self.unavailable = unavailable  # the error code of a retryable error (Triton's UNAVAILABLE)
+        self.watch = SchedulerWatch(steps.probe, clock, probe_after_s, probe_every_s)
         self.release = release  # finished BLS iterators are let go on the event loop (its docstring)
         self.on_change = on_change  # after a request arrives and after it ends (the model's metrics)
         self.text_of = text_of
@@ -162,13 +241,22 @@ class EntryFlow:
         self.on_change(self.stats)
         try:
             outcome = await self._serve(inputs, sink)
+        except _StepDied as exc:
+            outcome = "error"
+            self.stats.stub_deaths += 1
+            sink.send_error(died_error(exc.step, self.unavailable))
         except StepError as exc:
             outcome = "error"
             sink.send_error(exc)
         except Exception as exc:  # a bug or a broken step fails this request only
-            log.exception("ltr_bls request failed")
-            outcome = "failed"
-            sink.send_error(StepError(f"ltr_bls failed: {exc}"))
+            if stub_died(str(exc)):  # a BLS call to a dead stub may raise instead of answering
+                outcome = "error"
+                self.stats.stub_deaths += 1
+                sink.send_error(died_error(SCHEDULER, self.unavailable))
+            else:
+                log.exception("ltr_bls request failed")
+                outcome = "failed"
+                sink.send_error(StepError(f"ltr_bls failed: {exc}"))
         finally:
             self.stats.live -= 1
         setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
@@ -177,31 +265,48 @@ class EntryFlow:
 
     async def _serve(self, inputs: Mapping[str, np.ndarray], sink: ClientSink) -> Outcome:
         pre_inputs, passed = split_inputs(inputs)
-        prepared = await self.steps.preprocess(pre_inputs)
+        try:
+            prepared = await self.steps.preprocess(pre_inputs)
+        except Exception as exc:
+            if stub_died(getattr(exc, "message", None) or str(exc)):
+                raise _StepDied("preprocessing") from exc
+            raise
         if sink.is_cancelled():  # left during preprocessing: nothing was scheduled
             sink.send("", 0, CANCELLED, final=True)
             return "cancelled"
         scheduled = {PREPROCESSING_TO_SCHEDULER[k]: v for k, v in prepared.items() if k in PREPROCESSING_TO_SCHEDULER}
         request_id = self.new_id()
         leaving = _Leaving(self, request_id, sink)
+        sent_at = self.clock()
         sending = asyncio.ensure_future(self.steps.schedule({**scheduled, **passed}, request_id))
         try:
             while not sending.done():  # queued: no response yet, but the client may leave meanwhile
                 await asyncio.wait({sending}, timeout=self.cancel_poll_s)
-                if not sending.done() and leaving.check() == "let go":
+                if sending.done():
+                    break
+                if leaving.check() == "let go":
                     self.stats.stop_timeouts += 1
+                    leaving.cancel()
                     sink.send("", 0, CANCELLED, final=True)  # the scheduler call stays behind, blocked
                     return "cancelled"
+                self.watch.waiting(sent_at)
+                if self.watch.died_since(sent_at):  # the call stays behind, blocked, as above
+                    leaving.cancel()
+                    if leaving.stopping:
+                        sink.send("", 0, CANCELLED, final=True)
+                        return "cancelled"
+                    raise _StepDied(SCHEDULER)
             responses = sending.result()
         except BaseException:
             leaving.cancel()
             raise
         arrived: asyncio.Queue = asyncio.Queue()
         self.readers.submit(read_into, responses, asyncio.get_running_loop(), arrived, self.release)
-        return await self._relay(arrived, leaving, sink)
+        return await self._relay(arrived, leaving, sink, sent_at)
 
-    async def _relay(self, arrived: asyncio.Queue, leaving: "_Leaving", sink: ClientSink) -> Outcome:
+    async def _relay(self, arrived: asyncio.Queue, leaving: "_Leaving", sink: ClientSink, sent_at: float) -> Outcome:
         """Each scheduler response to the client, until the final one; on a cancel, stop and drain."""
+        last_at = self.clock()
         try:
             while True:
                 try:
@@ -212,7 +317,13 @@ class EntryFlow:
                     self.stats.stop_timeouts += 1
                     break
                 if item is _NOTHING:
+                    self.watch.waiting(last_at)
+                    if self.watch.died_since(sent_at):  # its reader thread stays behind, blocked
+                        if leaving.stopping:
+                            break
+                        raise _StepDied(SCHEDULER)
                     continue
+                last_at = self.clock()
                 if item is None:
                     if leaving.stopping:
                         break
@@ -220,8 +331,15 @@ class EntryFlow:
                 if isinstance(item, Exception):
                     if leaving.stopping:
                         break
+                    if stub_died(str(item)):
+                        raise _StepDied(SCHEDULER) from item
                     raise StepError(f"scheduler call failed: {item}")
-                reply = self.steps.read(item)  # StepError: the scheduler's own error, passed on
+                try:
+                    reply = self.steps.read(item)  # StepError: the scheduler's own error, passed on
+                except StepError as exc:
+                    if stub_died(exc.message) and not leaving.stopping:  # sent to an already dead stub
+                        raise _StepDied(SCHEDULER) from exc
+                    raise
                 if reply is None:
                     continue
                 if not leaving.stopping:
@@ -284,6 +402,14 @@ class _Leaving:
     def cancel(self) -> None:
         if self.stopper is not None:
             self.stopper.cancel()
+
+
+class _StepDied(Exception):
+    """A step's process died under this request (`serve` turns it into the retryable error)."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__(step)
+        self.step = step
 
 
 _NOTHING = object()

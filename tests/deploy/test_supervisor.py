@@ -64,6 +64,23 @@ def test_a_dead_scheduler_or_postprocessing_stub_restarts_the_server():
         assert server.actions == ["restart"], model  # one restart recovers both
 
 
+def test_a_restart_for_a_dead_stub_waits_its_grace_so_ltr_bls_can_end_the_requests_first():
+    server, now = FakeServer(), [100.0]
+    supervisor = Supervisor(server, EXPECTED, clock=lambda: now[0], restart_grace_s=3.0)
+    server.stubs["ltr_scheduler"] = 0
+    for t in (100.0, 101.0, 102.0):  # seen dead; not ready at once, but no restart yet
+        now[0] = t
+        health = supervisor.check_once()
+        assert not health.ready and health.reason == "stub of ltr_scheduler is not running" and server.actions == []
+    now[0] = 103.0
+    supervisor.check_once()
+    assert server.actions == ["restart"]
+    assert supervisor.check_once().ready
+    server.running = False  # a dead server does not wait
+    supervisor.check_once()
+    assert server.actions == ["restart", "restart"]
+
+
 def test_a_crashed_server_is_restarted():
     server = FakeServer()
     supervisor = Supervisor(server, EXPECTED)

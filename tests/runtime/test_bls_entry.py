@@ -1,6 +1,7 @@
 """The `ltr_bls` entry model's request life with fake steps: the ensemble's route and tensors, its
-answers, its errors, and what a client's cancellation frees (the scheduler request is stopped by its
-own unguessable id, the client's stream ends with one final response)."""
+answers, its errors, what a client's cancellation frees (the scheduler request is stopped by its
+own unguessable id, the client's stream ends with one final response), and what a dead scheduler
+stub does to the requests on it (they end with a retryable error within seconds)."""
 
 from __future__ import annotations
 
@@ -22,11 +23,15 @@ from runtime.bls_entry import (
     SCHEDULER_OUTPUTS,
     EntryFlow,
     SchedulerReply,
+    SchedulerWatch,
     StepError,
     split_inputs,
+    stub_died,
 )
 
 INVALID, UNAVAILABLE = "INVALID_ARG", "UNAVAILABLE"  # opaque codes: the flow passes them on as they came
+STUB_DEAD = "Stub process 'ltr_scheduler_0_0' is not healthy."  # what Triton 2.51 answers for a dead stub
+DIED = "the scheduler's process died; the deployment is recovering: retry"
 
 
 def reply(tokens: list[int], final: bool = False, finish: str = "") -> SchedulerReply:
@@ -54,6 +59,8 @@ class FakeSteps:
         self.stops: list[str] = []
         self.stopped = threading.Event()
         self.release = threading.Event()
+        self.dead = threading.Event()  # the scheduler's stub died: no more responses, streams never end
+        self.probes = 0
 
     async def preprocess(self, inputs):
         self.preprocessed.append(dict(inputs))
@@ -64,16 +71,26 @@ class FakeSteps:
     async def schedule(self, inputs, request_id):
         """Returns with the first response, as the python backend's `async_exec` does."""
         self.scheduled.append((dict(inputs), request_id))
+        if self.dead.is_set():  # a call to a dead stub is answered at once, with an error
+            return iter([("error", StepError(STUB_DEAD, "INTERNAL"))])
         responses = self._stream()
         first = await asyncio.to_thread(next, responses, None)
         return itertools.chain([] if first is None else [first], responses)
 
     def _stream(self):
-        self.stopped.wait(self.queued_s)
+        queued_until = time.monotonic() + self.queued_s
+        while time.monotonic() < queued_until and not (self.stopped.is_set() or self.release.is_set()):
+            time.sleep(0.005)
+        if self.dead.is_set():
+            self.release.wait(10)
+            return
         for item in self.replies:
             if self.stopped.is_set():
                 break
             time.sleep(self.pace_s)
+            if self.dead.is_set():
+                self.release.wait(10)
+                return
             yield ("error", item) if isinstance(item, StepError) else item  # an error response, not a failed call
         if self.never_end:
             self.release.wait(10)
@@ -88,10 +105,14 @@ class FakeSteps:
 
     async def stop(self, request_id: str) -> bool:
         self.stops.append(request_id)
-        if len(self.stops) <= self.refused_stops:
+        if len(self.stops) <= self.refused_stops or self.dead.is_set():
             return False
         self.stopped.set()
         return True
+
+    async def probe(self):
+        self.probes += 1
+        return STUB_DEAD if self.dead.is_set() else "no live request with id 'probe' to stop"
 
 
 class FakeSink:
@@ -253,3 +274,135 @@ def test_the_tensor_maps_are_the_ensembles_own_step_maps():
     assert PREPROCESSING_TO_SCHEDULER == {internal[v]: k for k, v in sched.input_map.items() if v in internal}
     assert SCHEDULER_INPUTS == {v: k for k, v in sched.input_map.items() if v in ensemble_inputs}
     assert set(SCHEDULER_OUTPUTS) == set(sched.output_map)
+
+
+LONG = [reply([i]) for i in range(300)] + [reply([], final=True, finish="length")]
+QUICK_PROBES = {"probe_after_s": 0.2, "probe_every_s": 0.2}
+
+
+def serve_many(steps: FakeSteps, sinks: list[FakeSink], die_after_s: float | None = None, **flow_args):
+    """Several requests at once; the scheduler's stub dies `die_after_s` after they start."""
+    inputs = {"text_input": np.array([[b"hi"]], dtype=object), "max_tokens": np.array([[5]], dtype=np.int32)}
+
+    async def scenario():
+        with ThreadPoolExecutor(8) as readers:
+            flow = EntryFlow(steps, text_of, readers, **{"cancel_poll_s": 0.01, **QUICK_PROBES, **flow_args})
+            if die_after_s is not None:
+                asyncio.get_running_loop().call_later(die_after_s, steps.dead.set)
+            outcomes = await asyncio.gather(*(flow.serve(inputs, sink) for sink in sinks))
+            steps.release.set()
+            return outcomes, flow
+
+    return asyncio.run(scenario())
+
+
+def test_requests_generating_on_a_dead_scheduler_end_with_a_retryable_error_within_seconds():
+    steps = FakeSteps(replies=LONG, pace_s=0.01)  # 3 s per answer if it lived
+    sinks = [FakeSink() for _ in range(3)]
+    started = time.monotonic()
+    outcomes, flow = serve_many(steps, sinks, die_after_s=0.3)
+    assert time.monotonic() - started < 0.3 + 0.2 + 0.5  # probe_after_s, then one probe
+    assert outcomes == ["error"] * 3 and flow.stats.stub_deaths == 3 and flow.stats.live == 0
+    for sink in sinks:
+        assert sink.sent and [(e.message, e.code) for e in sink.errors] == [(DIED, UNAVAILABLE)]
+    assert steps.probes == 1  # one probe told all three
+
+
+def test_requests_waiting_in_the_queue_of_a_dead_scheduler_end_with_the_same_error():
+    steps = FakeSteps(queued_s=10.0)  # admitted only after 10 s if the scheduler lived
+    sinks = [FakeSink() for _ in range(3)]
+    started = time.monotonic()
+    outcomes, flow = serve_many(steps, sinks, die_after_s=0.1)
+    assert time.monotonic() - started < 1.0
+    assert outcomes == ["error"] * 3
+    assert all(sink.sent == [] and [e.message for e in sink.errors] == [DIED] for sink in sinks)
+
+
+def test_a_request_that_arrives_while_the_scheduler_is_dead_gets_the_same_error_at_once():
+    steps = FakeSteps()
+    steps.dead.set()
+    sink = FakeSink()
+    started = time.monotonic()
+    outcome, stats = serve(steps, sink)
+    assert outcome == "error" and stats.stub_deaths == 1 and time.monotonic() - started < 0.5
+    assert [(e.message, e.code) for e in sink.errors] == [(DIED, UNAVAILABLE)]
+
+
+def test_a_bls_call_that_raises_the_stub_error_gets_the_same_error():
+    class Raising(FakeSteps):
+        async def schedule(self, inputs, request_id):
+            raise RuntimeError(STUB_DEAD)
+
+    sink = FakeSink()
+    outcome, _ = serve(Raising(), sink)
+    assert outcome == "error" and [(e.message, e.code) for e in sink.errors] == [(DIED, UNAVAILABLE)]
+
+
+def test_a_dead_preprocessing_stub_is_named_in_the_retryable_error():
+    steps = FakeSteps(pre_error=StepError("Stub process 'preprocessing_0_0' is not healthy.", "INTERNAL"))
+    sink = FakeSink()
+    serve(steps, sink)
+    assert [(e.message, e.code) for e in sink.errors] == [
+        ("preprocessing's process died; the deployment is recovering: retry", UNAVAILABLE)]
+
+
+def test_a_healthy_scheduler_is_not_probed_while_answers_keep_coming():
+    steps = FakeSteps(replies=[reply([i]) for i in range(40)] + [reply([], final=True, finish="length")], pace_s=0.01)
+    outcomes, _ = serve_many(steps, [FakeSink() for _ in range(3)])
+    assert outcomes == ["completed"] * 3 and steps.probes == 0
+
+
+def test_long_waits_on_a_healthy_scheduler_probe_it_at_most_once_per_interval_and_end_nothing():
+    steps = FakeSteps(queued_s=1.0)  # five requests queued for 1 s: each wants a probe after 0.2 s
+    sinks = [FakeSink() for _ in range(5)]
+    outcomes, flow = serve_many(steps, sinks)
+    assert outcomes == ["completed"] * 5 and all(s.errors == [] for s in sinks)
+    assert 1 <= steps.probes <= 5  # ~4 (0.2 s after the start, then every 0.2 s), not one per request per poll
+    assert flow.watch.dead_seen_at is None
+
+
+def test_a_client_that_left_before_the_scheduler_died_gets_its_cancelled_end():
+    steps = FakeSteps(replies=LONG, pace_s=0.01, refused_stops=10**6)  # the stop never lands: the stub is dying
+    sink = FakeSink(cancel_after=2)
+    outcomes, flow = serve_many(steps, [sink], die_after_s=0.1)
+    assert outcomes == ["cancelled"] and sink.sent[-1] == ("", 0, "cancelled", True) and sink.errors == []
+
+
+def test_only_a_probe_sent_after_a_request_can_end_it():
+    """A stub found dead before a request was sent says nothing about it: the scheduler may have
+    been reloaded since (such a request's own call fails at once if it was not)."""
+    async def scenario():
+        now = [10.0]
+        watch = SchedulerWatch(lambda: asyncio.sleep(0, result=STUB_DEAD), lambda: now[0], after_s=1.0, every_s=1.0)
+        watch.waiting(since=9.5)  # waited 0.5 s: no probe
+        await asyncio.sleep(0.01)
+        assert watch.probes == 0
+        watch.waiting(since=8.0)  # waited 2 s: probe, which finds the stub dead
+        await asyncio.sleep(0.01)
+        assert watch.probes == 1 and watch.died_since(8.0) and not watch.died_since(10.5)
+        now[0] = 10.5
+        watch.waiting(since=1.0)  # within every_s of the last probe: none
+        await asyncio.sleep(0.01)
+        assert watch.probes == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_probe_without_an_answer_says_nothing():
+    async def scenario():
+        watch = SchedulerWatch(lambda: asyncio.sleep(10), time.monotonic, after_s=0.0, timeout_s=0.05)
+        watch.waiting(since=0.0)
+        await asyncio.sleep(0.2)
+        assert watch.probes == 1 and watch.dead_seen_at is None
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("message, dead", [
+    (STUB_DEAD, True),
+    ("Failed to process the request(s) for model 'ltr_scheduler_0_0', message: Stub process 'x' is not healthy.", True),
+    ("no live request with id 'abc' to stop", False),
+    ("server overloaded: 8 requests waiting", False),
+])
+def test_the_stub_error_is_told_apart_from_the_schedulers_own(message, dead):
+    assert stub_died(message) is dead

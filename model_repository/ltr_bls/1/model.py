@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable, Mapping
 
@@ -90,19 +91,27 @@ class BLSSteps:
             finish_reason=finish.decode() if isinstance(finish, bytes) else str(finish),
         )
 
-    async def stop(self, request_id: str) -> bool:
-        """TensorRT-LLM's `stop`: same request id, `stop: true`; the scheduler's other inputs are required."""
+    async def _stop_error(self, request_id: str) -> str | None:
+        """TensorRT-LLM's `stop`: same request id, `stop: true`; the scheduler's other inputs are
+        required. The message of the first error response, None when there was none."""
         inputs = {
             "input_ids": np.zeros((1, 1), dtype=np.int32), "input_lengths": np.ones((1, 1), dtype=np.int32),
             "request_output_len": np.ones((1, 1), dtype=np.int32), "score": np.zeros((1, 1), dtype=np.float32),
             STOP: np.ones((1, 1), dtype=bool),
         }
         responses = await self._request(inputs, request_id).async_exec(decoupled=True)
-        stopped = await asyncio.get_running_loop().run_in_executor(
-            self.stoppers, lambda: not any(r.has_error() for r in responses)
+        message = await asyncio.get_running_loop().run_in_executor(
+            self.stoppers, lambda: next((r.error().message() for r in responses if r.has_error()), None)
         )
         self.release.keep(responses)
-        return stopped
+        return message
+
+    async def stop(self, request_id: str) -> bool:
+        return await self._stop_error(request_id) is None
+
+    async def probe(self) -> str | None:
+        """A `stop` for an id no request has (live ids are 32 hex digits): it stops nothing."""
+        return await self._stop_error("ltr_bls-probe-" + secrets.token_hex(8))
 
 
 class TritonClientSink:
@@ -160,6 +169,7 @@ class TritonPythonModel:
             stop_timeout_s=float(params["stop_timeout_s"]),
             on_change=self._publish,
             release=release,
+            unavailable=pb_utils.TritonError.UNAVAILABLE,
         )
 
     def _publish(self, stats) -> None:
