@@ -333,9 +333,10 @@ def shm_regions(pids: list[int], proc: Path = Path("/proc")) -> set[Path]:
 def stop_tritonserver(
     pid: int, timeout_s: float = 30.0, idle: Callable[[], bool] | None = None, idle_for_s: float = 3.0
 ) -> bool:
-    """Stop a tritonserver and leave nothing behind: SIGTERM; then SIGKILL to it and its stubs after
-    `timeout_s`, or once `idle()` has said True for `idle_for_s` (a normal idle exit, models
-    unloaded, takes about 2 s) while Triton still waits for
+    """Stop a tritonserver and leave nothing behind: SIGTERM; then SIGKILL to it once all its model
+    stubs have exited (the models are unloaded: Triton itself would exit at its next once-a-second
+    check), or to it and its stubs after `timeout_s`, or once `idle()` has said True for
+    `idle_for_s` while Triton still waits for
     in-flight requests (requests it counts but nobody serves: Triton 2.51 never releases a
     cancelled ensemble stream, docs/faults.md); `timeout_s` 0: SIGKILL at once. Then remove the
     shared-memory regions it had mapped. Returns False if no such process was running."""
@@ -348,7 +349,10 @@ def stop_tritonserver(
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     idle_since: float | None = None
+    stubs = [member for member in tree if member != pid]
     while time.monotonic() < deadline and _alive(pid):
+        if stubs and not any(_alive(stub) for stub in stubs):
+            break  # every model is unloaded; Triton would only wait for its next once-a-second check
         if idle is not None:
             idle_since = (idle_since or time.monotonic()) if _quietly(idle) else None
             if idle_since is not None and time.monotonic() - idle_since >= idle_for_s:

@@ -38,3 +38,29 @@ def test_scheduler_busy_adds_waiting_and_generating():
     )
     assert scheduler_busy(text) == 5
     assert scheduler_busy("") == 0
+
+
+def test_a_server_whose_models_are_all_unloaded_is_not_waited_for(tmp_path):
+    """Once every stub has exited, Triton only waits for its next once-a-second check: stop then."""
+    import subprocess
+    import sys
+    import time
+
+    from deploy.triton import _alive, stop_tritonserver
+
+    server = subprocess.Popen([sys.executable, "-c", (
+        "import signal, subprocess, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: None)  # a server that would wait out its timeout\n"
+        "stub = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(0.3)'])\n"
+        "open(sys.argv[1], 'w').write('up')\n"
+        "time.sleep(120)\n"), str(tmp_path / "up")])
+    try:
+        while not (tmp_path / "up").exists():
+            time.sleep(0.05)
+        started = time.monotonic()
+        assert stop_tritonserver(server.pid, timeout_s=60)
+        assert time.monotonic() - started < 30  # not the 60 s timeout
+        server.wait(5)
+        assert not _alive(server.pid)
+    finally:
+        server.kill()
