@@ -19,6 +19,11 @@ What it does, every `interval_s`:
   `restart_grace_s` (3 s) after the dead stub is seen: `ltr_bls` ends the requests it relays from a
   dead scheduler with a retryable error within ~2 s (runtime/bls_entry.py), which a restart at once
   would cut off (their connections would close without a message).
+- every model has its stubs, but the pipeline no longer answers (a stub deadlocked: Triton 2.51's
+  python backend can deadlock a stub that streams decoupled BLS responses under load, all its
+  threads waiting on each other, docs/faults.md) → a probe thread sends a request that every stage
+  answers at once without queueing (`ltr_bls` with a negative temperature: preprocessing runs, the
+  scheduler refuses it before its queue); no answer for `hang_after_s` → not ready, then restart.
 Readiness (`GET /ready` on the health port): 200 {"ready": true} or 503 {"ready": false, "reason"}.
 
     python -m deploy.supervisor --state-dir .deploy --health-port 8003   (started by `make deploy`)
@@ -32,8 +37,10 @@ import json
 import logging
 import os
 import signal
+import socket
 import threading
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -59,6 +66,7 @@ RELOADABLE = frozenset({"tensorrt_llm", "length_predictor", "preprocessing"})
 PORTS_FILE = "ports.json"
 SUPERVISOR_PID_FILE = "supervisor.pid"
 DEFAULT_HEALTH_PORT = 8003
+PROBE_MODEL = "ltr_bls"  # the liveness probe's entry (DeployedServer.answers)
 
 
 class ServerHandle(Protocol):
@@ -71,6 +79,10 @@ class ServerHandle(Protocol):
     def reload(self, model: str) -> None: ...
 
     def restart(self) -> None: ...
+
+    def answers(self, timeout_s: float) -> bool:
+        """Whether the pipeline answered a liveness probe within `timeout_s` (any answer counts)."""
+        ...
 
 
 @dataclass
@@ -90,13 +102,24 @@ class Supervisor:
         expected_stubs: Mapping[str, int],
         clock: Callable[[], float] = time.time,
         restart_grace_s: float = 0.0,
+        hang_after_s: float | None = None,
     ) -> None:
         self.server = server
         self.expected = dict(expected_stubs)
         self.clock = clock
         self.restart_grace_s = restart_grace_s  # a dead stub's restart waits this long (module docstring)
+        self.hang_after_s = hang_after_s  # no probe answered for this long: a hung stub (None: no probes)
         self.health = Health()
         self._restart_due_since: float | None = None
+        self.last_answer_at = clock()
+
+    def probe_once(self) -> None:
+        """One liveness probe (the probe thread calls this in a loop)."""
+        if self.hang_after_s is not None and self.server.answers(self.hang_after_s):
+            self.last_answer_at = self.clock()
+
+    def hung(self) -> bool:
+        return self.hang_after_s is not None and self.clock() - self.last_answer_at > self.hang_after_s
 
     def missing_stubs(self) -> list[str]:
         counts = self.server.stub_counts()
@@ -110,6 +133,12 @@ class Supervisor:
             self._recover("server", "restart", self.server.restart)
             return self.health
         dead = self.missing_stubs()
+        if not dead and self.hung():
+            self._not_ready(f"every stub runs, but the pipeline has not answered for {self.hang_after_s:g} s: "
+                            "a stub hangs")
+            self._recover("hung pipeline", "restart", self.server.restart)
+            self.last_answer_at = self.clock()  # the new server's grace
+            return self.health
         if not dead:
             self._restart_due_since = None
             if not self.health.ready:
@@ -145,7 +174,16 @@ class Supervisor:
                                        "seconds": round(self.clock() - started, 3), "error": error})
         log.warning("%s %s: %s in %.1fs", action, what, "done" if ok else "FAILED", self.clock() - started)
 
-    def run(self, interval_s: float, stop: threading.Event) -> None:
+    def run(self, interval_s: float, stop: threading.Event, probe_every_s: float = 5.0) -> None:
+        def probe() -> None:
+            while not stop.wait(probe_every_s):
+                try:
+                    self.probe_once()
+                except Exception:
+                    log.exception("liveness probe failed")
+
+        if self.hang_after_s is not None:
+            threading.Thread(target=probe, daemon=True, name="probe").start()
         while not stop.is_set():
             try:
                 self.check_once()
@@ -238,6 +276,24 @@ class DeployedServer:
             )
             urllib.request.urlopen(request, timeout=60).close()
 
+    def answers(self, timeout_s: float) -> bool:
+        """A request to the default entry that each stage answers without queueing: preprocessing
+        tokenizes it, and the scheduler refuses its negative temperature before its queue. Any
+        HTTP answer counts; only silence (a hung stub) does not. A refused connection counts as an
+        answer: a dead or starting server is the process check's business."""
+        body = json.dumps({"text_input": "liveness probe", "max_tokens": 1, "temperature": -1.0}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.ports.http}/v2/models/{PROBE_MODEL}/generate",
+                                         data=body, headers={"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(request, timeout=timeout_s).close()
+        except urllib.error.HTTPError:
+            return True
+        except (TimeoutError, socket.timeout):
+            return False
+        except urllib.error.URLError as exc:
+            return not isinstance(exc.reason, (TimeoutError, socket.timeout))
+        return True
+
     def restart(self) -> None:
         """Kill what is left at once (the requests on a dead stub never end anyway), clean its shared
         memory, start a fresh server on the same ports."""
@@ -280,12 +336,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--health-port", type=int, default=DEFAULT_HEALTH_PORT)
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between checks")
+    parser.add_argument("--hang-after", type=float, default=20.0,
+                        help="restart when the liveness probe has had no answer for this long (0: no probe)")
     parser.add_argument("--restart-grace", type=float, default=3.0,
                         help="seconds a restart for a dead stub waits, for ltr_bls to end its requests")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = DeployedServer(Path(args.state_dir))
-    supervisor = Supervisor(server, expected_stubs(server.repository), restart_grace_s=args.restart_grace)
+    expected = expected_stubs(server.repository)
+    supervisor = Supervisor(server, expected, restart_grace_s=args.restart_grace,
+                            hang_after_s=args.hang_after if args.hang_after > 0 and PROBE_MODEL in expected else None)
     serve_health(supervisor, args.health_port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

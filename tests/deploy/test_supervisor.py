@@ -161,3 +161,46 @@ def test_a_stub_whose_main_thread_exited_is_counted_by_its_threads(tmp_path):
     _fake_proc(proc, 102, 100, [])  # a zombie: nothing anywhere
     (proc / "102" / "cmdline").write_bytes(b"")
     assert stub_counts(100, repo, proc) == {"ltr_scheduler": 1}
+
+
+class HangingServer(FakeServer):
+    """Every stub runs, but the pipeline answers only while `answering` (a deadlocked stub)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answering = True
+
+    def answers(self, timeout_s: float) -> bool:
+        return self.answering
+
+    def restart(self) -> None:
+        super().restart()
+        self.answering = True
+
+
+def test_a_pipeline_that_stops_answering_is_restarted_after_hang_after_s():
+    now = [0.0]
+    server = HangingServer()
+    supervisor = Supervisor(server, EXPECTED, clock=lambda: now[0], hang_after_s=20.0)
+    supervisor.probe_once()
+    server.answering = False
+    now[0] = 15.0
+    supervisor.probe_once()
+    assert supervisor.check_once().ready and server.actions == []  # silent, but not for long yet
+    now[0] = 20.5
+    health = supervisor.check_once()
+    assert not health.ready and "has not answered for 20 s" in health.reason
+    assert server.actions == ["restart"]
+    now[0] = 30.0
+    supervisor.probe_once()
+    assert supervisor.check_once().ready and server.actions == ["restart"]  # the new server answers
+
+
+def test_without_hang_after_there_is_no_probe():
+    server = HangingServer()
+    server.answering = False
+    now = [0.0]
+    supervisor = Supervisor(server, EXPECTED, clock=lambda: now[0])
+    supervisor.probe_once()
+    now[0] = 1e6
+    assert supervisor.check_once().ready and server.actions == []
