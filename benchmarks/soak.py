@@ -17,6 +17,7 @@ import json
 import random
 import socket
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -94,6 +95,14 @@ def grpc_stream(d: Deployment, max_tokens: int, cancel: bool, bad: bool) -> dict
 def one(d: Deployment, i: int, rng: random.Random) -> dict:
     kind = ("http", "http_stream", "grpc_stream")[i % 3]
     leave, bad = rng.random() < 0.10, rng.random() < 0.05 / 0.90
+    try:
+        return _one(d, kind, leave, bad, rng)
+    except OSError as exc:  # e.g. refused while the supervisor restarts the server: lost, and counted
+        return {"kind": kind, "leave": leave, "bad": bad and not leave, "outcome": "lost",
+                "message": f"{type(exc).__name__}: {exc}"[:160], "wrong": False}
+
+
+def _one(d: Deployment, kind: str, leave: bool, bad: bool, rng: random.Random) -> dict:
     max_tokens = rng.choice([4, 8, 16, 32])
     body = {"max_tokens": max_tokens, **({"top_p": 7.0} if bad else {})}
     if kind == "grpc_stream":
@@ -107,6 +116,15 @@ def one(d: Deployment, i: int, rng: random.Random) -> dict:
         result = d.generate(body, stream=kind == "http_stream", timeout=60)
     result["wrong"] = (bad and not leave and result["outcome"] == "ok") or (not bad and result["outcome"] == "error")
     return {"kind": kind, "leave": leave, "bad": bad and not leave, **result}
+
+
+def supervisor_recoveries(d: Deployment) -> list[dict]:
+    """What the supervisor did during the soak (its readiness endpoint keeps the last 20)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{d.health}/ready", timeout=5) as resp:
+            return json.loads(resp.read()).get("recoveries", [])
+    except urllib.error.HTTPError as err:  # 503 while not ready: the same body
+        return json.loads(err.read() or b"{}").get("recoveries", [])
 
 
 def run(n: int, out: Path, model: str = ENTRY_MODELS[0]) -> dict:
@@ -132,6 +150,7 @@ def run(n: int, out: Path, model: str = ENTRY_MODELS[0]) -> dict:
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{d.metrics}/metrics", timeout=5).read().decode()
         gauges = {line.split("{")[0]: float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                   if line.startswith(("ltr_scheduler_waiting_requests", "ltr_scheduler_inflight_requests"))}
+        recoveries = supervisor_recoveries(d)
         log = state / "tritonserver.log"
         log_at = log.stat().st_size
         stop_started = time.monotonic()
@@ -148,7 +167,7 @@ def run(n: int, out: Path, model: str = ENTRY_MODELS[0]) -> dict:
         "wrongly_answered": sum(r["wrong"] for r in results),
         "wrong_examples": [r for r in results if r["wrong"]][:5],
         "scheduler_gauges_at_end": gauges, "phantom_inflight_at_stop": phantom, "stop_s": round(stop_s, 2),
-        "tritonserver_restarted_during_soak": restarted,
+        "tritonserver_restarted_during_soak": restarted, "supervisor_recoveries": recoveries,
         "tritonserver_growth_bytes_per_request": None if restarted else round((triton_after - triton_before) / n, 1),
         "rss_mib_before": rss_before, "rss_mib_after": rss_after,
     }
@@ -172,7 +191,8 @@ def markdown(r: dict) -> str:
         f"| {o['ok']} | {o['error']} | {o['left']} | {o['hung']} | {o['lost']} | {r['wrongly_answered']} |", "",
         f"At the end: scheduler gauges {r['scheduler_gauges_at_end']}; phantom in-flight requests Triton still counted "
         f"at the stop: {r['phantom_inflight_at_stop']}; `make stop` took {r['stop_s']} s; tritonserver restarted by the "
-        f"supervisor during the soak: {r['tritonserver_restarted_during_soak']}.", "",
+        f"supervisor during the soak: {r['tritonserver_restarted_during_soak']}"
+        f"{'' if not r.get('supervisor_recoveries') else ' (' + '; '.join(rec['action'] + ' ' + rec['what'] + ' in ' + str(rec['seconds']) + ' s' for rec in r['supervisor_recoveries']) + ')'}.", "",
         f"tritonserver RSS growth: {growth if growth is not None else 'n/a (restarted)'} bytes per request"
         f"{'' if growth is None else f' ({growth * 1000 / 1024:.0f} KiB per 1,000)'}.", "",
         "| process | RSS before (MiB) | after |", "|---|---|---|",

@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--health-port", type=int, default=DEFAULT_HEALTH_PORT)
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between checks")
-    parser.add_argument("--hang-after", type=float, default=20.0,
+    parser.add_argument("--hang-after", type=float, default=15.0,
                         help="restart when the liveness probe has had no answer for this long (0: no probe)")
     parser.add_argument("--restart-grace", type=float, default=3.0,
                         help="seconds a restart for a dead stub waits, for ltr_bls to end its requests")
