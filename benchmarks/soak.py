@@ -13,6 +13,7 @@ process before and after and tritonserver's growth per 1,000 requests.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import socket
@@ -31,6 +32,7 @@ from benchmarks.faults import ENTRY_MODELS, Deployment, phantom_inflight, rss_by
 from repo_paths import BUILD_DIR, RESULTS_DIR
 
 CONCURRENCY = 16
+RSS_EVERY = 1000  # tritonserver's RSS is sampled after every this many requests
 # The stand-in's default capacity (max_inflight auto) and queue; answers run to max_tokens.
 OVERRIDES = ["tensorrt_llm.length_table=", "ltr_scheduler.llm_stall_timeout_s=10"]
 
@@ -118,6 +120,16 @@ def _one(d: Deployment, kind: str, leave: bool, bad: bool, rng: random.Random) -
     return {"kind": kind, "leave": leave, "bad": bad and not leave, **result}
 
 
+def second_half_growth(curve: list[tuple[int, float]]) -> float | None:
+    """Bytes per request between the sample nearest the middle and the last: warm-up (allocator
+    arenas, caches) is in the first half, a leak in both."""
+    if len(curve) < 3:
+        return None
+    middle = min(curve, key=lambda point: abs(point[0] - curve[-1][0] / 2))
+    done = curve[-1][0] - middle[0]
+    return round((curve[-1][1] - middle[1]) * 2**20 / done, 1) if done else None
+
+
 def supervisor_recoveries(d: Deployment) -> list[dict]:
     """What the supervisor did during the soak (its readiness endpoint keeps the last 20)."""
     try:
@@ -140,8 +152,14 @@ def run(n: int, out: Path, model: str = ENTRY_MODELS[0]) -> dict:
     rng = random.Random(13)
     started = time.monotonic()
     try:
+        results: list[dict] = []
+        rss_curve = [(0, round(triton_before / 2**20, 1))]  # (requests done, tritonserver RSS MiB)
         with ThreadPoolExecutor(CONCURRENCY) as pool:
-            results = list(pool.map(lambda i: one(d, i, random.Random(rng.random())), range(n)))
+            for start in range(0, n, RSS_EVERY):  # in slices, to see whether growth levels off
+                seeds = [random.Random(rng.random()) for _ in range(start, min(n, start + RSS_EVERY))]
+                results += pool.map(lambda args: one(d, *args), zip(range(start, start + len(seeds)), seeds))
+                with contextlib.suppress(psutil.Error, OSError, ValueError):
+                    rss_curve.append((len(results), round(psutil.Process(d.pid("tritonserver.pid")).memory_info().rss / 2**20, 1)))
         time.sleep(3)
         triton_pid = d.pid("tritonserver.pid")
         restarted = triton_pid != roots[0]
@@ -169,6 +187,8 @@ def run(n: int, out: Path, model: str = ENTRY_MODELS[0]) -> dict:
         "scheduler_gauges_at_end": gauges, "phantom_inflight_at_stop": phantom, "stop_s": round(stop_s, 2),
         "tritonserver_restarted_during_soak": restarted, "supervisor_recoveries": recoveries,
         "tritonserver_growth_bytes_per_request": None if restarted else round((triton_after - triton_before) / n, 1),
+        "tritonserver_rss_mib_by_requests": rss_curve,
+        "tritonserver_growth_bytes_per_request_second_half": second_half_growth(rss_curve),
         "rss_mib_before": rss_before, "rss_mib_after": rss_after,
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -194,7 +214,9 @@ def markdown(r: dict) -> str:
         f"supervisor during the soak: {r['tritonserver_restarted_during_soak']}"
         f"{'' if not r.get('supervisor_recoveries') else ' (' + '; '.join(rec['action'] + ' ' + rec['what'] + ' in ' + str(rec['seconds']) + ' s' for rec in r['supervisor_recoveries']) + ')'}.", "",
         f"tritonserver RSS growth: {growth if growth is not None else 'n/a (restarted)'} bytes per request"
-        f"{'' if growth is None else f' ({growth * 1000 / 1024:.0f} KiB per 1,000)'}.", "",
+        f"{'' if growth is None else f' ({growth * 1000 / 1024:.0f} KiB per 1,000)'}; over the second half alone: "
+        f"{r.get('tritonserver_growth_bytes_per_request_second_half')} bytes per request. RSS (MiB) by requests done: "
+        + ", ".join(f"{k}: {v}" for k, v in r.get("tritonserver_rss_mib_by_requests", [])) + ".", "",
         "| process | RSS before (MiB) | after |", "|---|---|---|",
     ]
     for name, value in r["rss_mib_before"].items():
