@@ -35,6 +35,7 @@ from repo_paths import BUILD_DIR, REPO_ROOT, RESULTS_DIR
 CLIENT_TIMEOUT_S = 40.0
 OVERRIDES = [
     "ltr_scheduler.max_inflight=2", "ltr_scheduler.max_queue_size=8", "ltr_scheduler.llm_stall_timeout_s=5",
+    "ltr_bls.stall_timeout_s=8",
     "tensorrt_llm.length_table=",  # answers run to max_tokens: the probes choose the lengths
 ]
 BAD_REQUESTS = {

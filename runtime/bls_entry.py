@@ -222,8 +222,14 @@ class EntryFlow:
         unavailable: Any = "UNAVAILABLE",
         probe_after_s: float = 1.0,
         probe_every_s: float = 1.0,
+        stall_timeout_s: float | None = None,
     ) -> None:
         self.steps = steps
+        # A generating request with no response for this long ends with a retryable error. Set it
+        # above the scheduler's llm_stall_timeout_s: the scheduler's own error for a stalled LLM,
+        # sent after tokens were streamed, never reached a BLS caller on Triton 2.51 (`make faults`,
+        # a killed tensorrt_llm stub: its clients hung); this ends them instead.
+        self.stall_timeout_s = stall_timeout_s
         self.unavailable = unavailable  # the error code of a retryable error (Triton's UNAVAILABLE)
         self.watch = SchedulerWatch(steps.probe, clock, probe_after_s, probe_every_s)
         self.release = release  # finished BLS iterators are let go on the event loop (its docstring)
@@ -322,6 +328,10 @@ class EntryFlow:
                         if leaving.stopping:
                             break
                         raise _StepDied(SCHEDULER)
+                    silent_s = self.clock() - last_at
+                    if self.stall_timeout_s is not None and silent_s > self.stall_timeout_s and not leaving.stopping:
+                        raise StepError(f"generation failed: no response for {silent_s:.0f} s (the LLM's model may "
+                                        "have died; the deployment is recovering): retry", self.unavailable)
                     continue
                 last_at = self.clock()
                 if item is None:

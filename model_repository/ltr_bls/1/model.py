@@ -167,6 +167,7 @@ class TritonPythonModel:
             self.readers,
             cancel_poll_s=int(params["cancel_poll_ms"]) / 1000,
             stop_timeout_s=float(params["stop_timeout_s"]),
+            stall_timeout_s=float(params["stall_timeout_s"]) or None,
             on_change=self._publish,
             release=release,
             unavailable=pb_utils.TritonError.UNAVAILABLE,
