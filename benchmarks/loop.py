@@ -325,7 +325,8 @@ def write_markdown(report: dict, path: Path, png: str) -> None:
         f"{r['rows'].get('censored_length', 0)}, {r['rows'].get('censored_cancelled', 0)} |",
         f"| judge on the newest {r['n_holdout']} logged rows: tau old -> new | {r['judge']['tau_old']:.3f} -> {r['judge']['tau_new']:.3f} ({r['reason']}) |",
         f"| retrain seconds (2 threads; training alone) | {report['retrain_seconds']} ({r['train_seconds']}) |",
-        *([f"| retrain seconds for {report['retrain_timing']['logged_rows']} logged rows (2 threads; training alone) | "
+        *([f"| retrain seconds for {report['retrain_timing']['logged_rows']} logged rows, in the bench after the swap (2 threads; "
+           f"training alone; see the load note below) | "
            f"{report['retrain_timing']['retrain_seconds']} ({report['retrain_timing']['train_seconds']}) |"]
           if "retrain_timing" in report else []),
         f"| requests in flight during the swap / failed | {report['requests_during_swap']} / {report['failed_requests_during_swap']} |",
