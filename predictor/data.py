@@ -4,7 +4,11 @@
   Llama-3-family generators. Rows are joined by instruction text, not by position: one file
   (Llama3-PBM-Nova-70B) lists the same instructions in another order.
 - Arena-Hard v0.1 (`arena_hard_v0.1/`): 500 different, harder prompts answered by
-  llama-3-8b-instruct; the check on prompts unlike the training data.
+  llama-3-8b-instruct; the check on prompts unlike the training data. A second, independent
+  llama-3-8b-instruct run (`llama-3-8b-instruct_sample2`) gives the one-sample noise ceiling and a
+  denoised label (mean of the two runs).
+- CASTILLO (`castillo/`): 4,112 other prompts with 10 sampled Llama-3.1-8B-Instruct lengths each
+  (token counts given in the file); auxiliary training data only (`load_castillo`, opt-in).
 
 `python -m predictor.data` writes them once in the interchange format (predictor.interchange).
 """
@@ -14,7 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
+
+import numpy as np
 
 from tqdm import tqdm
 
@@ -71,6 +77,37 @@ def load_arena_hard(data_dir: Path, count: Counter, model: str = ARENA_TARGET) -
         for q in tqdm(questions, desc="arena_hard", unit="prompt")
         if q["uid"] in answers
     ]
+
+
+CASTILLO_FILE = Path("castillo") / "llama-3.1-8b-instruct_length_samples.jsonl"
+CASTILLO_CHAT = ("Alpaca", "DollyDataset")  # chat-like; the other four sets are code
+# name -> CASTILLO datasets (None: all six); the opt-in `--extra-lists` / pre-training choices
+CASTILLO_SETS: dict[str, tuple[str, ...] | None] = {"castillo": None, "castillo-chat": CASTILLO_CHAT}
+
+
+def load_castillo(data_dir: Path, datasets: Sequence[str] | None = None) -> list[Example]:
+    """One row per recorded sample (10 per prompt), `source` = "castillo/<dataset>" so lists can be
+    drawn within one data set; the token counts are the file's own (Llama-3.1 tokenizer)."""
+    out: list[Example] = []
+    for line in (data_dir / CASTILLO_FILE).open(encoding="utf-8"):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if datasets is not None and row["dataset"] not in datasets:
+            continue
+        out += [Example(row["prompt"], int(n), row.get("generator"), f"castillo/{row['dataset']}")
+                for n in row["output_tokens_samples"]]
+    return out
+
+
+def median_by_source(rows: Sequence[Example]) -> tuple[list[str], np.ndarray, list[str]]:
+    """One (prompt, median length, source) per distinct (source, prompt): the median, not the
+    mean, because a few CASTILLO samples ran to the 15,000-token cap."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for e in rows:
+        groups.setdefault((e.source or "", e.prompt), []).append(e.output_tokens)
+    keys = list(groups)
+    return [p for _, p in keys], np.array([float(np.median(groups[k])) for k in keys]), [s for s, _ in keys]
 
 
 def prepare(data_dir: Path, out_dir: Path, tokenizer_path: str | None = None) -> dict[str, Path]:
