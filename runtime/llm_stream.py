@@ -34,10 +34,11 @@ class DeferredRelease:
     decoupled BLS iterator in a map, which its cleanup thread erases, without the GIL, shortly after
     the last response. If Python has already let go of the iterator, that erase destroys it, and
     with it the numpy arrays of every response it kept: Python objects freed without the GIL, which
-    corrupts pymalloc's free lists. Under many concurrent streams the scheduler stub then died with
-    a segfault in `_PyObject_Malloc` (libpython3.11.so+0x1af854, dmesg) minutes later. Held until
-    the erase is long done, the iterator's last reference is Python's, dropped here with the GIL.
-    Only as many iterators as finish within `hold_s` are held."""
+    corrupts pymalloc's free lists. That is the mechanism, read from the backend's source, behind the
+    scheduler stub's segfaults in `_PyObject_Malloc` under many concurrent streams (dmesg:
+    libpython3.11.so+0x1af854); the crash itself was not reproduced on demand. Held until the erase
+    is long done, the iterator's last reference is Python's, dropped here with the GIL. Only as many
+    iterators as finish within `hold_s` are held."""
 
     def __init__(self, hold_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.hold_s = hold_s
