@@ -138,7 +138,7 @@ def start(args: argparse.Namespace) -> int:
     print(
         f"tritonserver ready in {time.monotonic() - t0:.1f}s (pid {server.process.pid}, policy {args.policy}, "
         f"LLM stand-in mode {args.llm_mode})\n"
-        f"  HTTP    http://{server.http_url}   e.g. POST /v2/models/ensemble/generate_stream\n"
+        f"  HTTP    http://{server.http_url}   e.g. POST /v2/models/ltr_bls/generate_stream (or ensemble)\n"
         f"  gRPC    {server.grpc_url}\n"
         f"  metrics {server.metrics_url}\n"
         f"  OpenAI  {frontend.base_url}   (pid {frontend.process.pid}; metrics {frontend.url}/metrics, "

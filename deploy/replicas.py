@@ -258,7 +258,7 @@ def start(args: argparse.Namespace) -> int:
     for name, replica in state["replicas"].items():
         print(f"  {name}: http {replica['http']}  grpc {replica['grpc']}  pid {replica['pid']}")
     example = json.dumps({"text_input": "Hi", "max_tokens": 8})
-    print(f"  e.g. curl -s {cluster.url}/v2/models/ensemble/generate -d '{example}'")
+    print(f"  e.g. curl -s {cluster.url}/v2/models/ltr_bls/generate -d '{example}'")
     return 0
 
 
