@@ -162,8 +162,10 @@ def probe_overload(d: Deployment, n: int = 40) -> dict:
     results = parallel([lambda: d.generate({"max_tokens": 200}) for _ in range(n)])
     counts = {k: sum(r["outcome"] == k for r in results) for k in ("ok", "error", "hung", "lost")}
     overloaded = sum("overloaded" in r.get("message", "") for r in results)
-    return {"requests": n, **counts, "overloaded_errors": overloaded,
-            "wrongly_answered": counts["error"] - overloaded}
+    # ltr_bls's retryable error when Triton dropped the scheduler's refusal (runtime/bls_entry.py)
+    refusal_lost = sum("without an answer" in r.get("message", "") for r in results)
+    return {"requests": n, **counts, "overloaded_errors": overloaded, "refusal_lost_errors": refusal_lost,
+            "wrongly_answered": counts["error"] - overloaded - refusal_lost}
 
 
 def kill_stub(d: Deployment, model: str) -> dict:
@@ -312,9 +314,10 @@ def markdown(r: dict) -> str:
                      f"{'' if row['right'] else 'YES'} |")
     lines += ["", f"Server alive after: {r['bad_input']['server_alive_after']}.", "",
               "## Overload (40 concurrent into 2 slots + a queue of 8)", "",
-              "| ok | overloaded (retryable) | other errors | hung | lost |", "|---|---|---|---|---|",
-              f"| {r['overload']['ok']} | {r['overload']['overloaded_errors']} | {r['overload']['wrongly_answered']} | "
-              f"{r['overload']['hung']} | {r['overload']['lost']} |", "",
+              "| ok | overloaded (retryable) | refusal lost on the way (retryable) | other errors | hung | lost |",
+              "|---|---|---|---|---|---|",
+              f"| {r['overload']['ok']} | {r['overload']['overloaded_errors']} | {r['overload'].get('refusal_lost_errors', 0)} | "
+              f"{r['overload']['wrongly_answered']} | {r['overload']['hung']} | {r['overload']['lost']} |", "",
               "## kill -9 under load (4 streaming requests in flight)", "",
               "| killed | detected (s) | recovered (s) | in flight: ok / error / hung / lost | arriving meanwhile: ok / error / hung / lost | not-ready reason |",
               "|---|---|---|---|---|---|"]

@@ -313,6 +313,7 @@ class EntryFlow:
     async def _relay(self, arrived: asyncio.Queue, leaving: "_Leaving", sink: ClientSink, sent_at: float) -> Outcome:
         """Each scheduler response to the client, until the final one; on a cancel, stop and drain."""
         last_at = self.clock()
+        sent_tokens = 0
         try:
             while True:
                 try:
@@ -337,7 +338,15 @@ class EntryFlow:
                 if item is None:
                     if leaving.stopping:
                         break
-                    raise StepError("the scheduler's stream ended without a final response")
+                    if sent_tokens:
+                        raise StepError("the scheduler's stream ended without a final response")
+                    # Nothing came but the end: under overload, Triton 2.51 at times hands a BLS
+                    # caller the bare final flag of a refusal first and drops the refusal itself
+                    # (`make faults`: 1-6 of 30 "server overloaded" answers). The refusals the
+                    # scheduler sends before a first token are retryable ones, or bad requests,
+                    # which preprocessing and the scheduler mostly refuse before their queue.
+                    raise StepError("the scheduler ended the request without an answer (its refusal was lost on the "
+                                    "way); retry later", self.unavailable)
                 if isinstance(item, Exception):
                     if leaving.stopping:
                         break
@@ -352,6 +361,7 @@ class EntryFlow:
                     raise
                 if reply is None:
                     continue
+                sent_tokens += len(reply.token_ids)
                 if not leaving.stopping:
                     text = self.text_of(reply.context_ids, reply.token_ids, reply.final)
                     sink.send(text, len(reply.token_ids), reply.finish_reason if reply.final else "", reply.final)

@@ -208,6 +208,13 @@ def test_a_stream_that_ends_without_a_final_response_is_an_error_not_a_hang():
     assert outcome == "error" and "without a final response" in sink.errors[0].message
 
 
+def test_a_stream_that_ends_with_nothing_at_all_is_a_retryable_error():
+    """Triton 2.51 at times drops a refusal (server overloaded) and hands the caller only the end."""
+    steps, sink = FakeSteps(replies=[]), FakeSink()
+    outcome, _ = serve(steps, sink)
+    assert outcome == "error" and sink.errors[0].code == UNAVAILABLE and "without an answer" in sink.errors[0].message
+
+
 def test_empty_responses_are_skipped():
     class WithEmpty(FakeSteps):
         def read(self, item):
