@@ -246,7 +246,12 @@ class EntryFlow:
         self.stats.live += 1
         self.on_change(self.stats)
         try:
-            outcome = await self._serve(inputs, sink)
+            try:
+                outcome = await self._serve(inputs, sink)
+            except Exception as exc:
+                if not isinstance(exc, StepError) and stub_died(str(exc)):  # a BLS call to a dead stub may raise
+                    raise _StepDied(SCHEDULER) from exc
+                raise
         except _StepDied as exc:
             outcome = "error"
             self.stats.stub_deaths += 1
@@ -255,14 +260,9 @@ class EntryFlow:
             outcome = "error"
             sink.send_error(exc)
         except Exception as exc:  # a bug or a broken step fails this request only
-            if stub_died(str(exc)):  # a BLS call to a dead stub may raise instead of answering
-                outcome = "error"
-                self.stats.stub_deaths += 1
-                sink.send_error(died_error(SCHEDULER, self.unavailable))
-            else:
-                log.exception("ltr_bls request failed")
-                outcome = "failed"
-                sink.send_error(StepError(f"ltr_bls failed: {exc}"))
+            log.exception("ltr_bls request failed")
+            outcome = "failed"
+            sink.send_error(StepError(f"ltr_bls failed: {exc}"))
         finally:
             self.stats.live -= 1
         setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
