@@ -30,6 +30,7 @@ from typing import Callable
 import psutil
 import tritonclient.grpc as grpcclient
 
+from deploy.local import scheduler_busy as metrics_busy
 from deploy.repository import render_repository
 from deploy.triton import TritonServer
 from loadtest.abandon import LEAVE_KINDS, grpc_cancel, http_generate_close, http_stream_close
@@ -63,8 +64,7 @@ def metrics(server: TritonServer) -> dict[str, float]:
 
 
 def scheduler_busy(server: TritonServer) -> float:
-    m = metrics(server)
-    return sum(v for k, v in m.items() if k.startswith(("ltr_scheduler_waiting_requests", "ltr_scheduler_inflight_requests")))
+    return metrics_busy(urllib.request.urlopen(server.metrics_url, timeout=10).read().decode())
 
 
 def scheduler_events(server: TritonServer) -> dict[str, float]:

@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import json
 import random
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -29,6 +28,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from benchmarks.faults import ENTRY_MODELS, Deployment, phantom_inflight, rss_by_process
+from loadtest.abandon import http_stream_close
 from repo_paths import BUILD_DIR, RESULTS_DIR
 
 CONCURRENCY = 16
@@ -38,19 +38,10 @@ OVERRIDES = ["tensorrt_llm.length_table=", "ltr_scheduler.llm_stall_timeout_s=10
 
 
 def http_leave_early(d: Deployment) -> dict:
-    """A streaming client that reads the first event and closes the connection."""
-    body = json.dumps({"text_input": "Tell me a long story.", "max_tokens": 200, "stream": True}).encode()
-    with socket.create_connection(("127.0.0.1", d.http), timeout=30) as sock:
-        sock.sendall(f"POST /v2/models/{d.model}/generate_stream HTTP/1.1\r\n".encode()
-                     + b"Host: x\r\nContent-Type: application/json\r\n"
-                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-        data = b""
-        while b"data:" not in data:
-            chunk = sock.recv(4096)
-            if not chunk:
-                return {"outcome": "lost"}
-            data += chunk
-    return {"outcome": "left"}
+    """A streaming client that reads the first event and closes the connection (lost: the
+    connection ended, or 30 s passed, before any event)."""
+    events = http_stream_close("127.0.0.1", d.http, "Tell me a long story.", 200, model=d.model, within_s=30)
+    return {"outcome": "left" if events else "lost"}
 
 
 def grpc_stream(d: Deployment, max_tokens: int, cancel: bool, bad: bool) -> dict:

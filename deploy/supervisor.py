@@ -37,7 +37,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 import urllib.error
@@ -288,10 +287,10 @@ class DeployedServer:
             urllib.request.urlopen(request, timeout=timeout_s).close()
         except urllib.error.HTTPError:
             return True
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return False
         except urllib.error.URLError as exc:
-            return not isinstance(exc.reason, (TimeoutError, socket.timeout))
+            return not isinstance(exc.reason, TimeoutError)
         return True
 
     def restart(self) -> None:

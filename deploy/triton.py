@@ -349,7 +349,7 @@ def stop_tritonserver(
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     idle_since: float | None = None
-    stubs = [member for member in tree if member != pid]
+    stubs = tree[1:]  # process_tree lists the server first
     while time.monotonic() < deadline and _alive(pid):
         if stubs and not any(_alive(stub) for stub in stubs):
             break  # every model is unloaded; Triton would only wait for its next once-a-second check
