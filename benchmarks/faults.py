@@ -76,14 +76,20 @@ class Deployment:
     def pid(self, name: str) -> int:
         return int((self.state / name).read_text())
 
+    def readiness(self, timeout_s: float = 2.0) -> tuple[bool, dict]:
+        """The supervisor's readiness answer: (ready, its JSON body: reason, recoveries)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health}/ready", timeout=timeout_s) as resp:
+                return True, json.loads(resp.read())
+        except urllib.error.HTTPError as err:  # 503 while not ready: the same body
+            return False, json.loads(err.read() or b"{}")
+
     def ready(self) -> tuple[bool, str]:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health}/ready", timeout=2):
-                return True, ""
-        except urllib.error.HTTPError as err:
-            return False, json.loads(err.read()).get("reason", "")
+            ready, body = self.readiness()
         except OSError as exc:
             return False, f"supervisor unreachable: {exc}"
+        return ready, "" if ready else body.get("reason", "")
 
     def generate(self, body: dict, stream: bool = True, timeout: float = CLIENT_TIMEOUT_S) -> dict:
         """One request; outcome ok | error (with status and message) | hung | lost (connection ended without an answer)."""

@@ -17,7 +17,6 @@ import contextlib
 import json
 import random
 import time
-import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -123,11 +122,7 @@ def second_half_growth(curve: list[tuple[int, float]]) -> float | None:
 
 def supervisor_recoveries(d: Deployment) -> list[dict]:
     """What the supervisor did during the soak (its readiness endpoint keeps the last 20)."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{d.health}/ready", timeout=5) as resp:
-            return json.loads(resp.read()).get("recoveries", [])
-    except urllib.error.HTTPError as err:  # 503 while not ready: the same body
-        return json.loads(err.read() or b"{}").get("recoveries", [])
+    return d.readiness(timeout_s=5)[1].get("recoveries", [])
 
 
 def run(n: int, out: Path, model: str = ENTRY_MODELS[0]) -> dict:
