@@ -5,10 +5,12 @@ Each check returns a list of problems (empty = fine) so one run reports everythi
 - every ensemble step maps existing tensors of the models it calls, with matching data types and
   dims, takes only tensors that exist at that point, and feeds every required input; a step after
   a decoupled step takes only that step's outputs (Triton's rule for decoupled models in ensembles);
-- the LLM model a target serves exposes the tensors the scheduler sends and reads (runtime.llm_contract),
+- the LLM model a target serves exposes the tensors the scheduler sends and reads (runtime.contracts.LLM),
   as the CPU stand-in does;
 - the BLS entry model (`ltr_bls`) has the ensemble's exact interface and makes text as
-  `postprocessing` does (the same tokenizer parameters), so the two entry points cannot drift apart.
+  `postprocessing` does (the same tokenizer parameters), so the two entry points cannot drift apart;
+- every model of ours takes and returns exactly the tensors of its contract (runtime.contracts), and
+  the ensemble wires them exactly as the contract's hop maps do (which `ltr_bls` follows in code).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import Iterable
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from runtime import llm_contract
+from runtime import contracts
+from runtime.contracts import LLM
 
 ModelConfig = model_config_pb2.ModelConfig
 DataType = model_config_pb2.DataType
@@ -162,13 +165,74 @@ def entry_problems(configs: dict[str, ModelConfig], text_model: str = "postproce
     return problems
 
 
+# Each model of ours by its contract (the LLM is held to its contract by llm_interface_problems).
+MODEL_CONTRACTS = {
+    "ensemble": contracts.Entry, "ltr_bls": contracts.Entry, "preprocessing": contracts.Preprocessing,
+    "length_predictor": contracts.Predictor, "ltr_scheduler": contracts.Scheduler,
+    "postprocessing": contracts.Postprocessing,
+}
+ENSEMBLE = "ensemble"
+# The ensemble's wiring as the contract says it: ((producer, tensor), (consumer, tensor)) wires, where
+# the ensemble itself produces its inputs and consumes its outputs.
+CONTRACT_WIRING = {
+    ((producer, out), (consumer, into))
+    for producer, consumer, hop in (
+        (ENSEMBLE, "preprocessing", contracts.ENTRY_TO_PREPROCESSING),
+        ("preprocessing", "ltr_scheduler", contracts.PREPROCESSING_TO_SCHEDULER),
+        (ENSEMBLE, "ltr_scheduler", contracts.ENTRY_TO_SCHEDULER),
+        ("ltr_scheduler", "postprocessing", contracts.SCHEDULER_TO_POSTPROCESSING),
+        ("postprocessing", ENSEMBLE, contracts.POSTPROCESSING_TO_ENTRY),
+    )
+    for out, into in hop.items()
+}
+
+
+def contract_problems(configs: dict[str, ModelConfig]) -> list[str]:
+    """Each of our models present names exactly its contract's tensors; the ensemble, if present,
+    wires them exactly as CONTRACT_WIRING does."""
+    problems: list[str] = []
+    for model, contract in MODEL_CONTRACTS.items():
+        if model not in configs:
+            continue
+        for kind, declared, named in (("inputs", inputs(configs[model]), contract.INPUTS),
+                                      ("outputs", outputs(configs[model]), contract.OUTPUTS)):
+            if set(declared) != set(named):
+                problems.append(f"{model} {kind} {sorted(declared)} differ from runtime.contracts.{contract.__name__}'s "
+                                f"{sorted(named)}")
+    if ENSEMBLE in configs:
+        wiring = ensemble_wiring(configs[ENSEMBLE])
+        for edge in sorted(wiring ^ CONTRACT_WIRING):
+            side = "the ensemble" if edge in wiring else "the contract"
+            problems.append(f"{ENSEMBLE}: only {side} wires {edge[0]} -> {edge[1]}")
+    return problems
+
+
+Wire = tuple[tuple[str, str], tuple[str, str]]  # (producer, tensor), (consumer, tensor)
+
+
+def ensemble_wiring(ensemble: ModelConfig) -> set[Wire]:
+    """The ensemble's steps as wires, its internal tensor names resolved to the models' own."""
+    origin = {name: (ENSEMBLE, name) for name in inputs(ensemble)}  # ensemble tensor -> who made it
+    wiring: set[Wire] = set()
+    for step in ensemble.ensemble_scheduling.step:
+        for key, value in step.input_map.items():
+            if value in origin:
+                wiring.add((origin[value], (step.model_name, key)))
+        for key, value in step.output_map.items():
+            origin[value] = (step.model_name, key)
+    for name in outputs(ensemble):
+        if name in origin:
+            wiring.add((origin[name], (ENSEMBLE, name)))
+    return wiring
+
+
 def repository_problems(repository: Path) -> list[str]:
-    """Parse every config, check every ensemble of `repository` and the entry models against it."""
+    """Parse every config, check every ensemble of `repository`, the entry models and the contracts."""
     configs, problems = load_repository(repository)
     for name, config in configs.items():
         if config.platform == "ensemble":
             problems += ensemble_problems(name, configs)
-    return problems + entry_problems(configs)
+    return problems + entry_problems(configs) + contract_problems(configs)
 
 
 @dataclass(frozen=True)
@@ -181,9 +245,9 @@ class LlmCalls:
 
 
 SCHEDULER_LLM_CALLS = LlmCalls(
-    always=frozenset(llm_contract.SENT_ON_EVERY_CALL),
-    sometimes=frozenset((*llm_contract.PASSED_THROUGH, llm_contract.STREAMING, llm_contract.STOP)),
-    reads=frozenset(llm_contract.OUTPUTS_READ),
+    always=frozenset(LLM.SENT_ON_EVERY_CALL),
+    sometimes=frozenset((*LLM.PASSED_THROUGH, LLM.STREAMING, LLM.STOP)),
+    reads=frozenset(LLM.OUTPUTS_READ),
 )
 
 

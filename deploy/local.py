@@ -34,6 +34,7 @@ from deploy.triton import (
 from engine.lengths import LengthTable
 from engine.settings import EngineSettings, Mode
 from repo_paths import REPO_ROOT
+from runtime import scheduler_metrics
 from runtime.drain import begin_drain
 from scheduler import POLICY_NAMES
 
@@ -176,7 +177,7 @@ def start_background(state: Path, name: str, pid_file: str, module_args: list[st
 
 def scheduler_busy(metrics_text: str) -> float:
     """Requests the scheduler still holds (waiting + generating), from Triton's metrics page."""
-    names = ("ltr_scheduler_waiting_requests", "ltr_scheduler_inflight_requests")
+    names = (scheduler_metrics.WAITING, scheduler_metrics.INFLIGHT)
     return sum(float(line.rsplit(" ", 1)[1]) for line in metrics_text.splitlines() if line.startswith(names))
 
 

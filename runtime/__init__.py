@@ -1,6 +1,6 @@
 """The request path that ships into the Triton python models: request checks and Llama-3
 tokenization (preprocessing), incremental detokenization (postprocessing), the scheduler's request
-life cycle (`relay`), the tensors it exchanges with the LLM (`llm_contract`), the merging of the
+life cycle (`relay`), every tensor contract between the models (`contracts`), the merging of the
 LLM's streamed responses (`llm_stream`), its metric events (`scheduler_metrics`) and the tensor
 helpers the model.py files share (`triton_tensors`).
 

@@ -1,5 +1,7 @@
 """Turn one ensemble request into the tensors the LLM and the predictor need, or a clear error.
 
+`Preprocessor.prepare` is the `preprocessing` model's whole request check, in its order, free of
+Triton: the model reads the request's tensors into a dict and answers with what this returns.
 Errors here reject that request alone (the Triton model answers it with an error response); the
 server and the other requests in the same batch are unaffected.
 """
@@ -8,11 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from runtime.contracts import Preprocessing
 from runtime.llama3_tokenizer import Tokenizer
+from runtime.triton_tensors import first_value
 
 
 class BadRequest(ValueError):
@@ -137,3 +141,59 @@ def word_list(tokenizer: Tokenizer, words: Sequence[bytes | str]) -> np.ndarray:
     out[0, len(ids):] = 0
     out[1, : len(offsets)] = offsets
     return out
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request that passed every check: preprocessing's outputs but the score (runtime.contracts
+    names), and the prompt's ids for the predictor, which scores the whole batch at once."""
+
+    tensors: dict[str, np.ndarray]
+    predictor_ids: list[int]
+
+
+class Preprocessor:
+    """The checks of one request, cheapest and most telling first (its size before any decoding,
+    the text before tokenizing it), then its tensors for the scheduler."""
+
+    def __init__(self, tokenizer: Tokenizer, limits: Limits, add_bos: bool,
+                 predictor_ids: Callable[[str], list[int]]) -> None:
+        self.tokenizer = tokenizer
+        self.limits = limits
+        self.add_bos = add_bos
+        self.predictor_ids = predictor_ids  # the predictor's own tokenizer
+
+    def prepare(self, inputs: Mapping[str, np.ndarray]) -> Prepared:
+        """`inputs`: the request's tensors by preprocessing's input names (absent = not sent).
+        Raises BadRequest with the client's message."""
+        P = Preprocessing
+        queries = np.asarray(inputs[P.QUERY]).reshape(-1)
+        if queries.size != 1:
+            raise BadRequest(f"send one prompt per request (got a batch of {queries.size})")
+        check_prompt_bytes(queries[0], self.limits)  # before any work is spent on it
+        text = decode_text(queries[0])
+        max_tokens = check_max_tokens(int(first_value(inputs[P.REQUEST_OUTPUT_LEN])), self.limits)
+        if inputs.get(P.PROMPT_TOKEN_IDS) is None:
+            input_ids = encode_prompt(self.tokenizer, text, self.limits, self.add_bos)
+        else:
+            input_ids = check_prompt_ids(inputs[P.PROMPT_TOKEN_IDS], self.tokenizer.vocab_size, self.limits)
+        vocab = self.tokenizer.vocab_size
+        end_id = check_token_id(first_value(inputs.get(P.END_ID), self.tokenizer.eot_id), vocab, "end_id")
+        pad_id = check_token_id(first_value(inputs.get(P.PAD_ID), self.tokenizer.pad_id), vocab, "pad_id")
+        bad = self._words(inputs.get(P.BAD_WORDS_DICT), "bad_words")
+        stop = self._words(inputs.get(P.STOP_WORDS_DICT), "stop_words")
+        tensors = {
+            P.INPUT_ID: input_ids[None, :],
+            P.REQUEST_INPUT_LEN: np.array([[input_ids.size]], dtype=np.int32),
+            P.REQUEST_OUTPUT_LEN: np.array([[max_tokens]], dtype=np.int32),
+            P.BAD_WORDS_IDS: bad[None],
+            P.STOP_WORDS_IDS: stop[None],
+            P.OUT_END_ID: np.array([[end_id]], dtype=np.int32),
+            P.OUT_PAD_ID: np.array([[pad_id]], dtype=np.int32),
+        }
+        return Prepared(tensors, self.predictor_ids(text))
+
+    def _words(self, tensor: np.ndarray | None, name: str) -> np.ndarray:
+        words = [] if tensor is None else [w for w in np.asarray(tensor).reshape(-1) if len(w)]
+        check_words(words, self.limits, name)
+        return word_list(self.tokenizer, words)

@@ -1,4 +1,6 @@
-"""What the scheduler model publishes on `ltr_scheduler_requests_total{event}`, free of Triton.
+"""What the scheduler model publishes on Triton's metrics port, free of Triton: its metric families
+(named here, once: the manifests' autoscaler and router read the same names) and the increments of
+`ltr_scheduler_requests_total{event}`.
 
 The gate, the queue and the relay keep running totals; a Prometheus counter takes increments.
 `event_totals` gathers the totals by event and `CounterDeltas` turns them into the increments not
@@ -8,7 +10,7 @@ counting anything twice.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Iterable, Literal, Mapping
 
 from runtime.relay import RelayStats
 from scheduler import AdmissionGate
@@ -23,6 +25,23 @@ EVENTS = {
     "completed": "generation finished",
     "failed": "generation failed",
     "cancelled": "cancelled or stopped, waiting or generating",
+}
+
+
+WAITING = "ltr_scheduler_waiting_requests"
+INFLIGHT = "ltr_scheduler_inflight_requests"
+REQUESTS = "ltr_scheduler_requests_total"
+REQUEST_LOG_FAILURES = "ltr_scheduler_request_log_failures_total"
+PREDICTOR_VERSION = "ltr_scheduler_predictor_version"
+
+Kind = Literal["gauge", "counter"]
+FAMILIES: dict[str, tuple[Kind, str]] = {  # name -> (kind, description); every family has a `policy` label
+    WAITING: ("gauge", "Requests waiting for admission"),
+    INFLIGHT: ("gauge", "Requests admitted into the LLM"),
+    REQUESTS: ("counter", "Scheduler events: " + ", ".join(f"{name} ({what})" for name, what in EVENTS.items())),
+    REQUEST_LOG_FAILURES: (
+        "counter", "Request-log rows lost: unwritable path, full disk, or writer queue full (requests unaffected)"),
+    PREDICTOR_VERSION: ("gauge", "The length-predictor version now scoring requests (request log: predictor_version)"),
 }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.llm_contract import STOP
+from runtime.contracts import LLM
 
 
 def model_parameters(model_config: dict) -> dict[str, str]:
@@ -39,4 +39,4 @@ def scalar(request: Any, name: str, default: Any = None) -> Any:
 
 def stop_requested(request: Any) -> bool:
     """TensorRT-LLM's convention: a request with `stop: true` ends the live request with its id."""
-    return bool(scalar(request, STOP, False))
+    return bool(scalar(request, LLM.STOP, False))

@@ -47,6 +47,7 @@ from predictor.evaluate import kendall_tau
 from repo_paths import REPO_ROOT, RESULTS_DIR, data_dir
 from simulator.replicas import ROUTERS, ReplicaResult, simulate_replicas
 from simulator.sim import SimConfig
+from runtime.scheduler_metrics import INFLIGHT, WAITING  # the gauges it reads
 from simulator.sweep import BURST, Scorer, SweepSpec, config_dict, measure_capacity, public_rows, trace_tau
 from workloads import traces as wl
 from workloads.goodput import CHAT_SLO, Slo
@@ -54,7 +55,6 @@ from workloads.metrics import RequestTimes, summarize
 from workloads.scores import cross_fitted_pool_scores, noisy_oracle_scores, request_scores
 
 HPA_FILE = REPO_ROOT / "deploy" / "k8s" / "base" / "hpa.yaml"
-WAITING, INFLIGHT = "ltr_scheduler_waiting_requests", "ltr_scheduler_inflight_requests"  # the gauges it reads
 HPA_TOLERANCE = 0.1  # kube-controller-manager's --horizontal-pod-autoscaler-tolerance default
 SCRAPE_S = 15.0  # Prometheus scrape and HPA sync period
 REPLICA_COUNTS = (1, 4, 16, 64)

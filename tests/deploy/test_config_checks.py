@@ -133,3 +133,19 @@ def test_the_bls_entry_has_exactly_the_ensembles_interface():
 def test_an_entry_model_that_drifts_from_the_ensemble_is_caught(tmp_path, model, old, new, expected):
     problems = repository_problems(_broken_copy(tmp_path, model, old, new))
     assert any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    "model, old, new, expected",
+    [
+        # a tensor the contract does not name, on a model the ensemble does not check (the predictor)
+        ("length_predictor", '{ name: "score"', '{ name: "scores"', "length_predictor outputs"),
+        # the ensemble wiring two contract tensors other than the contract does
+        ("ensemble", 'input_map { key: "END_ID" value: "end_id" }\n      input_map { key: "PAD_ID" value: "pad_id" }',
+         'input_map { key: "END_ID" value: "pad_id" }\n      input_map { key: "PAD_ID" value: "end_id" }',
+         "only the ensemble wires ('ensemble', 'pad_id') -> ('preprocessing', 'END_ID')"),
+    ],
+)
+def test_a_model_that_drifts_from_its_contract_is_caught(tmp_path, model, old, new, expected):
+    problems = repository_problems(_broken_copy(tmp_path, model, old, new))
+    assert any(expected in p for p in problems), problems

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
@@ -110,9 +109,10 @@ def test_probes_use_tritons_health_endpoints_and_the_stop_fits_the_grace_period(
 
 
 def scheduler_gauge_names() -> set[str]:
-    """The gauges the scheduler model publishes (read from its model.py, the one place they are named)."""
-    source = (SOURCE_REPOSITORY / "ltr_scheduler" / "1" / "model.py").read_text()
-    return set(re.findall(r'name="(ltr_scheduler_\w+)"', source))
+    """The gauges the scheduler model publishes (runtime.scheduler_metrics, the one place they are named)."""
+    from runtime.scheduler_metrics import FAMILIES
+
+    return {name for name, (kind, _) in FAMILIES.items() if kind == "gauge"}
 
 
 def test_autoscaling_and_routing_read_the_gauge_the_scheduler_publishes(rendered):

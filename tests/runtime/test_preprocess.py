@@ -170,3 +170,57 @@ def test_range_checks_hold_at_both_ends():
     with pytest.raises(BadRequest, match="word of 6 bytes"):
         check_words(["\u00e9\u00e9\u00e9"], limits)  # 3 characters, 6 bytes: bytes are what count
 
+
+
+def _preprocessor(tokenizer, **limits):
+    from runtime.preprocess import Preprocessor
+
+    return Preprocessor(tokenizer, Limits(**{"max_input_len": 64, "max_output_len": 100, **limits}), add_bos=True,
+                        predictor_ids=lambda text: [len(text)])
+
+
+def _request(**extra):
+    return {"QUERY": np.array([[b"Hello there"]], dtype=object), "REQUEST_OUTPUT_LEN": np.array([[16]], np.int32),
+            **extra}
+
+
+def test_the_preprocessor_makes_the_schedulers_tensors_and_the_predictors_ids(tokenizer):
+    from runtime.contracts import Preprocessing as P
+
+    prepared = _preprocessor(tokenizer).prepare(_request(STOP_WORDS_DICT=np.array([b"\n", b""], dtype=object)))
+    assert set(prepared.tensors) == set(P.OUTPUTS) - {P.SCORE}
+    ids = prepared.tensors[P.INPUT_ID].reshape(-1).tolist()
+    assert ids == [tokenizer.bos_id, *tokenizer.encode("Hello there")]
+    assert prepared.tensors[P.REQUEST_INPUT_LEN].tolist() == [[len(ids)]]
+    assert prepared.tensors[P.REQUEST_OUTPUT_LEN].tolist() == [[16]]
+    assert prepared.tensors[P.OUT_END_ID].tolist() == [[tokenizer.eot_id]]  # defaults when left out
+    assert prepared.tensors[P.OUT_PAD_ID].tolist() == [[tokenizer.pad_id]]
+    assert prepared.tensors[P.STOP_WORDS_IDS].shape == (1, 2, 1)  # one word: the empty one is dropped
+    assert prepared.tensors[P.BAD_WORDS_IDS].shape == (1, 2, 0)
+    assert prepared.predictor_ids == [len("Hello there")]
+
+
+def test_prompt_token_ids_are_used_as_sent(tokenizer):
+    from runtime.contracts import Preprocessing as P
+
+    prepared = _preprocessor(tokenizer).prepare(_request(PROMPT_TOKEN_IDS=np.array([[9, 8, 7]], np.int32)))
+    assert prepared.tensors[P.INPUT_ID].tolist() == [[9, 8, 7]]
+    assert prepared.predictor_ids == [len("Hello there")]  # the text is still what the predictor scores
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"QUERY": np.array([[b"a"], [b"b"]], dtype=object)}, "one prompt per request"),
+        ({"QUERY": np.array([[b"x" * 300]], dtype=object)}, "over the limit of 200 bytes"),  # before UTF-8
+        ({"QUERY": np.array([[b"\xff" * 10]], dtype=object)}, "not valid UTF-8"),
+        ({"REQUEST_OUTPUT_LEN": np.array([[0]], np.int32)}, "max_tokens must be positive"),
+        ({"END_ID": np.array([[-1]], np.int32)}, "end_id -1 is outside"),
+        ({"PAD_ID": np.array([[1 << 20]], np.int32)}, "pad_id"),
+        ({"BAD_WORDS_DICT": np.array([b"w"] * 5, dtype=object)}, "bad_words holds 5 words"),
+        ({"STOP_WORDS_DICT": np.array([b"w"] * 5, dtype=object)}, "stop_words holds 5 words"),
+    ],
+)
+def test_the_preprocessor_refuses_a_bad_request_with_its_message(tokenizer, change, message):
+    with pytest.raises(BadRequest, match=message):
+        _preprocessor(tokenizer, max_prompt_bytes=200, max_words=4).prepare(_request(**change))

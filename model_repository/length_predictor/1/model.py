@@ -12,6 +12,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from predictor.runtime import OnnxPredictor, concat_padded
+from runtime.contracts import Predictor
 from runtime.triton_tensors import model_parameters
 
 
@@ -27,8 +28,8 @@ class TritonPythonModel:
     def execute(self, requests: list) -> list:
         ids, masks, rows = [], [], []
         for request in requests:
-            i = pb_utils.get_input_tensor_by_name(request, "input_ids").as_numpy()
-            m = pb_utils.get_input_tensor_by_name(request, "attention_mask").as_numpy()
+            i = pb_utils.get_input_tensor_by_name(request, Predictor.INPUT_IDS).as_numpy()
+            m = pb_utils.get_input_tensor_by_name(request, Predictor.ATTENTION_MASK).as_numpy()
             ids.append(i.reshape(-1, i.shape[-1]))
             masks.append(m.reshape(-1, m.shape[-1]))
             rows.append(ids[-1].shape[0])
@@ -40,6 +41,6 @@ class TritonPythonModel:
         responses, start = [], 0
         for n in rows:
             out = scores[start : start + n].reshape(n, 1).astype(np.float32)
-            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("score", out)]))
+            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor(Predictor.SCORE, out)]))
             start += n
         return responses

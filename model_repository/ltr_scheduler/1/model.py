@@ -15,7 +15,7 @@ from typing import AsyncIterator
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from runtime import llm_contract as llm
+from runtime.contracts import LLM, Scheduler, llm_call_inputs
 from runtime.drain import DrainSignal
 from runtime.llm_stream import DeferredRelease, stream_chunks, use_bls_executor
 from runtime.predictor_version import ServingVersionWatch
@@ -23,13 +23,14 @@ from runtime.predictor_fallback import FallbackRank
 from runtime.preprocess import check_sampling
 from runtime.relay import Job, Relay, RelayStats
 from runtime.request_log import LogSettings, RequestLog
+from runtime import scheduler_metrics as metric_names
 from runtime.scheduler_metrics import EVENTS, CounterDeltas, event_totals
 from runtime.triton_tensors import model_parameters, scalar, stop_requested
 from scheduler import AdmissionGate, RequestQueue, StarvationConfig, make_policy
 
 
 def _token_ids(response) -> list[int]:
-    ids = pb_utils.get_output_tensor_by_name(response, llm.OUTPUT_IDS)
+    ids = pb_utils.get_output_tensor_by_name(response, LLM.OUTPUT_IDS)
     return [] if ids is None else ids.as_numpy().reshape(-1).tolist()
 
 
@@ -39,7 +40,7 @@ def _error_message(response) -> str | None:
 
 def _expected_len(request) -> int | None:
     """The experiments-only `expected_output_len` (benchmarks send it for the oracle policy)."""
-    value = scalar(request, "expected_output_len", 0)
+    value = scalar(request, Scheduler.EXPECTED_OUTPUT_LEN, 0)
     return int(value) if value and int(value) > 0 else None
 
 
@@ -55,24 +56,24 @@ class BLSClient:
 
     async def _call(self, job: Job, flag: str):
         use_bls_executor(self.calls)
-        inputs = llm.call_inputs(job.input_ids, job.max_tokens, job.llm_inputs, flag)
+        inputs = llm_call_inputs(job.input_ids, job.max_tokens, job.llm_inputs, flag)
         request = pb_utils.InferenceRequest(
             model_name=self.model_name,
             inputs=[pb_utils.Tensor(name, value) for name, value in inputs.items()],
-            requested_output_names=list(llm.OUTPUTS_READ),
+            requested_output_names=list(LLM.OUTPUTS_READ),
             request_id=job.request_id,
         )
         return await request.async_exec(decoupled=True)
 
     async def stream(self, job: Job) -> AsyncIterator[list[int]]:
-        responses = await self._call(job, llm.STREAMING)
+        responses = await self._call(job, LLM.STREAMING)
         async for chunk in stream_chunks(responses, self.executor, _token_ids, _error_message, self.stall_timeout_s,
                                          self.release):
             yield chunk
 
     async def stop(self, job: Job) -> None:
         """TensorRT-LLM's way to stop a running request: a request with the same id and `stop`."""
-        responses = await self._call(job, llm.STOP)
+        responses = await self._call(job, LLM.STOP)
         await asyncio.get_running_loop().run_in_executor(self.executor, lambda: list(responses))
         self.release.keep(responses)
 
@@ -91,11 +92,11 @@ class TritonSink:
         self, token_ids: list[int], context_ids: list[int], final: bool, finish: str | None = None
     ) -> None:
         tensors = [
-            pb_utils.Tensor("output_ids", np.array([[token_ids]], dtype=np.int32).reshape(1, 1, -1)),
-            pb_utils.Tensor("sequence_length", np.array([[len(token_ids)]], dtype=np.int32)),
-            pb_utils.Tensor("context_ids", np.array([context_ids], dtype=np.int32).reshape(1, -1)),
-            pb_utils.Tensor("is_final", np.array([[final]])),
-            pb_utils.Tensor("finish_reason", np.array([[(finish or "").encode()]], dtype=np.object_)),
+            pb_utils.Tensor(Scheduler.OUTPUT_IDS, np.array([[token_ids]], dtype=np.int32).reshape(1, 1, -1)),
+            pb_utils.Tensor(Scheduler.SEQUENCE_LENGTH, np.array([[len(token_ids)]], dtype=np.int32)),
+            pb_utils.Tensor(Scheduler.CONTEXT_IDS, np.array([context_ids], dtype=np.int32).reshape(1, -1)),
+            pb_utils.Tensor(Scheduler.IS_FINAL, np.array([[final]])),
+            pb_utils.Tensor(Scheduler.FINISH_REASON, np.array([[(finish or "").encode()]], dtype=np.object_)),
         ]
         flags = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL if final else 0
         self.sender.send(pb_utils.InferenceResponse(output_tensors=tensors), flags=flags)
@@ -116,43 +117,23 @@ class TritonSink:
 
 
 class SchedulerMetrics:
-    """Prometheus metrics of the scheduler on Triton's metrics port (`ltr_scheduler_*`)."""
+    """Prometheus metrics of the scheduler on Triton's metrics port (runtime.scheduler_metrics.FAMILIES)."""
 
     def __init__(self, policy: str) -> None:
         labels = {"policy": policy}
-        gauge, counter = pb_utils.MetricFamily.GAUGE, pb_utils.MetricFamily.COUNTER
-        # The families must outlive their metrics, so they are kept on self.
-        self.families = [
-            pb_utils.MetricFamily(
-                name="ltr_scheduler_waiting_requests", description="Requests waiting for admission", kind=gauge
-            ),
-            pb_utils.MetricFamily(
-                name="ltr_scheduler_inflight_requests", description="Requests admitted into the LLM", kind=gauge
-            ),
-            pb_utils.MetricFamily(
-                name="ltr_scheduler_requests_total",
-                description="Scheduler events: " + ", ".join(f"{name} ({what})" for name, what in EVENTS.items()),
-                kind=counter,
-            ),
-        ]
-        self.families += [
-            pb_utils.MetricFamily(
-                name="ltr_scheduler_request_log_failures_total",
-                description="Request-log rows lost: unwritable path, full disk, or writer queue full (requests unaffected)",
-                kind=counter,
-            ),
-            pb_utils.MetricFamily(
-                name="ltr_scheduler_predictor_version",
-                description="The length-predictor version now scoring requests (request log: predictor_version)",
-                kind=gauge,
-            ),
-        ]
-        self.log_failures = self.families[3].Metric(labels=labels)
-        self.predictor_version = self.families[4].Metric(labels=labels)
+        kinds = {"gauge": pb_utils.MetricFamily.GAUGE, "counter": pb_utils.MetricFamily.COUNTER}
+        # The families must outlive their metrics, so they are kept on self, by name.
+        self.families = {
+            name: pb_utils.MetricFamily(name=name, description=description, kind=kinds[kind])
+            for name, (kind, description) in metric_names.FAMILIES.items()
+        }
+        self.log_failures = self.families[metric_names.REQUEST_LOG_FAILURES].Metric(labels=labels)
+        self.predictor_version = self.families[metric_names.PREDICTOR_VERSION].Metric(labels=labels)
         self.log_lost = 0
-        self.waiting = self.families[0].Metric(labels=labels)
-        self.inflight = self.families[1].Metric(labels=labels)
-        self.counters = {name: self.families[2].Metric(labels={**labels, "event": name}) for name in EVENTS}
+        self.waiting = self.families[metric_names.WAITING].Metric(labels=labels)
+        self.inflight = self.families[metric_names.INFLIGHT].Metric(labels=labels)
+        events = self.families[metric_names.REQUESTS]
+        self.counters = {name: events.Metric(labels={**labels, "event": name}) for name in EVENTS}
         self.deltas = CounterDeltas(EVENTS)
 
     def update(self, gate: AdmissionGate, relay: RelayStats, log_lost: int = 0, version: str | None = None) -> None:
@@ -255,23 +236,23 @@ class TritonPythonModel:
             self._publish()
 
     def _job(self, request) -> Job:
-        input_ids = pb_utils.get_input_tensor_by_name(request, "input_ids").as_numpy()
+        input_ids = pb_utils.get_input_tensor_by_name(request, LLM.INPUT_IDS).as_numpy()
         if input_ids.shape[0] != 1:
             raise ValueError(f"send one prompt per request (got a batch of {input_ids.shape[0]})")
         check_sampling(
-            scalar(request, "temperature"), scalar(request, "runtime_top_k"), scalar(request, "runtime_top_p")
+            scalar(request, LLM.TEMPERATURE), scalar(request, LLM.RUNTIME_TOP_K), scalar(request, LLM.RUNTIME_TOP_P)
         )
         passed = {}
-        for name in llm.PASSED_THROUGH:
+        for name in LLM.PASSED_THROUGH:
             tensor = pb_utils.get_input_tensor_by_name(request, name)
             if tensor is not None and tensor.as_numpy().size:
                 passed[name] = tensor.as_numpy()
         return Job(
             request_id=uuid.uuid4().hex,  # unique per LLM call; client ids may repeat
             input_ids=input_ids.reshape(-1).astype(np.int32),
-            max_tokens=int(scalar(request, "request_output_len")),
-            score=self.fallback_rank(float(scalar(request, "score"))),  # NaN: the predictor was out
-            streaming=bool(scalar(request, "streaming", False)),
+            max_tokens=int(scalar(request, LLM.REQUEST_OUTPUT_LEN)),
+            score=self.fallback_rank(float(scalar(request, Scheduler.SCORE))),  # NaN: the predictor was out
+            streaming=bool(scalar(request, LLM.STREAMING, False)),
             llm_inputs=passed,
             client_id=request.request_id(),
             expected_len=_expected_len(request),

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from runtime.contracts import Postprocessing as P
 from runtime.detokenize import response_text, special_token_filter
 from runtime.llama3_tokenizer import load_tokenizer
 from runtime.triton_tensors import model_parameters, scalar
@@ -21,18 +22,18 @@ class TritonPythonModel:
     def execute(self, requests: list) -> list:
         responses = []
         for request in requests:
-            tokens = pb_utils.get_input_tensor_by_name(request, "TOKENS_BATCH").as_numpy()
-            context = pb_utils.get_input_tensor_by_name(request, "CONTEXT_IDS").as_numpy().reshape(-1)
-            final = bool(scalar(request, "IS_FINAL"))
-            finish = pb_utils.get_input_tensor_by_name(request, "FINISH_REASON").as_numpy().reshape(-1)[:1]
-            new_ids = tokens.reshape(-1)[: int(scalar(request, "SEQUENCE_LENGTH"))]
+            tokens = pb_utils.get_input_tensor_by_name(request, P.TOKENS_BATCH).as_numpy()
+            context = pb_utils.get_input_tensor_by_name(request, P.CONTEXT_IDS).as_numpy().reshape(-1)
+            final = bool(scalar(request, P.IS_FINAL))
+            finish = pb_utils.get_input_tensor_by_name(request, P.FINISH_REASON).as_numpy().reshape(-1)[:1]
+            new_ids = tokens.reshape(-1)[: int(scalar(request, P.SEQUENCE_LENGTH))]
             text = response_text(self.tokenizer.decode_bytes, self.keep, context, new_ids, final)
             responses.append(
                 pb_utils.InferenceResponse(
                     output_tensors=[
-                        pb_utils.Tensor("OUTPUT", np.array([[text.encode("utf-8")]], dtype=np.object_)),
-                        pb_utils.Tensor("OUTPUT_TOKEN_COUNT", np.array([[new_ids.size]], dtype=np.int32)),
-                        pb_utils.Tensor("FINISH_REASON_OUT", finish.astype(np.object_).reshape(1, 1)),
+                        pb_utils.Tensor(P.OUTPUT, np.array([[text.encode("utf-8")]], dtype=np.object_)),
+                        pb_utils.Tensor(P.OUTPUT_TOKEN_COUNT, np.array([[new_ids.size]], dtype=np.int32)),
+                        pb_utils.Tensor(P.FINISH_REASON_OUT, finish.astype(np.object_).reshape(1, 1)),
                     ]
                 )
             )

@@ -1,4 +1,5 @@
-"""Triton model `preprocessing`: parse tensors, call runtime.preprocess, answer each request."""
+"""Triton model `preprocessing`: read tensors, call runtime.preprocess, score the batch, answer each
+request. The checks and their order live in runtime.preprocess.Preprocessor (Triton-free)."""
 
 from __future__ import annotations
 
@@ -9,34 +10,26 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from predictor.runtime import PredictorTokenizer, latest_version_dir, pad_batch
-from runtime.predictor_fallback import FallbackScorer
+from runtime.contracts import Predictor, Preprocessing
 from runtime.llama3_tokenizer import load_tokenizer
-from runtime.preprocess import (
-    BadRequest,
-    Limits,
-    check_max_tokens,
-    check_prompt_bytes,
-    check_prompt_ids,
-    check_token_id,
-    check_words,
-    decode_text,
-    encode_prompt,
-    word_list,
-)
-from runtime.triton_tensors import model_parameters, scalar
+from runtime.predictor_fallback import FallbackScorer
+from runtime.preprocess import BadRequest, Limits, Prepared, Preprocessor
+from runtime.triton_tensors import model_parameters
 
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         params = model_parameters(json.loads(args["model_config"]))
-        self.tokenizer = load_tokenizer(params["tokenizer_path"] or None)
-        self.add_bos = params["add_bos"].lower() == "true"
-        self.limits = Limits(
+        limits = Limits(
             int(params["max_input_len"]), int(params["max_output_len"]), max_prompt_bytes=int(params["max_prompt_bytes"]),
             max_words=int(params["max_words"]), max_word_bytes=int(params["max_word_bytes"]),
         )
         predictor_dir = Path(args["model_repository"]).parent / params["predictor_model"]
         self.predictor_tokenizer = PredictorTokenizer.from_dir(latest_version_dir(predictor_dir))
+        self.preprocessor = Preprocessor(
+            load_tokenizer(params["tokenizer_path"] or None), limits, params["add_bos"].lower() == "true",
+            predictor_ids=lambda text: self.predictor_tokenizer.encode_ids([text])[0],
+        )
         self.pad_multiple = int(params["predictor_pad_multiple"])
         self.predictor_model = params["predictor_model"]
         # BLS, not an ensemble step: a failed predictor must cost ranking, not requests
@@ -56,25 +49,32 @@ class TritonPythonModel:
         self.fallback_metric = self.fallback_family = None
 
     def execute(self, requests: list) -> list:
-        prepared: list = []  # per request: (tensors, predictor ids) or an error
+        prepared: list[Prepared | pb_utils.TritonError] = []
         for request in requests:
             try:
-                prepared.append(self._prepare(request))
+                prepared.append(self.preprocessor.prepare(self._inputs(request)))
             except BadRequest as exc:
                 prepared.append(pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG))  # HTTP 400
             except Exception as exc:  # a bug meets one request: fail it alone, keep the batch
                 pb_utils.Logger.log_error(f"preprocessing failed: {exc!r}")
                 prepared.append(pb_utils.TritonError(f"preprocessing failed: {exc}"))
-        good = [item for item in prepared if isinstance(item, tuple)]
-        scores = iter(self._scores([ids for _, ids in good]) if good else [])
+        good = [item for item in prepared if isinstance(item, Prepared)]
+        scores = iter(self._scores([item.predictor_ids for item in good]) if good else [])
         responses = []
         for item in prepared:
-            if isinstance(item, tuple):
-                score = np.array([[next(scores)]], dtype=np.float32)
-                responses.append(pb_utils.InferenceResponse(output_tensors=item[0] + [pb_utils.Tensor("SCORE", score)]))
+            if isinstance(item, Prepared):
+                tensors = {**item.tensors, Preprocessing.SCORE: np.array([[next(scores)]], dtype=np.float32)}
+                responses.append(pb_utils.InferenceResponse(
+                    output_tensors=[pb_utils.Tensor(name, value) for name, value in tensors.items()]))
             else:
                 responses.append(pb_utils.InferenceResponse(error=item))
         return responses
+
+    @staticmethod
+    def _inputs(request) -> dict[str, np.ndarray]:
+        """The request's tensors by name; the ones the client left out are absent."""
+        tensors = {name: pb_utils.get_input_tensor_by_name(request, name) for name in Preprocessing.INPUTS}
+        return {name: tensor.as_numpy() for name, tensor in tensors.items() if tensor is not None}
 
     def _scores(self, predictor_ids: list[list[int]]) -> np.ndarray:
         """One predictor call for the batch; NaN scores (the scheduler's fallback) if it fails."""
@@ -88,44 +88,10 @@ class TritonPythonModel:
     def _predict(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         request = pb_utils.InferenceRequest(
             model_name=self.predictor_model,
-            inputs=[pb_utils.Tensor("input_ids", ids), pb_utils.Tensor("attention_mask", mask)],
-            requested_output_names=["score"],
+            inputs=[pb_utils.Tensor(Predictor.INPUT_IDS, ids), pb_utils.Tensor(Predictor.ATTENTION_MASK, mask)],
+            requested_output_names=[Predictor.SCORE],
         )
         response = request.exec()
         if response.has_error():
             raise RuntimeError(response.error().message())
-        return pb_utils.get_output_tensor_by_name(response, "score").as_numpy()
-
-    def _prepare(self, request) -> tuple[list, list[int]]:
-        """The request's tensors for the scheduler, and its predictor token ids (scored per batch)."""
-        queries = pb_utils.get_input_tensor_by_name(request, "QUERY").as_numpy().reshape(-1)
-        if queries.size != 1:
-            raise BadRequest(f"send one prompt per request (got a batch of {queries.size})")
-        check_prompt_bytes(queries[0], self.limits)  # before any work is spent on it
-        text = decode_text(queries[0])
-        max_tokens = check_max_tokens(int(scalar(request, "REQUEST_OUTPUT_LEN")), self.limits)
-        prompt_ids = pb_utils.get_input_tensor_by_name(request, "PROMPT_TOKEN_IDS")
-        if prompt_ids is None:
-            input_ids = encode_prompt(self.tokenizer, text, self.limits, self.add_bos)
-        else:
-            input_ids = check_prompt_ids(prompt_ids.as_numpy(), self.tokenizer.vocab_size, self.limits)
-        end_id = check_token_id(scalar(request, "END_ID", self.tokenizer.eot_id), self.tokenizer.vocab_size, "end_id")
-        pad_id = check_token_id(scalar(request, "PAD_ID", self.tokenizer.pad_id), self.tokenizer.vocab_size, "pad_id")
-        bad = self._words(request, "BAD_WORDS_DICT")
-        stop = self._words(request, "STOP_WORDS_DICT")
-        tensor = pb_utils.Tensor
-        return [
-            tensor("INPUT_ID", input_ids[None, :]),
-            tensor("REQUEST_INPUT_LEN", np.array([[input_ids.size]], dtype=np.int32)),
-            tensor("REQUEST_OUTPUT_LEN", np.array([[max_tokens]], dtype=np.int32)),
-            tensor("BAD_WORDS_IDS", bad[None]),
-            tensor("STOP_WORDS_IDS", stop[None]),
-            tensor("OUT_END_ID", np.array([[end_id]], dtype=np.int32)),
-            tensor("OUT_PAD_ID", np.array([[pad_id]], dtype=np.int32)),
-        ], self.predictor_tokenizer.encode_ids([text])[0]
-
-    def _words(self, request, name: str) -> np.ndarray:
-        tensor = pb_utils.get_input_tensor_by_name(request, name)
-        words = [] if tensor is None else [w for w in tensor.as_numpy().reshape(-1) if len(w)]
-        check_words(words, self.limits, name.removesuffix("_DICT").lower())
-        return word_list(self.tokenizer, words)
+        return pb_utils.get_output_tensor_by_name(response, Predictor.SCORE).as_numpy()

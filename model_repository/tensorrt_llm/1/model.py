@@ -29,13 +29,13 @@ except ImportError:  # running from a checkout: the repository root is three lev
 from engine.realtime import RealtimeEngine
 from engine.request import EngineRequest
 from engine.settings import EngineSettings, parse_request
-from runtime import llm_contract
+from runtime.contracts import LLM
 from runtime.triton_tensors import model_parameters, stop_requested
 
-# What the scheduler sends (runtime.llm_contract), plus TensorRT-LLM inputs only the stand-in reads.
+# What the scheduler sends (runtime.contracts.LLM), plus TensorRT-LLM inputs only the stand-in reads.
 INPUT_NAMES = (
-    *llm_contract.SENT_ON_EVERY_CALL, *llm_contract.PASSED_THROUGH, llm_contract.STREAMING,
-    "beam_width", "random_seed", "exclude_input_in_output",
+    *LLM.SENT_ON_EVERY_CALL, *LLM.PASSED_THROUGH, LLM.STREAMING, LLM.BEAM_WIDTH, LLM.RANDOM_SEED,
+    LLM.EXCLUDE_INPUT_IN_OUTPUT,
 )
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 
@@ -57,7 +57,7 @@ def _response(ids: list[int]) -> Any:
     out = np.asarray(ids, dtype=np.int32).reshape(1, 1, -1)
     length = np.asarray([[len(ids)]], dtype=np.int32)
     return pb_utils.InferenceResponse(
-        output_tensors=[pb_utils.Tensor("output_ids", out), pb_utils.Tensor("sequence_length", length)]
+        output_tensors=[pb_utils.Tensor(LLM.OUTPUT_IDS, out), pb_utils.Tensor(LLM.SEQUENCE_LENGTH, length)]
     )
 
 

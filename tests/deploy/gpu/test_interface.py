@@ -10,7 +10,7 @@ from deploy.gpu.bundle import TENSORRT_LLM_CONFIG
 from deploy.gpu.trtllm_parameters import load_template_parameters
 from deploy.repository import read_config
 from repo_paths import SOURCE_REPOSITORY
-from runtime import llm_contract
+from runtime.contracts import LLM
 
 
 def cpu_and_gpu_llm():
@@ -18,9 +18,9 @@ def cpu_and_gpu_llm():
 
 
 def test_the_check_covers_the_whole_contract():
-    """Every name the scheduler sends or reads (runtime.llm_contract) is checked, each as often as it is sent."""
+    """Every name the scheduler sends or reads (runtime.contracts.LLM) is checked, each as often as it is sent."""
     assert SCHEDULER_LLM_CALLS.always == {"input_ids", "input_lengths", "request_output_len"}
-    assert SCHEDULER_LLM_CALLS.sometimes == {*llm_contract.PASSED_THROUGH, "streaming", "stop"}
+    assert SCHEDULER_LLM_CALLS.sometimes == {*LLM.PASSED_THROUGH, "streaming", "stop"}
     assert SCHEDULER_LLM_CALLS.reads == {"output_ids", "sequence_length"}
 
 
@@ -31,7 +31,7 @@ def test_gpu_tensorrt_llm_serves_the_scheduler_as_the_cpu_stand_in_does():
 def test_the_scheduler_accepts_every_input_it_passes_through():
     """A pass-through name the scheduler's own config lacks would never reach the LLM."""
     scheduler = inputs(read_config(SOURCE_REPOSITORY / "ltr_scheduler" / "config.pbtxt"))
-    assert set(llm_contract.PASSED_THROUGH) | {"stop", "streaming"} <= set(scheduler)
+    assert set(LLM.PASSED_THROUGH) | {"stop", "streaming"} <= set(scheduler)
 
 
 def test_gpu_tensorrt_llm_is_the_inflight_batching_backend():
