@@ -22,7 +22,7 @@ from runtime.bls_entry import (
 )
 from runtime.detokenize import response_text, special_token_filter
 from runtime.llama3_tokenizer import load_tokenizer
-from runtime.llm_contract import STOP
+from runtime.contracts import LLM
 from runtime.llm_stream import DeferredRelease, use_bls_executor
 from runtime.triton_tensors import first_value, model_parameters
 
@@ -97,7 +97,7 @@ class BLSSteps:
         inputs = {
             "input_ids": np.zeros((1, 1), dtype=np.int32), "input_lengths": np.ones((1, 1), dtype=np.int32),
             "request_output_len": np.ones((1, 1), dtype=np.int32), "score": np.zeros((1, 1), dtype=np.float32),
-            STOP: np.ones((1, 1), dtype=bool),
+            LLM.STOP: np.ones((1, 1), dtype=bool),
         }
         responses = await self._request(inputs, request_id).async_exec(decoupled=True)
         message = await asyncio.get_running_loop().run_in_executor(
