@@ -40,7 +40,8 @@ class Decision:
 
 def classify(event: StreamEvent, presence: Presence, watch: SchedulerWatch, now: float, *, sent_at: float,
              stall_timeout_s: float | None, unavailable: Any) -> Decision:
-    """The one decision for `event`. Tells the watch of a silence (it may start a probe)."""
+    """The one decision for `event`, the one place that asks whether the client is there. Its one
+    side effect: the watch hears of every silence (it may start a probe)."""
     if presence == "let go":
         return Decision(Act.END_CANCELLED, stop_timed_out=True)
     if event.kind is Arrival.UNREADABLE:  # a bug fails the request, whether the client is there or not
@@ -48,7 +49,7 @@ def classify(event: StreamEvent, presence: Presence, watch: SchedulerWatch, now:
     if event.kind is Arrival.NOTHING:
         watch.waiting(event.quiet_since)
     ending = _ending(event, watch, sent_at, unavailable)
-    if presence == "stopping":  # its stall is bounded by stop_timeout_s instead
+    if presence == "stopping":  # nothing more goes to the client; no stall timeout (stop_timeout_s bounds it)
         if ending is not None:
             return Decision(Act.END_CANCELLED)
         return Decision(Act.WAIT if event.kind is Arrival.NOTHING else Act.SKIP)
