@@ -168,7 +168,7 @@ def probe_overload(d: Deployment, n: int = 40) -> dict:
     results = parallel([lambda: d.generate({"max_tokens": 200}) for _ in range(n)])
     counts = {k: sum(r["outcome"] == k for r in results) for k in ("ok", "error", "hung", "lost")}
     overloaded = sum("overloaded" in r.get("message", "") for r in results)
-    # ltr_bls's retryable error when Triton dropped the scheduler's refusal (runtime/bls_entry.py)
+    # ltr_bls's retryable error when Triton dropped the scheduler's refusal (runtime/entry_decision.py)
     refusal_lost = sum("without an answer" in r.get("message", "") for r in results)
     return {"requests": n, **counts, "overloaded_errors": overloaded, "refusal_lost_errors": refusal_lost,
             "wrongly_answered": counts["error"] - overloaded - refusal_lost}

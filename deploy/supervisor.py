@@ -17,7 +17,7 @@ What it does, every `interval_s`:
   The same holds for the decoupled entry model `ltr_bls` (its clients' requests and the scheduler
   requests it had open would be left hanging), so it is not reloadable either. Such a restart waits
   `restart_grace_s` (3 s) after the dead stub is seen: `ltr_bls` ends the requests it relays from a
-  dead scheduler with a retryable error within ~2 s (runtime/bls_entry.py), which a restart at once
+  dead scheduler with a retryable error within ~2 s (runtime/stub_watch.py), which a restart at once
   would cut off (their connections would close without a message).
 - every model has its stubs, but the pipeline no longer answers (a stub deadlocked: Triton 2.51's
   python backend can deadlock a stub that streams decoupled BLS responses under load, all its

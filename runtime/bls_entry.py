@@ -6,21 +6,16 @@ never releases a cancelled ensemble stream (docs/faults.md: "phantom in-flight")
 the entry sees `request.is_cancelled()` itself. On a cancel it stops its scheduler request by the
 unguessable id it gave it (TensorRT-LLM's `stop` convention, which `ltr_scheduler` implements),
 reads the scheduler's stream to its end (the slot is free then) and ends the client's stream with a
-final response, which is what makes Triton release the request.
-
-A dead scheduler stub: Triton 2.51 neither answers nor ends the BLS streams that were on it, so the
-requests waiting on it would hang until the supervisor restarts the server. `SchedulerWatch` notices
-instead: while some request has waited over `probe_after_s` for a response, it asks the scheduler
-something cheap (`Steps.probe`, at most once per `probe_every_s`), and when the answer says its
-process is gone, every request sent before that probe ends with a retryable (UNAVAILABLE) error.
+final response, which is what makes Triton release the request. A dead scheduler stub ends the
+requests on it with a retryable error (runtime.stub_watch).
 
 The request takes the ensemble's route exactly: the ensemble's first step (`preprocessing`) by BLS,
-then `ltr_scheduler` by streaming BLS, and each scheduler response becomes one client response as
-the ensemble's last step makes it (`runtime.detokenize.response_text`, shared with `postprocessing`).
+then `ltr_scheduler` by streaming BLS (runtime.scheduler_stream), and each scheduler response
+becomes one client response as the ensemble's last step makes it (`runtime.detokenize.response_text`,
+shared with `postprocessing`); what each event of that stream does is runtime.entry_decision's.
 The tensor maps below are the ensemble's own step maps (a test holds them to its config).
 
-`ltr_bls/1/model.py` supplies the seams: `Steps` (the BLS calls) and `ClientSink` (the decoupled
-response sender). Tests supply fakes.
+`ltr_bls/1/model.py` supplies the seams (runtime.entry_seams); tests supply fakes.
 """
 
 from __future__ import annotations
@@ -31,11 +26,15 @@ import secrets
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Literal, Mapping, Protocol, Sequence
+from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
 
-from runtime.llm_stream import DeferredRelease, read_into
+from runtime.entry_decision import Act, Presence, classify
+from runtime.entry_seams import ClientSink, SchedulerReply, StepError, Steps, TextOf
+from runtime.llm_stream import DeferredRelease
+from runtime.scheduler_stream import SchedulerStream
+from runtime.stub_watch import SCHEDULER, SchedulerWatch, StubDied, died_error, stub_died
 
 log = logging.getLogger(__name__)
 
@@ -59,129 +58,6 @@ SCHEDULER_OUTPUTS = ("output_ids", "sequence_length", "context_ids", "is_final",
 
 Outcome = Literal["completed", "cancelled", "error", "failed"]
 CANCELLED = "cancelled"
-
-
-class StepError(Exception):
-    """An error a step answered with. `code` is the step's Triton error code, kept as it came so that
-    the client gets the code the ensemble would pass on (INVALID_ARG → 400, UNAVAILABLE → 503)."""
-
-    def __init__(self, message: str, code: Any = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-
-
-@dataclass(frozen=True)
-class SchedulerReply:
-    """One `ltr_scheduler` response, read from its tensors."""
-
-    token_ids: list[int]  # the new tokens (cut to sequence_length)
-    context_ids: list[int]  # tokens sent before, for incremental detokenization
-    final: bool
-    finish_reason: str = ""  # "stop" | "length" | "cancelled" on the final response
-
-
-class Steps(Protocol):
-    async def preprocess(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Preprocessing's outputs by name; raises StepError when it refused the request."""
-        ...
-
-    async def schedule(self, inputs: Mapping[str, np.ndarray], request_id: str) -> Iterable[Any]:
-        """Send the scheduler request; its responses come from a blocking iterator (read on a
-        thread). Returns only with the first response (the python backend's `async_exec` does so),
-        which a queued request gets when it is admitted: the flow watches the client meanwhile."""
-        ...
-
-    def read(self, response: Any) -> SchedulerReply | None:
-        """One raw response of `schedule` (on the event loop); None for an empty one (a bare final
-        flag); raises StepError for an error response."""
-        ...
-
-    async def stop(self, request_id: str) -> bool:
-        """`stop` the live scheduler request with this id; False when the scheduler has none (yet)."""
-        ...
-
-    async def probe(self) -> str | None:
-        """A cheap call to the scheduler (a `stop` for an id nobody has); the error message it got
-        (a live scheduler answers "no live request ...", a dead stub's "Stub process ... is not
-        healthy"), None when it got none. May raise: the exception's text is read the same way."""
-        ...
-
-
-class ClientSink(Protocol):
-    def is_cancelled(self) -> bool: ...
-
-    def send(self, text: str, tokens: int, finish: str, final: bool) -> None:
-        """One response with the ensemble's outputs: text_output, output_token_count, finish_reason."""
-        ...
-
-    def send_error(self, error: StepError) -> None:
-        """End the request with an error (final)."""
-        ...
-
-
-TextOf = Callable[[Sequence[int], Sequence[int], bool], str]  # (context ids, new ids, final) -> text
-
-SCHEDULER = "the scheduler"
-
-
-def stub_died(message: str) -> bool:
-    """Whether an error says the called model's python stub is gone (Triton 2.51's python backend:
-    "Stub process '<model>_0_0' is not healthy.")."""
-    text = message.lower()
-    return "stub" in text and "not healthy" in text
-
-
-def died_error(step: str, code: Any) -> StepError:
-    return StepError(f"{step}'s process died; the deployment is recovering: retry", code)
-
-
-class SchedulerWatch:
-    """Whether the scheduler's stub has died under the requests waiting on it, found out by probing
-    it only while a request waits unusually long, so that a healthy server pays nothing (a busy one:
-    one probe a second)."""
-
-    def __init__(self, probe: Callable[[], Any], clock: Callable[[], float], after_s: float = 1.0,
-                 every_s: float = 1.0, timeout_s: float = 5.0) -> None:
-        self.probe, self.clock = probe, clock
-        self.after_s = after_s  # a request that has had no response for this long asks for a probe
-        self.every_s = every_s  # at most one probe this often
-        self.timeout_s = timeout_s  # a probe with no answer by then says nothing
-        self.probes = 0
-        self.dead_seen_at: float | None = None  # when the last probe that found the stub dead started
-        self._probing: asyncio.Task | None = None
-        self._last = float("-inf")
-
-    def waiting(self, since: float) -> None:
-        """A request has had no response since `since` (on the event loop): probe if it is time."""
-        now = self.clock()
-        if now - since < self.after_s or self._probing is not None or now - self._last < self.every_s:
-            return
-        self._last = now
-        self._probing = asyncio.get_running_loop().create_task(self._probe(now))
-
-    def died_since(self, sent_at: float) -> bool:
-        """Whether a probe that started after `sent_at` found the stub dead: a request sent at
-        `sent_at` will never get another response."""
-        return self.dead_seen_at is not None and self.dead_seen_at >= sent_at
-
-    async def _probe(self, started: float) -> None:
-        try:
-            message = await asyncio.wait_for(self.probe(), self.timeout_s)
-        except asyncio.TimeoutError:
-            message = None  # no answer: nothing learnt (the supervisor still watches the process)
-        except Exception as exc:  # noqa: BLE001  (a failed call tells the same as an error answer)
-            message = str(exc)
-        finally:
-            self._probing = None
-        self.probes += 1
-        if message is not None and stub_died(message):
-            if self.dead_seen_at is None:
-                log.warning("ltr_bls: the scheduler's stub is dead (%s); ending the requests on it", message)
-            self.dead_seen_at = started
-        elif self.dead_seen_at is not None:
-            log.warning("ltr_bls: the scheduler answers again")
-            self.dead_seen_at = None
 
 
 @dataclass
@@ -250,9 +126,9 @@ class EntryFlow:
                 outcome = await self._serve(inputs, sink)
             except Exception as exc:
                 if not isinstance(exc, StepError) and stub_died(str(exc)):  # a BLS call to a dead stub may raise
-                    raise _StepDied(SCHEDULER) from exc
+                    raise StubDied(SCHEDULER) from exc
                 raise
-        except _StepDied as exc:
+        except StubDied as exc:
             outcome = "error"
             self.stats.stub_deaths += 1
             sink.send_error(died_error(exc.step, self.unavailable))
@@ -275,7 +151,7 @@ class EntryFlow:
             prepared = await self.steps.preprocess(pre_inputs)
         except Exception as exc:
             if stub_died(getattr(exc, "message", None) or str(exc)):
-                raise _StepDied("preprocessing") from exc
+                raise StubDied("preprocessing") from exc
             raise
         if sink.is_cancelled():  # left during preprocessing: nothing was scheduled
             sink.send("", 0, CANCELLED, final=True)
@@ -283,99 +159,36 @@ class EntryFlow:
         scheduled = {PREPROCESSING_TO_SCHEDULER[k]: v for k, v in prepared.items() if k in PREPROCESSING_TO_SCHEDULER}
         request_id = self.new_id()
         leaving = _Leaving(self, request_id, sink)
-        sent_at = self.clock()
-        sending = asyncio.ensure_future(self.steps.schedule({**scheduled, **passed}, request_id))
+        stream = SchedulerStream(self.steps.schedule({**scheduled, **passed}, request_id), self.steps.read,
+                                 self.readers, self.cancel_poll_s, self.clock, self.release)
         try:
-            while not sending.done():  # queued: no response yet, but the client may leave meanwhile
-                await asyncio.wait({sending}, timeout=self.cancel_poll_s)
-                if sending.done():
-                    break
-                if leaving.check() == "let go":
-                    self.stats.stop_timeouts += 1
-                    leaving.cancel()
-                    sink.send("", 0, CANCELLED, final=True)  # the scheduler call stays behind, blocked
-                    return "cancelled"
-                self.watch.waiting(sent_at)
-                if self.watch.died_since(sent_at):  # the call stays behind, blocked, as above
-                    leaving.cancel()
-                    if leaving.stopping:
-                        sink.send("", 0, CANCELLED, final=True)
-                        return "cancelled"
-                    raise _StepDied(SCHEDULER)
-            responses = sending.result()
-        except BaseException:
-            leaving.cancel()
-            raise
-        arrived: asyncio.Queue = asyncio.Queue()
-        self.readers.submit(read_into, responses, asyncio.get_running_loop(), arrived, self.release)
-        return await self._relay(arrived, leaving, sink, sent_at)
-
-    async def _relay(self, arrived: asyncio.Queue, leaving: "_Leaving", sink: ClientSink, sent_at: float) -> Outcome:
-        """Each scheduler response to the client, until the final one; on a cancel, stop and drain."""
-        last_at = self.clock()
-        sent_tokens = 0
-        try:
-            while True:
-                try:
-                    item = await asyncio.wait_for(arrived.get(), self.cancel_poll_s)
-                except asyncio.TimeoutError:
-                    item = _NOTHING
-                if leaving.check() == "let go":
-                    self.stats.stop_timeouts += 1
-                    break
-                if item is _NOTHING:
-                    self.watch.waiting(last_at)
-                    if self.watch.died_since(sent_at):  # its reader thread stays behind, blocked
-                        if leaving.stopping:
-                            break
-                        raise _StepDied(SCHEDULER)
-                    silent_s = self.clock() - last_at
-                    if self.stall_timeout_s is not None and silent_s > self.stall_timeout_s and not leaving.stopping:
-                        raise StepError(f"generation failed: no response for {silent_s:.0f} s (the LLM's model may "
-                                        "have died; the deployment is recovering): retry", self.unavailable)
-                    continue
-                last_at = self.clock()
-                if item is None:
-                    if leaving.stopping:
-                        break
-                    if sent_tokens:
-                        raise StepError("the scheduler's stream ended without a final response")
-                    # Nothing came but the end: under overload, Triton 2.51 at times hands a BLS
-                    # caller the bare final flag of a refusal first and drops the refusal itself
-                    # (`make faults`: 1-6 of 30 "server overloaded" answers). The refusals the
-                    # scheduler sends before a first token are retryable ones, or bad requests,
-                    # which preprocessing and the scheduler mostly refuse before their queue.
-                    raise StepError("the scheduler ended the request without an answer (its refusal was lost on the "
-                                    "way); retry later", self.unavailable)
-                if isinstance(item, Exception):
-                    if leaving.stopping:
-                        break
-                    if stub_died(str(item)):
-                        raise _StepDied(SCHEDULER) from item
-                    raise StepError(f"scheduler call failed: {item}")
-                try:
-                    reply = self.steps.read(item)  # StepError: the scheduler's own error, passed on
-                except StepError as exc:
-                    if stub_died(exc.message) and not leaving.stopping:  # sent to an already dead stub
-                        raise _StepDied(SCHEDULER) from exc
-                    raise
-                if reply is None:
-                    continue
-                sent_tokens += len(reply.token_ids)
-                if not leaving.stopping:
-                    text = self.text_of(reply.context_ids, reply.token_ids, reply.final)
-                    sink.send(text, len(reply.token_ids), reply.finish_reason if reply.final else "", reply.final)
-                if reply.final:
-                    break
-        except StepError:
-            if not leaving.stopping:
-                raise
+            outcome = await self._relay(stream, leaving, sink)
         finally:
             leaving.cancel()
-        if not leaving.stopping:
-            return "completed"
-        sink.send("", 0, CANCELLED, final=True)  # what lets Triton release the client's request
-        return "cancelled"
+        if outcome == "cancelled":
+            sink.send("", 0, CANCELLED, final=True)  # what lets Triton release the client's request
+        return outcome
+
+    async def _relay(self, stream: SchedulerStream, leaving: _Leaving, sink: ClientSink) -> Outcome:
+        """Acts on each event of the scheduler's stream as `classify` decides, until one ends the request."""
+        while True:
+            event = await stream.next()
+            decision = classify(event, leaving.check(), self.watch, self.clock(), sent_at=stream.sent_at,
+                                stall_timeout_s=self.stall_timeout_s, unavailable=self.unavailable)
+            if decision.act is Act.FORWARD or decision.act is Act.DONE:
+                self._send(sink, decision.reply)
+            if decision.act is Act.DONE:
+                return "completed"
+            if decision.act is Act.END_CANCELLED:
+                if decision.stop_timed_out:
+                    self.stats.stop_timeouts += 1
+                return "cancelled"
+            if decision.act is Act.RAISE:
+                raise decision.error
+
+    def _send(self, sink: ClientSink, reply: SchedulerReply) -> None:
+        text = self.text_of(reply.context_ids, reply.token_ids, reply.final)
+        sink.send(text, len(reply.token_ids), reply.finish_reason if reply.final else "", reply.final)
 
     async def _stop(self, request_id: str) -> None:
         """`stop` until the scheduler knows the id (the BLS request may not have reached it yet)."""
@@ -400,11 +213,7 @@ class _Leaving:
         self.stopped_at = 0.0
         self.next_check = flow.clock()
 
-    @property
-    def stopping(self) -> bool:
-        return self.stopper is not None
-
-    def check(self) -> Literal["here", "stopping", "let go"]:
+    def check(self) -> Presence:
         now = self.flow.clock()
         if self.stopper is None and now >= self.next_check:
             self.next_check = now + self.flow.cancel_poll_s
@@ -422,14 +231,3 @@ class _Leaving:
     def cancel(self) -> None:
         if self.stopper is not None:
             self.stopper.cancel()
-
-
-class _StepDied(Exception):
-    """A step's process died under this request (`serve` turns it into the retryable error)."""
-
-    def __init__(self, step: str) -> None:
-        super().__init__(step)
-        self.step = step
-
-
-_NOTHING = object()

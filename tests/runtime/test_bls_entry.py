@@ -22,16 +22,12 @@ from runtime.bls_entry import (
     SCHEDULER_INPUTS,
     SCHEDULER_OUTPUTS,
     EntryFlow,
-    SchedulerReply,
-    SchedulerWatch,
-    StepError,
     split_inputs,
-    stub_died,
 )
+from runtime.entry_seams import SchedulerReply, StepError
+from tests.runtime.test_stub_watch import DIED, STUB_DEAD
 
 INVALID, UNAVAILABLE = "INVALID_ARG", "UNAVAILABLE"  # opaque codes: the flow passes them on as they came
-STUB_DEAD = "Stub process 'ltr_scheduler_0_0' is not healthy."  # what Triton 2.51 answers for a dead stub
-DIED = "the scheduler's process died; the deployment is recovering: retry"
 
 
 def reply(tokens: list[int], final: bool = False, finish: str = "") -> SchedulerReply:
@@ -373,46 +369,6 @@ def test_a_client_that_left_before_the_scheduler_died_gets_its_cancelled_end():
     sink = FakeSink(cancel_after=2)
     outcomes, flow = serve_many(steps, [sink], die_after_s=0.1)
     assert outcomes == ["cancelled"] and sink.sent[-1] == ("", 0, "cancelled", True) and sink.errors == []
-
-
-def test_only_a_probe_sent_after_a_request_can_end_it():
-    """A stub found dead before a request was sent says nothing about it: the scheduler may have
-    been reloaded since (such a request's own call fails at once if it was not)."""
-    async def scenario():
-        now = [10.0]
-        watch = SchedulerWatch(lambda: asyncio.sleep(0, result=STUB_DEAD), lambda: now[0], after_s=1.0, every_s=1.0)
-        watch.waiting(since=9.5)  # waited 0.5 s: no probe
-        await asyncio.sleep(0.01)
-        assert watch.probes == 0
-        watch.waiting(since=8.0)  # waited 2 s: probe, which finds the stub dead
-        await asyncio.sleep(0.01)
-        assert watch.probes == 1 and watch.died_since(8.0) and not watch.died_since(10.5)
-        now[0] = 10.5
-        watch.waiting(since=1.0)  # within every_s of the last probe: none
-        await asyncio.sleep(0.01)
-        assert watch.probes == 1
-
-    asyncio.run(scenario())
-
-
-def test_a_probe_without_an_answer_says_nothing():
-    async def scenario():
-        watch = SchedulerWatch(lambda: asyncio.sleep(10), time.monotonic, after_s=0.0, timeout_s=0.05)
-        watch.waiting(since=0.0)
-        await asyncio.sleep(0.2)
-        assert watch.probes == 1 and watch.dead_seen_at is None
-
-    asyncio.run(scenario())
-
-
-@pytest.mark.parametrize("message, dead", [
-    (STUB_DEAD, True),
-    ("Failed to process the request(s) for model 'ltr_scheduler_0_0', message: Stub process 'x' is not healthy.", True),
-    ("no live request with id 'abc' to stop", False),
-    ("server overloaded: 8 requests waiting", False),
-])
-def test_the_stub_error_is_told_apart_from_the_schedulers_own(message, dead):
-    assert stub_died(message) is dead
 
 
 def test_a_generating_request_whose_responses_stop_ends_with_a_retryable_error_after_the_stall_timeout():

@@ -1,6 +1,7 @@
 """Triton model `ltr_bls`: the ensemble's interface as a python entry model that sees its client's
 cancellation. The request's life is runtime.bls_entry.EntryFlow; this file holds only the Triton
-seams: the BLS calls into `preprocessing` and `ltr_scheduler`, the response sender, the metrics."""
+seams (runtime.entry_seams): the BLS calls into `preprocessing` and `ltr_scheduler`, the response
+sender, the metrics."""
 
 from __future__ import annotations
 
@@ -13,14 +14,9 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from runtime.bls_entry import (
-    PREPROCESSING_TO_SCHEDULER,
-    SCHEDULER_OUTPUTS,
-    EntryFlow,
-    SchedulerReply,
-    StepError,
-)
+from runtime.bls_entry import PREPROCESSING_TO_SCHEDULER, SCHEDULER_OUTPUTS, EntryFlow
 from runtime.detokenize import response_text, special_token_filter
+from runtime.entry_seams import SchedulerReply, StepError
 from runtime.llama3_tokenizer import load_tokenizer
 from runtime.contracts import LLM
 from runtime.llm_stream import DeferredRelease, use_bls_executor
