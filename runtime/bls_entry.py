@@ -13,7 +13,7 @@ The request takes the ensemble's route exactly: the ensemble's first step (`prep
 then `ltr_scheduler` by streaming BLS (runtime.scheduler_stream), and each scheduler response
 becomes one client response as the ensemble's last step makes it (`runtime.detokenize.response_text`,
 shared with `postprocessing`); what each event of that stream does is runtime.entry_decision's.
-The tensor maps below are the ensemble's own step maps (a test holds them to its config).
+It routes tensors with runtime.contracts' hop maps, which config_checks holds to the ensemble's step maps.
 
 `ltr_bls/1/model.py` supplies the seams (runtime.entry_seams); tests supply fakes.
 """
@@ -26,10 +26,11 @@ import secrets
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping, get_args
 
 import numpy as np
 
+from runtime.contracts import ENTRY_TO_PREPROCESSING, ENTRY_TO_SCHEDULER, PREPROCESSING_TO_SCHEDULER
 from runtime.entry_decision import Act, Presence, classify
 from runtime.entry_seams import ClientSink, SchedulerReply, StepError, Steps, TextOf
 from runtime.llm_stream import DeferredRelease
@@ -38,25 +39,14 @@ from runtime.stub_watch import SCHEDULER, SchedulerWatch, StubDied, died_error, 
 
 log = logging.getLogger(__name__)
 
-# ensemble input -> preprocessing input (the ensemble's step 0 input_map, inverted)
-PREPROCESSING_INPUTS = {
-    "text_input": "QUERY", "prompt_token_ids": "PROMPT_TOKEN_IDS", "max_tokens": "REQUEST_OUTPUT_LEN",
-    "bad_words": "BAD_WORDS_DICT", "stop_words": "STOP_WORDS_DICT", "end_id": "END_ID", "pad_id": "PAD_ID",
-}
-# preprocessing output -> scheduler input (through the ensemble's internal tensors)
-PREPROCESSING_TO_SCHEDULER = {
-    "INPUT_ID": "input_ids", "REQUEST_INPUT_LEN": "input_lengths", "REQUEST_OUTPUT_LEN": "request_output_len",
-    "BAD_WORDS_IDS": "bad_words_list", "STOP_WORDS_IDS": "stop_words_list", "OUT_END_ID": "end_id",
-    "OUT_PAD_ID": "pad_id", "SCORE": "score",
-}
-# ensemble input -> scheduler input, passed straight through (the ensemble's step 1 does the same)
-SCHEDULER_INPUTS = {
-    "stream": "streaming", "temperature": "temperature", "top_k": "runtime_top_k", "top_p": "runtime_top_p",
-    "seed": "seed", "expected_output_len": "expected_output_len",
-}
-SCHEDULER_OUTPUTS = ("output_ids", "sequence_length", "context_ids", "is_final", "finish_reason")
-
 Outcome = Literal["completed", "cancelled", "error", "failed"]
+OUTCOMES: tuple[str, ...] = get_args(Outcome)
+# The model's Prometheus families: name -> (kind, description)
+LIVE_REQUESTS, REQUESTS = "ltr_bls_live_requests", "ltr_bls_requests_total"
+METRIC_FAMILIES = {
+    LIVE_REQUESTS: ("gauge", "Requests ltr_bls is serving"),
+    REQUESTS: ("counter", "ltr_bls requests by outcome: " + ", ".join(OUTCOMES)),
+}
 CANCELLED = "cancelled"
 
 
@@ -73,11 +63,11 @@ class EntryStats:
 
 def split_inputs(inputs: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The client's tensors (ensemble names) as preprocessing's inputs and the scheduler's pass-through ones."""
-    unknown = set(inputs) - set(PREPROCESSING_INPUTS) - set(SCHEDULER_INPUTS)
+    unknown = set(inputs) - set(ENTRY_TO_PREPROCESSING) - set(ENTRY_TO_SCHEDULER)
     if unknown:
         raise ValueError(f"not inputs of the entry interface: {sorted(unknown)}")
-    pre = {PREPROCESSING_INPUTS[k]: v for k, v in inputs.items() if k in PREPROCESSING_INPUTS}
-    passed = {SCHEDULER_INPUTS[k]: v for k, v in inputs.items() if k in SCHEDULER_INPUTS}
+    pre = {ENTRY_TO_PREPROCESSING[k]: v for k, v in inputs.items() if k in ENTRY_TO_PREPROCESSING}
+    passed = {ENTRY_TO_SCHEDULER[k]: v for k, v in inputs.items() if k in ENTRY_TO_SCHEDULER}
     return pre, passed
 
 

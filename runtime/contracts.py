@@ -188,3 +188,13 @@ def llm_call_inputs(
         **passed,
         flag: np.array([[True]]),
     }
+
+
+def scheduler_stop_inputs() -> dict[str, np.ndarray]:
+    """A `stop` call to the scheduler (TensorRT-LLM's convention: the live request's id, `stop: true`);
+    the scheduler's required inputs come along, ignored."""
+    return {
+        LLM.INPUT_IDS: np.zeros((1, 1), dtype=np.int32), LLM.INPUT_LENGTHS: np.ones((1, 1), dtype=np.int32),
+        LLM.REQUEST_OUTPUT_LEN: np.ones((1, 1), dtype=np.int32), Scheduler.SCORE: np.zeros((1, 1), dtype=np.float32),
+        LLM.STOP: np.ones((1, 1), dtype=bool),
+    }

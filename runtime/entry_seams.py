@@ -8,6 +8,9 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from runtime.contracts import Scheduler
+from runtime.triton_tensors import first_value
+
 
 class StepError(Exception):
     """An error a step answered with. `code` is the step's Triton error code, kept as it came so that
@@ -27,6 +30,22 @@ class SchedulerReply:
     context_ids: list[int]  # tokens sent before, for incremental detokenization
     final: bool
     finish_reason: str = ""  # "stop" | "length" | "cancelled" on the final response
+
+    @classmethod
+    def from_tensors(cls, tensor: Callable[[str], np.ndarray | None]) -> SchedulerReply | None:
+        """Read one response by its tensors (`tensor(name)`, None when absent); None for an empty
+        response (a bare final flag), which has nothing for the client."""
+        ids = tensor(Scheduler.OUTPUT_IDS)
+        if ids is None:
+            return None
+        finish = tensor(Scheduler.FINISH_REASON)
+        finish = finish.reshape(-1)[0] if finish is not None and finish.size else b""
+        return cls(
+            token_ids=ids.reshape(-1)[: int(first_value(tensor(Scheduler.SEQUENCE_LENGTH), 0))].tolist(),
+            context_ids=tensor(Scheduler.CONTEXT_IDS).reshape(-1).tolist(),
+            final=bool(first_value(tensor(Scheduler.IS_FINAL), False)),
+            finish_reason=finish.decode() if isinstance(finish, bytes) else str(finish),
+        )
 
 
 class Steps(Protocol):

@@ -14,16 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from deploy.repository import read_config
-from repo_paths import SOURCE_REPOSITORY
-from runtime.bls_entry import (
-    PREPROCESSING_INPUTS,
-    PREPROCESSING_TO_SCHEDULER,
-    SCHEDULER_INPUTS,
-    SCHEDULER_OUTPUTS,
-    EntryFlow,
-    split_inputs,
-)
+from runtime.bls_entry import EntryFlow, split_inputs
+from runtime.contracts import PREPROCESSING_TO_SCHEDULER
 from runtime.entry_seams import SchedulerReply, StepError
 from tests.runtime.test_stub_watch import DIED, STUB_DEAD
 
@@ -264,19 +256,6 @@ def test_a_scheduler_that_never_ends_a_stopped_request_is_let_go_after_the_stop_
     outcome, stats = serve(steps, sink, stop_timeout_s=0.2)
     assert outcome == "cancelled" and stats.stop_timeouts == 1
     assert 0.2 <= time.monotonic() - started < 2 and sink.sent[-1] == ("", 0, "cancelled", True)
-
-
-def test_the_tensor_maps_are_the_ensembles_own_step_maps():
-    """ltr_bls must call the steps exactly as the ensemble does: its maps are read off the ensemble."""
-    steps = read_config(SOURCE_REPOSITORY / "ensemble" / "config.pbtxt").ensemble_scheduling.step
-    pre, sched = steps[0], steps[1]
-    assert (pre.model_name, sched.model_name) == ("preprocessing", "ltr_scheduler")
-    assert PREPROCESSING_INPUTS == {v: k for k, v in pre.input_map.items()}
-    internal = {v: k for k, v in pre.output_map.items()}  # ensemble tensor -> preprocessing output
-    ensemble_inputs = {t.name for t in read_config(SOURCE_REPOSITORY / "ensemble" / "config.pbtxt").input}
-    assert PREPROCESSING_TO_SCHEDULER == {internal[v]: k for k, v in sched.input_map.items() if v in internal}
-    assert SCHEDULER_INPUTS == {v: k for k, v in sched.input_map.items() if v in ensemble_inputs}
-    assert set(SCHEDULER_OUTPUTS) == set(sched.output_map)
 
 
 LONG = [reply([i]) for i in range(300)] + [reply([], final=True, finish="length")]

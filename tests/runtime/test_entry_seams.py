@@ -1,11 +1,26 @@
-"""The entry model's seams: a step's error keeps its message and its code as they came."""
+"""The entry model's seams: a step's error keeps its message and its code as they came; a scheduler
+response is read from its contract tensors."""
 
 from __future__ import annotations
 
-from runtime.entry_seams import StepError
+import numpy as np
+
+from runtime.contracts import Scheduler as S
+from runtime.entry_seams import SchedulerReply, StepError
 
 
 def test_a_step_error_keeps_its_message_and_code():
     error = StepError("text_input is empty", "INVALID_ARG")
     assert (error.message, error.code, str(error)) == ("text_input is empty", "INVALID_ARG", "text_input is empty")
     assert StepError("ltr_bls failed: boom").code is None  # the sender then answers INTERNAL
+
+
+def test_a_scheduler_reply_is_read_from_its_tensors():
+    tensors = {
+        S.OUTPUT_IDS: np.array([[[7, 8, 9]]], np.int32), S.SEQUENCE_LENGTH: np.array([[2]], np.int32),
+        S.CONTEXT_IDS: np.array([[5, 6]], np.int32), S.IS_FINAL: np.array([[True]]),
+        S.FINISH_REASON: np.array([[b"length"]], dtype=object),
+    }
+    reply = SchedulerReply.from_tensors(tensors.get)
+    assert reply == SchedulerReply(token_ids=[7, 8], context_ids=[5, 6], final=True, finish_reason="length")
+    assert SchedulerReply.from_tensors({}.get) is None  # a bare final flag: nothing for the client

@@ -14,15 +14,13 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from runtime.bls_entry import PREPROCESSING_TO_SCHEDULER, SCHEDULER_OUTPUTS, EntryFlow
+from runtime.bls_entry import LIVE_REQUESTS, METRIC_FAMILIES, OUTCOMES, REQUESTS, EntryFlow
+from runtime.contracts import PREPROCESSING_TO_SCHEDULER, Entry, Scheduler, scheduler_stop_inputs
 from runtime.detokenize import response_text, special_token_filter
 from runtime.entry_seams import SchedulerReply, StepError
 from runtime.llama3_tokenizer import load_tokenizer
-from runtime.contracts import LLM
 from runtime.llm_stream import DeferredRelease, use_bls_executor
-from runtime.triton_tensors import first_value, model_parameters
-
-OUTCOMES = ("completed", "cancelled", "error", "failed")
+from runtime.triton_tensors import model_parameters
 
 
 def _error(response) -> StepError | None:
@@ -63,7 +61,7 @@ class BLSSteps:
         return pb_utils.InferenceRequest(
             model_name=self.scheduler,
             inputs=[pb_utils.Tensor(name, value) for name, value in inputs.items()],
-            requested_output_names=list(SCHEDULER_OUTPUTS),
+            requested_output_names=list(Scheduler.OUTPUTS),
             request_id=request_id,
         )
 
@@ -74,28 +72,12 @@ class BLSSteps:
         error = _error(response)
         if error is not None:
             raise error
-        ids = _array(response, "output_ids")
-        if ids is None:  # an empty response (a bare final flag): nothing for the client
-            return None
-        final = bool(first_value(_array(response, "is_final"), False))
-        finish = _array(response, "finish_reason")
-        finish = finish.reshape(-1)[0] if finish is not None and finish.size else b""
-        return SchedulerReply(
-            token_ids=ids.reshape(-1)[: int(first_value(_array(response, "sequence_length"), 0))].tolist(),
-            context_ids=_array(response, "context_ids").reshape(-1).tolist(),
-            final=final,
-            finish_reason=finish.decode() if isinstance(finish, bytes) else str(finish),
-        )
+        return SchedulerReply.from_tensors(lambda name: _array(response, name))
 
     async def _stop_error(self, request_id: str) -> str | None:
         """TensorRT-LLM's `stop`: same request id, `stop: true`; the scheduler's other inputs are
         required. The message of the first error response, None when there was none."""
-        inputs = {
-            "input_ids": np.zeros((1, 1), dtype=np.int32), "input_lengths": np.ones((1, 1), dtype=np.int32),
-            "request_output_len": np.ones((1, 1), dtype=np.int32), "score": np.zeros((1, 1), dtype=np.float32),
-            LLM.STOP: np.ones((1, 1), dtype=bool),
-        }
-        responses = await self._request(inputs, request_id).async_exec(decoupled=True)
+        responses = await self._request(scheduler_stop_inputs(), request_id).async_exec(decoupled=True)
         message = await asyncio.get_running_loop().run_in_executor(
             self.stoppers, lambda: next((r.error().message() for r in responses if r.has_error()), None)
         )
@@ -122,9 +104,9 @@ class TritonClientSink:
 
     def send(self, text: str, tokens: int, finish: str, final: bool) -> None:
         tensors = [
-            pb_utils.Tensor("text_output", np.array([[text.encode("utf-8")]], dtype=np.object_)),
-            pb_utils.Tensor("output_token_count", np.array([[tokens]], dtype=np.int32)),
-            pb_utils.Tensor("finish_reason", np.array([[finish.encode()]], dtype=np.object_)),
+            pb_utils.Tensor(Entry.TEXT_OUTPUT, np.array([[text.encode("utf-8")]], dtype=np.object_)),
+            pb_utils.Tensor(Entry.OUTPUT_TOKEN_COUNT, np.array([[tokens]], dtype=np.int32)),
+            pb_utils.Tensor(Entry.FINISH_REASON, np.array([[finish.encode()]], dtype=np.object_)),
         ]
         flags = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL if final else 0
         self.sender.send(pb_utils.InferenceResponse(output_tensors=tensors), flags=flags)
@@ -141,17 +123,15 @@ class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         config = json.loads(args["model_config"])
         params = model_parameters(config)
-        self.input_names = [spec["name"] for spec in config["input"]]
         tokenizer = load_tokenizer(params["tokenizer_path"] or None)
         keep = special_token_filter(tokenizer.bos_id, params["skip_special_tokens"].lower() == "true")
-        gauge, counter = pb_utils.MetricFamily.GAUGE, pb_utils.MetricFamily.COUNTER
-        self.families = [  # kept on self: a family must outlive its metrics
-            pb_utils.MetricFamily(name="ltr_bls_live_requests", description="Requests ltr_bls is serving", kind=gauge),
-            pb_utils.MetricFamily(name="ltr_bls_requests_total",
-                                  description="ltr_bls requests by outcome: " + ", ".join(OUTCOMES), kind=counter),
-        ]
-        self.live = self.families[0].Metric(labels={})
-        self.outcomes = {name: self.families[1].Metric(labels={"outcome": name}) for name in OUTCOMES}
+        kinds = {"gauge": pb_utils.MetricFamily.GAUGE, "counter": pb_utils.MetricFamily.COUNTER}
+        self.families = {  # kept on self: a family must outlive its metrics
+            name: pb_utils.MetricFamily(name=name, description=description, kind=kinds[kind])
+            for name, (kind, description) in METRIC_FAMILIES.items()
+        }
+        self.live = self.families[LIVE_REQUESTS].Metric(labels={})
+        self.outcomes = {name: self.families[REQUESTS].Metric(labels={"outcome": name}) for name in OUTCOMES}
         self.counted = {name: 0 for name in OUTCOMES}
         self.readers = ThreadPoolExecutor(int(params["reader_threads"]), thread_name_prefix="bls-read")
         self.stoppers = ThreadPoolExecutor(4, thread_name_prefix="bls-stop")
@@ -187,7 +167,7 @@ class TritonPythonModel:
 
     async def _serve(self, request) -> None:
         inputs = {}
-        for name in self.input_names:
+        for name in Entry.INPUTS:
             tensor = pb_utils.get_input_tensor_by_name(request, name)
             if tensor is not None:
                 inputs[name] = tensor.as_numpy()
