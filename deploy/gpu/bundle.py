@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from deploy.capacity import EngineLimits, choose_max_inflight
 from deploy.config_checks import llm_interface_problems, repository_problems
-from deploy.gpu.capacity import EngineLimits, choose_max_inflight
 from deploy.gpu.placement import (
     DEFAULT_GPU_MEMORY_GIB,
     Placement,
