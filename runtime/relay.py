@@ -11,27 +11,18 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable, Literal, Protocol
+from typing import AsyncIterator, Callable, Protocol
 
 import numpy as np
 
 from runtime.detokenize import CONTEXT_TOKENS
+from runtime.finish import FinishReason, finish_reason
 from runtime.request_log import EndReason, RequestRecord
 from scheduler import AdmissionGate, QueuedRequest, QueueFull, QueueTimeout, RequestCancelled
 
 log = logging.getLogger(__name__)
 
-# Why a response ended, as the OpenAI API and the ensemble's `finish_reason` output say it: the
-# model's end token or a stop word, the `max_tokens` cap, or the client (or a `stop`) ended it.
-FinishReason = Literal["stop", "length", "cancelled"]
-
 SHUTTING_DOWN = "server shutting down: request not served to the end; retry later or on another replica"
-
-
-def finish_reason(tokens: int, max_tokens: int) -> FinishReason:
-    """A finished generation's reason. TensorRT-LLM reports none, so it is inferred as its OpenAI
-    front end does: an answer that used its whole budget was cut by the cap."""
-    return "length" if tokens >= max_tokens else "stop"
 
 
 @dataclass

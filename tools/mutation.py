@@ -1,9 +1,9 @@
 """`make mutate`: mutation testing of the code whose bugs a green `make test` must not hide.
 
 mutmut (pinned in requirements.txt, configured in pyproject.toml `[tool.mutmut]`) plants small bugs,
-one at a time, in the scheduler (`scheduler/`), the relay (`runtime/relay.py`), request validation
-(`runtime/preprocess.py`, `engine/settings.py` `parse_request`) and detokenization
-(`runtime/detokenize.py`), and runs the fast unit tests against each. A mutant is killed when a test
+one at a time, in the scheduler (`scheduler/`), the relay (`runtime/relay.py`, `runtime/finish.py`),
+request validation (`runtime/preprocess.py`, `engine/settings.py` `parse_request`) and
+detokenization (`runtime/detokenize.py`), and runs the fast unit tests against each. A mutant is killed when a test
 fails (or hangs: a timeout counts as caught, as `make test`'s per-test limit would catch it).
 
 Writes results/mutation.json ({"modules", "total", "killed", "survived", ...}) and results/mutation.md.
@@ -35,6 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 MODULES: dict[str, str] = {
     "scheduler": "scheduler.*",
     "runtime.relay": "runtime.relay.*",
+    "runtime.finish": "runtime.finish.*",
     "runtime.preprocess": "runtime.preprocess.*",
     "engine.settings.parse_request": "engine.settings.x_parse_request__mutmut_*",
     "runtime.detokenize": "runtime.detokenize.*",

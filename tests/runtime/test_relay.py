@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 
 from runtime.detokenize import CONTEXT_TOKENS
-from runtime.relay import LLMJob, Relay, finish_reason
+from runtime.relay import LLMJob, Relay
 from scheduler import AdmissionGate, RequestQueue, make_policy
 
 
@@ -217,10 +217,6 @@ def test_a_job_without_a_client_id_cannot_be_stopped_by_the_empty_id():
         assert len(sink.tokens) == 50 and sink.finish == "length"
 
     asyncio.run(scenario())
-
-
-def test_finish_reason_at_the_cap_boundary():
-    assert [finish_reason(n, 5) for n in (4, 5, 6)] == ["stop", "length", "length"]
 
 
 def served_order(policy: str, waiting: list[LLMJob]) -> list[str]:
