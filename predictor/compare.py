@@ -45,7 +45,7 @@ from predictor.data import (ARENA_TARGET, CASTILLO_CHAT, CASTILLO_FILE, CASTILLO
 from predictor.evaluate import kendall_tau
 from predictor.interchange import Example, read_jsonl
 from predictor.model import LengthPredictor
-from predictor.paths import BUILD_DIR, MODEL_DIR, TARGET_GENERATOR
+from predictor.paths import MODEL_DIR, PREDICTOR_BUILD_DIR, TARGET_GENERATOR
 from predictor.train import TrainConfig, aggregate_labels, make_tokenizer, predict, train_model, with_extra_lists
 from repo_paths import REPO_ROOT, RESULTS_DIR, default_data_dir
 
@@ -85,7 +85,7 @@ METHODS: dict[str, dict] = {
         {"labels": "blend"},
 }
 PRETRAIN_EPOCHS = 2
-PRETRAIN_DIR = BUILD_DIR / "pretrain"
+PRETRAIN_DIR = PREDICTOR_BUILD_DIR / "pretrain"
 # rows computed under earlier names (same configurations): their cached results are reused
 RENAMED = {
     "ListMLE, family-median labels, 4 trainable layers (freeze 2, lr 5e-5)": "ListMLE, family-median labels, 4 trainable layers (default, `make train`)",

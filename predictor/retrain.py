@@ -40,13 +40,13 @@ from typing import Sequence
 import numpy as np
 
 from predictor.interchange import read_jsonl
-from predictor.paths import BUILD_DIR, MODEL_DIR
+from predictor.paths import MODEL_DIR, PREDICTOR_BUILD_DIR
 from predictor.runtime import META_FILE, latest_version_dir, read_meta
 from runtime.predictor_version import version_folders
 from runtime.request_log import CENSORED, read_rows
 
-CHECKPOINTS_DIR = BUILD_DIR / "checkpoints"  # one torch checkpoint per exported version: <N>/
-FIRST_CHECKPOINT = BUILD_DIR / "checkpoint"  # `make train`'s, exported as version 1
+CHECKPOINTS_DIR = PREDICTOR_BUILD_DIR / "checkpoints"  # one torch checkpoint per exported version: <N>/
+FIRST_CHECKPOINT = PREDICTOR_BUILD_DIR / "checkpoint"  # `make train`'s, exported as version 1
 MODEL_CODE = "model.py"  # the python backend's code, copied into each new version folder
 RETIRED_PREFIX = "retired-"
 
@@ -203,7 +203,7 @@ def replay_pool(data_dir: Path | None) -> tuple[list[str], np.ndarray]:
 def retrain(
     log_path: Path, model_dir: Path = MODEL_DIR, settings: RetrainSettings = RetrainSettings(),
     replay: tuple[list[str], np.ndarray] | None = None, checkpoints: Path = CHECKPOINTS_DIR,
-    work_dir: Path = BUILD_DIR / "retrain", install: bool = True, max_rows: int | None = None,
+    work_dir: Path = PREDICTOR_BUILD_DIR / "retrain", install: bool = True, max_rows: int | None = None,
 ) -> dict:
     """Train, judge, and install `<N+1>` when it is better; returns the report (also written to
     `work_dir/report.json`). `install=False` only stages and judges (`staged_dir`); `max_rows` uses

@@ -29,7 +29,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from repo_paths import REPO_ROOT
 
 # What is mutated (mutmut's mutant names: module.x_function__mutmut_N, module.xǁClassǁmethod__mutmut_N).
 MODULES: dict[str, str] = {
