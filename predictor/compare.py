@@ -171,7 +171,7 @@ def cv_trained(cfg: TrainConfig, family: list[Example], prompts: list[str], y: n
 @torch.no_grad()
 def frozen_embeddings(cfg: TrainConfig, texts: list[str]) -> np.ndarray:
     from predictor.model import LengthPredictor, masked_mean
-    from predictor.runtime import pad_batch
+    from runtime.length_predictor import pad_batch
 
     torch.set_num_threads(cfg.threads)
     model = LengthPredictor(cfg.resolved_backbone()).eval()
@@ -418,7 +418,7 @@ def main() -> None:
     model_path = args.model.resolve()
     shown_model = model_path.relative_to(REPO_ROOT) if model_path.is_relative_to(REPO_ROOT) else model_path
     try:
-        from predictor.runtime import LengthRanker
+        from runtime.length_predictor import LengthRanker
 
         # what `python -m predictor.evaluate` computes (same batch size and threads), kept for both labels
         art_scores = LengthRanker(args.model, intra_op_threads=2).score_texts([e.prompt for e in arena], batch_size=16)

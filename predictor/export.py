@@ -26,7 +26,7 @@ import torch
 from predictor.model import LengthPredictor
 from predictor.paths import MODEL_DIR, PREDICTOR_BUILD_DIR, default_backbone
 from predictor.quantize import quantize_weights_int8
-from predictor.runtime import META_FILE, ONNX_FILE, TOKENIZER_FILE, OnnxPredictor, PredictorTokenizer
+from runtime.length_predictor import META_FILE, ONNX_FILE, TOKENIZER_FILE, OnnxPredictor, PredictorTokenizer
 
 OPSET = 17
 

@@ -34,7 +34,7 @@ from predictor.interchange import Example, read_jsonl
 from predictor.losses import bucket_cross_entropy, bucketize, list_mle, log_length_mse, pairwise_logistic
 from predictor.model import LengthPredictor
 from predictor.paths import PREDICTOR_BUILD_DIR, TARGET_GENERATOR, default_backbone
-from predictor.runtime import PredictorTokenizer, pad_batch
+from runtime.length_predictor import PredictorTokenizer, pad_batch
 
 Objective = Literal["listmle", "pairwise", "regression", "classification"]
 LabelMode = Literal["target", "median", "blend"]
