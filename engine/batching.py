@@ -138,10 +138,6 @@ class BatchingEngine:
     def idle(self) -> bool:
         return not self.running and not self.waiting
 
-    @property
-    def num_active(self) -> int:
-        return len(self.running) + len(self.waiting)
-
     def _free(self, req: EngineRequest) -> None:
         self.kv_used -= req.kv_tokens
         req.kv_tokens = 0

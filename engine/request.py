@@ -47,10 +47,6 @@ class EngineRequest:
         return self.finish_reason is not None
 
     @property
-    def remaining(self) -> int:
-        return self.max_new_tokens - self.generated
-
-    @property
     def output_tokens(self) -> int:
         """Tokens the client receives: the end token is not part of the answer (as in TensorRT-LLM)."""
         return self.generated - (self.finish_reason == "end_id")

@@ -42,7 +42,6 @@ PAPER_RATES = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 LOAD_FACTORS = tuple(round(0.5 + 0.1 * i, 1) for i in range(11))  # x the workload's capacity
 BURST = 2000
 SERVED = SimConfig()  # the shipped deployment (config.pbtxt)
-STARVATION = (SERVED.starvation_threshold, SERVED.starvation_quantum)
 PAPER_STARVATION_THRESHOLD = 200  # the authors' scripts: counter per engine step, promoted for a quantum
 # Own pace and one scaled replay per trace: Azure is light for one 8B replica, so speed it up;
 # Mooncake's long prompts overload it, so slow it down.
