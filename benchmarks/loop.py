@@ -37,12 +37,13 @@ import numpy as np
 from deploy.repository import render_repository
 from deploy.swap import swap
 from deploy.triton import RepositoryAccess, TritonServer
+from predictor.data import CASTILLO_FILE
 from predictor.evaluate import kendall_tau
 from predictor.retrain import RetrainSettings, retrain
-from predictor.runtime import LengthRanker
 from repo_paths import BUILD_DIR, data_dir
+from runtime.length_predictor import LengthRanker
 from runtime.request_log import read_rows
-from workloads.lengths import CASTILLO_FILE, CASTILLO_TABLE, LENGTHS_DIR
+from workloads.lengths import CASTILLO_TABLE, LENGTHS_DIR
 from workloads.metrics import summarize
 from workloads.traces import TraceRequest, poisson_arrivals
 

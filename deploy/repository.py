@@ -17,6 +17,7 @@ from typing import Iterable, Mapping
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
+from deploy.capacity import EngineLimits, choose_max_inflight
 from repo_paths import SOURCE_REPOSITORY
 
 Overrides = Mapping[str, Mapping[str, str]]  # model name -> parameter key -> value
@@ -51,7 +52,6 @@ def engine_max_inflight(engine_params: Mapping[str, str]) -> int:
     guaranteed_no_evict no more than its KV cache holds at prompt + max_tokens each, counted at the
     engine's output limit (the generic cap clients send; chat prompts are small beside it).
     The scheduler admits this many (`choose_max_inflight`, as for the TensorRT-LLM engine)."""
-    from deploy.gpu.capacity import EngineLimits, choose_max_inflight
     from engine.settings import EngineSettings
 
     s = EngineSettings.from_parameters(engine_params, environ={})

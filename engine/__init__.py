@@ -10,11 +10,11 @@ share. Nothing here imports Triton.
 
 from engine.batching import BatchingEngine, KvPolicy, StepResult
 from engine.cost_model import A100_80GB, GPUS, H100_SXM, LLAMA3_8B, CostModel, GpuSpec, ModelSpec
-from engine.request import EngineRequest, FinishReason
+from engine.request import EngineFinish, EngineRequest
 from engine.tokens import ConstantTokenSource, TokenSource, WordTokenSource
 
 __all__ = [
     "A100_80GB", "GPUS", "H100_SXM", "LLAMA3_8B", "BatchingEngine", "ConstantTokenSource",
-    "CostModel", "EngineRequest", "FinishReason", "GpuSpec", "KvPolicy", "ModelSpec", "StepResult",
+    "CostModel", "EngineFinish", "EngineRequest", "GpuSpec", "KvPolicy", "ModelSpec", "StepResult",
     "TokenSource", "WordTokenSource",
 ]

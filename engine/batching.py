@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 from engine.cost_model import CostModel
-from engine.request import EngineRequest, FinishReason
+from engine.request import EngineFinish, EngineRequest
 from engine.tokens import ConstantTokenSource, EndAtAnswerLength, TokenSource
 
 KvPolicy = Literal["guaranteed_no_evict", "max_utilization"]
@@ -138,10 +138,6 @@ class BatchingEngine:
     def idle(self) -> bool:
         return not self.running and not self.waiting
 
-    @property
-    def num_active(self) -> int:
-        return len(self.running) + len(self.waiting)
-
     def _free(self, req: EngineRequest) -> None:
         self.kv_used -= req.kv_tokens
         req.kv_tokens = 0
@@ -228,7 +224,7 @@ class BatchingEngine:
         return StepResult(duration, emitted, finished, admitted, preempted, sum(prompts), len(running))
 
     @staticmethod
-    def _finish_reason(req: EngineRequest, tok: int) -> FinishReason | None:
+    def _finish_reason(req: EngineRequest, tok: int) -> EngineFinish | None:
         if req.end_id is not None and tok == req.end_id:
             return "end_id"
         for words in req.stop_words:

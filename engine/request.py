@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
 
-FinishReason = Literal["length", "end_id", "stop_words", "cancelled"]
+# Why the engine ended a request, finer than the client's `runtime.finish.FinishReason`:
+# end_id and stop_words reach the client as `stop`, length as `length`, cancelled as `cancelled`.
+EngineFinish = Literal["length", "end_id", "stop_words", "cancelled"]
 
 
 @dataclass(eq=False)
@@ -34,7 +36,7 @@ class EngineRequest:
     payload: Any = field(default=None, repr=False)
     generated: int = 0
     output_ids: list[int] = field(default_factory=list, repr=False)
-    finish_reason: FinishReason | None = None
+    finish_reason: EngineFinish | None = None
     keep_output_ids: bool = True
     swapped: bool = False  # KV parked in host memory by `preempt(swap=True)`: resume by swap-in
     admit_seq: int = -1  # admission order, for the default preemption victim
@@ -43,10 +45,6 @@ class EngineRequest:
     @property
     def finished(self) -> bool:
         return self.finish_reason is not None
-
-    @property
-    def remaining(self) -> int:
-        return self.max_new_tokens - self.generated
 
     @property
     def output_tokens(self) -> int:

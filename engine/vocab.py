@@ -27,7 +27,6 @@ PERIOD_ID = 13  # "."
 COMMA_ID = 11  # ","
 WORD_IDS: tuple[int, ...] = tuple(WORD_TOKENS.values())
 EOT_ID = 128009  # <|eot_id|>, Llama-3-Instruct's end of turn
-EOS_ID = 128001  # <|end_of_text|>
 
 # `timing_tokens: multilingual`: the Llama-3 ids of this text, emitted in a cycle. Several of them
 # hold part of a character only (the emoji, 龘 and 𝄞 are split across 2-3 tokens), so streamed

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from openai_server import errors
 from openai_server.chat_template import chat_prompt_ids, ranking_text
-from openai_server.ensemble_client import Backend, EngineLimits, EnsembleError, EnsembleRequest, TritonEnsembleClient
+from openai_server.ensemble_client import Backend, EnsembleError, EnsembleRequest, RequestLimits, TritonEnsembleClient
 from openai_server.errors import APIError
 from openai_server.generation import Generation, Piece
 from openai_server.metrics import ServerMetrics
@@ -105,12 +105,12 @@ class OpenAIServer:
         self.tokenizer = tokenizer
         self.metrics = metrics
         self.started = int(time.time())
-        self._limits: EngineLimits | None = None
+        self._limits: RequestLimits | None = None
 
-    async def limits(self) -> EngineLimits:
+    async def limits(self) -> RequestLimits:
         if self._limits is None:
             try:
-                self._limits = await self.backend.engine_limits()
+                self._limits = await self.backend.request_limits()
             except EnsembleError as exc:
                 raise errors.backend_unavailable(exc.message, self.settings.retry_after_s) from None
         return self._limits
@@ -147,7 +147,7 @@ class OpenAIServer:
         if name != self.settings.model_name:
             raise errors.unknown_model(name, self.settings.model_name)
 
-    async def check_prompt_length(self, prompt_ids: list[int]) -> EngineLimits:
+    async def check_prompt_length(self, prompt_ids: list[int]) -> RequestLimits:
         limits = await self.limits()
         limit = min(limits.max_input_len, self.settings.max_prompt_tokens or limits.max_input_len)
         if len(prompt_ids) > limit:

@@ -53,7 +53,10 @@ class EnsembleChunk:
 
 
 @dataclass(frozen=True)
-class EngineLimits:
+class RequestLimits:
+    """What one request may ask for (prompt tokens, max_tokens), as preprocessing enforces it: the
+    served face of the engine's build limits (`deploy.capacity.EngineLimits`), read from Triton."""
+
     max_input_len: int
     max_output_len: int
 
@@ -80,7 +83,7 @@ class Backend(Protocol):
 
     async def ready(self) -> bool: ...
 
-    async def engine_limits(self) -> EngineLimits: ...
+    async def request_limits(self) -> RequestLimits: ...
 
     def open(self, request: EnsembleRequest) -> EnsembleStream: ...
 
@@ -236,14 +239,14 @@ class TritonEnsembleClient:
         except grpc.aio.AioRpcError:
             return False
 
-    async def engine_limits(self) -> EngineLimits:
-        """The engine's limits as the preprocessing model enforces them (its config parameters)."""
+    async def request_limits(self) -> RequestLimits:
+        """A request's limits as the preprocessing model enforces them (its config parameters)."""
         try:
             reply = await self._stub.ModelConfig(service_pb2.ModelConfigRequest(name="preprocessing"), timeout=5.0)
         except grpc.aio.AioRpcError as exc:
             raise EnsembleError(exc.details() or str(exc.code()), unavailable=True) from None
         params = reply.config.parameters
-        return EngineLimits(int(params["max_input_len"].string_value), int(params["max_output_len"].string_value))
+        return RequestLimits(int(params["max_input_len"].string_value), int(params["max_output_len"].string_value))
 
     def open(self, request: EnsembleRequest) -> TritonStream:
         return TritonStream(self._stub.ModelStreamInfer(_one(ensemble_message(self.ensemble, request))))

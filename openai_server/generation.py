@@ -8,18 +8,19 @@ from dataclasses import dataclass
 
 from openai_server.ensemble_client import Backend, EnsembleError, EnsembleRequest
 from openai_server.stop_strings import StopStringMatcher
+from runtime.finish import finish_reason
 
 # The ensemble's finish reasons in OpenAI's words; "cancelled" (someone stopped the request by its
 # id) is vLLM's "abort".
 FINISH_REASONS = {"stop": "stop", "length": "length", "cancelled": "abort"}
 
 
-def finish_reason(reported: str | None, completion_tokens: int, max_tokens: int) -> str:
+def openai_finish_reason(reported: str | None, completion_tokens: int, max_tokens: int) -> str:
     """The ensemble's reason when it reports one; otherwise inferred: an answer shorter than its
     `max_tokens` ended by itself (end token or stop word), one that used them all was cut."""
     if reported:
         return FINISH_REASONS.get(reported, reported)
-    return "stop" if completion_tokens < max_tokens else "length"
+    return finish_reason(completion_tokens, max_tokens)  # the relay's rule (runtime.finish)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class Generation:
         return None
 
     def _finish(self, text: str, reported: str | None) -> Piece:
-        self.finish_reason = finish_reason(reported, self.completion_tokens, self.request.max_tokens)
+        self.finish_reason = openai_finish_reason(reported, self.completion_tokens, self.request.max_tokens)
         return Piece(text, self.finish_reason)
 
     def close(self) -> None:

@@ -8,7 +8,7 @@ with fields it does not know: the request is served and the ignored names are lo
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -144,8 +144,6 @@ def parse_request(model: type[_Sampling], payload: Any) -> Any:
 
 
 # --- responses ------------------------------------------------------------------------------------
-
-OpenAIFinish = Literal["stop", "length", "abort"]
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:

@@ -45,7 +45,7 @@ from predictor.data import (ARENA_TARGET, CASTILLO_CHAT, CASTILLO_FILE, CASTILLO
 from predictor.evaluate import kendall_tau
 from predictor.interchange import Example, read_jsonl
 from predictor.model import LengthPredictor
-from predictor.paths import BUILD_DIR, MODEL_DIR, TARGET_GENERATOR
+from predictor.paths import MODEL_DIR, PREDICTOR_BUILD_DIR, TARGET_GENERATOR
 from predictor.train import TrainConfig, aggregate_labels, make_tokenizer, predict, train_model, with_extra_lists
 from repo_paths import REPO_ROOT, RESULTS_DIR, default_data_dir
 
@@ -85,7 +85,7 @@ METHODS: dict[str, dict] = {
         {"labels": "blend"},
 }
 PRETRAIN_EPOCHS = 2
-PRETRAIN_DIR = BUILD_DIR / "pretrain"
+PRETRAIN_DIR = PREDICTOR_BUILD_DIR / "pretrain"
 # rows computed under earlier names (same configurations): their cached results are reused
 RENAMED = {
     "ListMLE, family-median labels, 4 trainable layers (freeze 2, lr 5e-5)": "ListMLE, family-median labels, 4 trainable layers (default, `make train`)",
@@ -171,7 +171,7 @@ def cv_trained(cfg: TrainConfig, family: list[Example], prompts: list[str], y: n
 @torch.no_grad()
 def frozen_embeddings(cfg: TrainConfig, texts: list[str]) -> np.ndarray:
     from predictor.model import LengthPredictor, masked_mean
-    from predictor.runtime import pad_batch
+    from runtime.length_predictor import pad_batch
 
     torch.set_num_threads(cfg.threads)
     model = LengthPredictor(cfg.resolved_backbone()).eval()
@@ -418,7 +418,7 @@ def main() -> None:
     model_path = args.model.resolve()
     shown_model = model_path.relative_to(REPO_ROOT) if model_path.is_relative_to(REPO_ROOT) else model_path
     try:
-        from predictor.runtime import LengthRanker
+        from runtime.length_predictor import LengthRanker
 
         # what `python -m predictor.evaluate` computes (same batch size and threads), kept for both labels
         art_scores = LengthRanker(args.model, intra_op_threads=2).score_texts([e.prompt for e in arena], batch_size=16)

@@ -5,7 +5,7 @@ The shipped predictor trained on the AlpacaEval prompts, so its scores there are
 it ranks by out-of-sample scores instead: the union of both prompt sets is split into k folds by
 prompt; fold model k is trained with the shipped recipe (`TrainConfig()`, family-median labels) on
 the other folds, exported through the shipped ONNX path (int8 weights) and run with
-`predictor.runtime.LengthRanker` (what the server runs) on its own fold.
+`runtime.length_predictor.LengthRanker` (what the server runs) on its own fold.
 
 Fold models are cached under build/crossfit/<key>/ (key: recipe, folds, seed, data), so a rerun
 only rescores; the scores go to build/crossfit/scores.json, which `make bench-sim` and
@@ -62,7 +62,7 @@ def crossfit(data_dir: Path, folds: int = 5, seed: int = 0, epochs: int | None =
     import torch
 
     from predictor.export import export_checkpoint
-    from predictor.runtime import LengthRanker
+    from runtime.length_predictor import LengthRanker
     from predictor.train import TrainConfig, aggregate_labels, backbone_tokenizer_json, train_model
 
     cfg = TrainConfig() if epochs is None else TrainConfig(epochs=epochs)

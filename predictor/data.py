@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from predictor.interchange import Example, write_jsonl
-from predictor.paths import BUILD_DIR, TARGET_GENERATOR
+from predictor.paths import PREDICTOR_BUILD_DIR, TARGET_GENERATOR
 from repo_paths import default_data_dir
 
 ARENA_TARGET = "llama-3-8b-instruct"
@@ -127,7 +127,7 @@ def prepare(data_dir: Path, out_dir: Path, tokenizer_path: str | None = None) ->
 
 def ensure_prepared(data_dir: Path | None = None, out_dir: Path | None = None) -> dict[str, Path]:
     """The interchange files, written first if absent (labelling takes ~10 s)."""
-    out_dir = out_dir or BUILD_DIR / "data"
+    out_dir = out_dir or PREDICTOR_BUILD_DIR / "data"
     paths = {
         "alpaca_family": out_dir / "alpaca_eval_family.jsonl",
         "alpaca_target": out_dir / "alpaca_eval_target.jsonl",
@@ -141,7 +141,7 @@ def ensure_prepared(data_dir: Path | None = None, out_dir: Path | None = None) -
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", type=Path, default=default_data_dir())
-    ap.add_argument("--out", type=Path, default=BUILD_DIR / "data")
+    ap.add_argument("--out", type=Path, default=PREDICTOR_BUILD_DIR / "data")
     ap.add_argument("--tokenizer", default=None, help="Llama-3 tokenizer file or HF dir (default: build/tokenizer)")
     args = ap.parse_args()
     for name, path in prepare(args.data_dir, args.out, args.tokenizer).items():

@@ -1,7 +1,7 @@
 """Kendall's tau of the exported ONNX predictor on an interchange JSONL file.
 
 Runs the shipped artifact through onnxruntime with exactly the server's preprocessing
-(predictor.runtime: the version folder's tokenizer.json, truncation to its max_length, padding
+(runtime.length_predictor: the version folder's tokenizer.json, truncation to its max_length, padding
 to the longest in a batch). The last line printed is `kendall_tau=<value> n=<rows>`.
 
     python -m predictor.evaluate --data build/predictor/data/arena_hard_target.jsonl --model model_repository/length_predictor
@@ -18,7 +18,7 @@ from scipy.stats import kendalltau
 
 from predictor.interchange import read_jsonl
 from predictor.paths import MODEL_DIR
-from predictor.runtime import LengthRanker
+from runtime.length_predictor import LengthRanker
 
 
 def kendall_tau(scores: Sequence[float], lengths: Sequence[float]) -> float:

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from predictor.model import LengthPredictor
-from predictor.paths import BUILD_DIR, MODEL_DIR, default_backbone
+from predictor.paths import MODEL_DIR, PREDICTOR_BUILD_DIR, default_backbone
 from predictor.quantize import quantize_weights_int8
-from predictor.runtime import META_FILE, ONNX_FILE, TOKENIZER_FILE, OnnxPredictor, PredictorTokenizer
+from runtime.length_predictor import META_FILE, ONNX_FILE, TOKENIZER_FILE, OnnxPredictor, PredictorTokenizer
 
 OPSET = 17
 
@@ -105,8 +105,8 @@ def export_checkpoint(ckpt: Path, version_dir: Path, fp32: bool = False, real_pr
     if not model.backbone.config.vocab_size // 2 < n_vocab <= model.backbone.config.vocab_size:
         raise ValueError(f"tokenizer ({n_vocab} tokens) does not fit the model ({model.backbone.config.vocab_size})")
 
-    BUILD_DIR.mkdir(parents=True, exist_ok=True)
-    fp32_path = BUILD_DIR / "model_fp32.onnx"
+    PREDICTOR_BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    fp32_path = PREDICTOR_BUILD_DIR / "model_fp32.onnx"
     export_onnx(model, fp32_path)
     shipped = version_dir / ONNX_FILE
     if fp32:
@@ -147,7 +147,7 @@ def main() -> None:
     from predictor.interchange import read_jsonl
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", type=Path, default=BUILD_DIR / "checkpoint")
+    ap.add_argument("--checkpoint", type=Path, default=PREDICTOR_BUILD_DIR / "checkpoint")
     ap.add_argument("--model-dir", type=Path, default=MODEL_DIR)
     ap.add_argument("--version", type=int, default=1)
     ap.add_argument("--fp32", action="store_true", help="ship fp32 weights instead of int8 weight-only")

@@ -1,6 +1,6 @@
 """CPU latency of the shipped predictor, per prompt, at batch 1 and batch 16.
 
-Measures what the Triton model does per batch: tokenization (predictor.runtime) + onnxruntime
+Measures what the Triton model does per batch: tokenization (runtime.length_predictor) + onnxruntime
 scoring, for short prompts (<= 128 predictor tokens, drawn from AlpacaEval) and long prompts
 (512 tokens requested; the predictor truncates to its max_length, so they cost what max_length
 costs). Reports p50/p99 of batch latency divided by batch size.
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from predictor.paths import MODEL_DIR
-from predictor.runtime import LengthRanker
 from repo_paths import RESULTS_DIR
+from runtime.length_predictor import LengthRanker
 
 
 def long_prompt(ranker: LengthRanker, base: str, n_tokens: int) -> str:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from repo_paths import BUILD_DIR as _BUILD_ROOT
-from repo_paths import SOURCE_REPOSITORY
+from repo_paths import BUILD_DIR, SOURCE_REPOSITORY
 
 MODEL_DIR = SOURCE_REPOSITORY / "length_predictor"
-BUILD_DIR = _BUILD_ROOT / "predictor"
+PREDICTOR_BUILD_DIR = BUILD_DIR / "predictor"  # build/predictor/: data, checkpoints, retraining
 # The serving target: only this generator's lengths count as evaluation truth.
 TARGET_GENERATOR = "Meta-Llama-3-8B-Instruct"
 

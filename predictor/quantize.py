@@ -3,7 +3,7 @@
 Large MatMul/Gemm/Gather weights are stored as int8 with per-channel symmetric scales and a
 DequantizeLinear node in front. Unlike onnxruntime's dynamic quantization, activations stay
 fp32: onnxruntime folds the DequantizeLinear nodes into fp32 constants at load time
-(session option `session.disable_quant_qdq=1`, set by predictor.runtime), so a prompt's score
+(session option `session.disable_quant_qdq=1`, set by runtime.length_predictor), so a prompt's score
 does not depend on its padding or on the other prompts in its batch, and CPU speed is fp32 speed.
 """
 

@@ -15,7 +15,7 @@ only when it ranks the newest traffic better than the serving version.
    epoch with the lower layers frozen by default, which keeps 5,000 logged rows within minutes on
    2 cores.
 4. Export through the shipped path (int8 ONNX, predictor.export) into a staging folder and judge
-   both ONNX versions with the server's own preprocessing (predictor.runtime.LengthRanker): Kendall's
+   both ONNX versions with the server's own preprocessing (runtime.length_predictor.LengthRanker): Kendall's
    tau against the held-out lengths. Ship `length_predictor/<N+1>/` only when tau_new >= tau_old +
    `--margin` (default 0.02); otherwise keep the old one and say why.
 5. `rollback --version V` retires every version above V (renamed `retired-<v>`: not numeric, so
@@ -40,13 +40,13 @@ from typing import Sequence
 import numpy as np
 
 from predictor.interchange import read_jsonl
-from predictor.paths import BUILD_DIR, MODEL_DIR
-from predictor.runtime import META_FILE, latest_version_dir, read_meta
+from predictor.paths import MODEL_DIR, PREDICTOR_BUILD_DIR
+from runtime.length_predictor import META_FILE, latest_version_dir, read_meta
 from runtime.predictor_version import version_folders
 from runtime.request_log import CENSORED, read_rows
 
-CHECKPOINTS_DIR = BUILD_DIR / "checkpoints"  # one torch checkpoint per exported version: <N>/
-FIRST_CHECKPOINT = BUILD_DIR / "checkpoint"  # `make train`'s, exported as version 1
+CHECKPOINTS_DIR = PREDICTOR_BUILD_DIR / "checkpoints"  # one torch checkpoint per exported version: <N>/
+FIRST_CHECKPOINT = PREDICTOR_BUILD_DIR / "checkpoint"  # `make train`'s, exported as version 1
 MODEL_CODE = "model.py"  # the python backend's code, copied into each new version folder
 RETIRED_PREFIX = "retired-"
 
@@ -203,7 +203,7 @@ def replay_pool(data_dir: Path | None) -> tuple[list[str], np.ndarray]:
 def retrain(
     log_path: Path, model_dir: Path = MODEL_DIR, settings: RetrainSettings = RetrainSettings(),
     replay: tuple[list[str], np.ndarray] | None = None, checkpoints: Path = CHECKPOINTS_DIR,
-    work_dir: Path = BUILD_DIR / "retrain", install: bool = True, max_rows: int | None = None,
+    work_dir: Path = PREDICTOR_BUILD_DIR / "retrain", install: bool = True, max_rows: int | None = None,
 ) -> dict:
     """Train, judge, and install `<N+1>` when it is better; returns the report (also written to
     `work_dir/report.json`). `install=False` only stages and judges (`staged_dir`); `max_rows` uses
@@ -212,7 +212,7 @@ def retrain(
 
     from predictor.export import export_checkpoint
     from predictor.model import LengthPredictor
-    from predictor.runtime import LengthRanker
+    from runtime.length_predictor import LengthRanker
     from predictor.train import TrainConfig, train_model
 
     t0 = time.time()

@@ -33,8 +33,8 @@ from tqdm import tqdm
 from predictor.interchange import Example, read_jsonl
 from predictor.losses import bucket_cross_entropy, bucketize, list_mle, log_length_mse, pairwise_logistic
 from predictor.model import LengthPredictor
-from predictor.paths import BUILD_DIR, TARGET_GENERATOR, default_backbone
-from predictor.runtime import PredictorTokenizer, pad_batch
+from predictor.paths import PREDICTOR_BUILD_DIR, TARGET_GENERATOR, default_backbone
+from runtime.length_predictor import PredictorTokenizer, pad_batch
 
 Objective = Literal["listmle", "pairwise", "regression", "classification"]
 LabelMode = Literal["target", "median", "blend"]
@@ -103,7 +103,7 @@ def _grouped(examples: Sequence[Example], keep) -> tuple[dict[str, list[int]], l
 
 
 # ---- tokenizer of the backbone -----------------------------------------------------------------
-def backbone_tokenizer_json(backbone_dir: str | Path, cache_dir: Path = BUILD_DIR / "tokenizers") -> tuple[Path, int]:
+def backbone_tokenizer_json(backbone_dir: str | Path, cache_dir: Path = PREDICTOR_BUILD_DIR / "tokenizers") -> tuple[Path, int]:
     """The backbone's tokenizer.json (written from its fast tokenizer if the folder lacks one)
     and its pad id. Training, evaluation and serving all tokenize through this one file."""
     from transformers import AutoTokenizer
@@ -324,7 +324,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", type=Path, default=None, help="interchange JSONL (default: AlpacaEval family, prepared on demand)")
     ap.add_argument("--data-dir", type=Path, default=None, help="raw data folder (default: $LTR_DATA_DIR or ../shared/data)")
-    ap.add_argument("--out", type=Path, default=BUILD_DIR / "checkpoint")
+    ap.add_argument("--out", type=Path, default=PREDICTOR_BUILD_DIR / "checkpoint")
     ap.add_argument("--extra-lists", choices=sorted(CASTILLO_SETS), default=None,
                     help="opt-in: add CASTILLO prompts (median of 10 Llama-3.1-8B lengths) as extra lists, "
                          "each list drawn within one data set (default: none; `make train` ships without)")

@@ -11,32 +11,23 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable, Literal, Protocol
+from typing import AsyncIterator, Callable, Protocol
 
 import numpy as np
 
 from runtime.detokenize import CONTEXT_TOKENS
+from runtime.finish import FinishReason, finish_reason
 from runtime.request_log import EndReason, RequestRecord
 from scheduler import AdmissionGate, QueuedRequest, QueueFull, QueueTimeout, RequestCancelled
 
 log = logging.getLogger(__name__)
 
-# Why a response ended, as the OpenAI API and the ensemble's `finish_reason` output say it: the
-# model's end token or a stop word, the `max_tokens` cap, or the client (or a `stop`) ended it.
-FinishReason = Literal["stop", "length", "cancelled"]
-
 SHUTTING_DOWN = "server shutting down: request not served to the end; retry later or on another replica"
 
 
-def finish_reason(tokens: int, max_tokens: int) -> FinishReason:
-    """A finished generation's reason. TensorRT-LLM reports none, so it is inferred as its OpenAI
-    front end does: an answer that used its whole budget was cut by the cap."""
-    return "length" if tokens >= max_tokens else "stop"
-
-
 @dataclass
-class Job:
-    """One generation request as the scheduler forwards it to the LLM."""
+class LLMJob:
+    """One scheduled LLM request: a generation request as the scheduler queues it and forwards it to the LLM."""
 
     request_id: str
     input_ids: np.ndarray  # int32 [tokens]
@@ -50,11 +41,11 @@ class Job:
 
 
 class LLMClient(Protocol):
-    def stream(self, job: Job) -> AsyncIterator[list[int]]:
+    def stream(self, job: LLMJob) -> AsyncIterator[list[int]]:
         """Yield the generated token ids, chunk by chunk, until the engine finishes."""
         ...
 
-    async def stop(self, job: Job) -> None:
+    async def stop(self, job: LLMJob) -> None:
         """Ask the engine to stop generating for `job` (the client went away)."""
         ...
 
@@ -129,7 +120,7 @@ class Relay:
         self._stop_requested.add(client_id)
         return True
 
-    async def serve(self, job: Job, sink: ResponseSink) -> None:
+    async def serve(self, job: LLMJob, sink: ResponseSink) -> None:
         queued = QueuedRequest(
             job.request_id, score=job.score, max_tokens=job.max_tokens, expected_len=job.expected_len,
             arrival=self.clock(),
@@ -177,7 +168,7 @@ class Relay:
             self._forget(job.client_id)
             self._log(job, ended, progress)
 
-    def _log(self, job: Job, ended: EndReason, progress: _Progress) -> None:
+    def _log(self, job: LLMJob, ended: EndReason, progress: _Progress) -> None:
         """One request-log row; the log only queues it, and its failures never reach the request."""
         if self.request_log is None:
             return
@@ -205,7 +196,7 @@ class Relay:
             self._stop_requested.discard(client_id)
 
     async def _generate(
-        self, job: Job, sink: ResponseSink, cancelled: Callable[[], bool], progress: _Progress
+        self, job: LLMJob, sink: ResponseSink, cancelled: Callable[[], bool], progress: _Progress
     ) -> FinishReason:
         sent: list[int] = []  # streaming: what the client has; otherwise: everything so far
         async for chunk in self.llm.stream(job):

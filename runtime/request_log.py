@@ -34,11 +34,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
+from runtime.finish import FinishReason
+
 log = logging.getLogger(__name__)
 
 # How a request ended. `length` (the max_tokens cap) and `cancelled` give only a lower bound of the
 # answer's natural length (censored); `error` / `rejected` generated nothing the retrainer can use.
-EndReason = Literal["stop", "length", "cancelled", "error", "rejected"]
+EndReason = Literal[FinishReason, "error", "rejected"]
 CENSORED: frozenset[str] = frozenset({"length", "cancelled"})
 LOG_FILE_NAME = "requests.jsonl"
 

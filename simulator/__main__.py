@@ -153,7 +153,7 @@ def _ltr_scores(reqs: list[wl.TraceRequest], tau: float) -> np.ndarray:
 
     vdir = find_predictor()
     if vdir is not None and all(r.prompt is not None for r in reqs):
-        from predictor.runtime import LengthRanker
+        from runtime.length_predictor import LengthRanker
 
         return LengthRanker(vdir).score_texts([r.prompt or "" for r in reqs], batch_size=32).astype(float)
     return noisy_oracle_scores([r.output_tokens for r in reqs], tau)

@@ -42,7 +42,6 @@ PAPER_RATES = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 LOAD_FACTORS = tuple(round(0.5 + 0.1 * i, 1) for i in range(11))  # x the workload's capacity
 BURST = 2000
 SERVED = SimConfig()  # the shipped deployment (config.pbtxt)
-STARVATION = (SERVED.starvation_threshold, SERVED.starvation_quantum)
 PAPER_STARVATION_THRESHOLD = 200  # the authors' scripts: counter per engine step, promoted for a quantum
 # Own pace and one scaled replay per trace: Azure is light for one 8B replica, so speed it up;
 # Mooncake's long prompts overload it, so slow it down.
@@ -145,8 +144,8 @@ def trace_policies(spec: SweepSpec, tau: float) -> list[PolicyRun]:
 
 
 @dataclass
-class Job:
-    """One workload at one load, run under several policies."""
+class SweepCase:
+    """One simulation case: one workload at one load, run under several policies."""
 
     workload: str
     rate: float | str
@@ -156,8 +155,8 @@ class Job:
     load: float | None = None  # rate as a fraction of the workload's capacity
 
 
-def run_one(job: Job, run: PolicyRun, spec: SweepSpec, scorer: Scorer) -> dict:
-    scores, source = scores_for(run, job.workload, job.reqs, scorer, spec.seed)
+def run_one(case: SweepCase, run: PolicyRun, spec: SweepSpec, scorer: Scorer) -> dict:
+    scores, source = scores_for(run, case.workload, case.reqs, scorer, spec.seed)
     config = spec.config
     if not run.starvation:
         cfg = replace(config, starvation_threshold=0, starvation_quantum=0)
@@ -167,25 +166,25 @@ def run_one(job: Job, run: PolicyRun, spec: SweepSpec, scorer: Scorer) -> dict:
             starvation_threshold=config.starvation_threshold if run.threshold is None else run.threshold,
             demote_after_quantum=run.demote,
         )
-    res = simulate(job.reqs, scores, run.policy, cfg)
-    generated = [r.answer_tokens for r in job.reqs]
+    res = simulate(case.reqs, scores, run.policy, cfg)
+    generated = [r.answer_tokens for r in case.reqs]
     row = {
         "entry": "run",
-        "workload": job.workload,
+        "workload": case.workload,
         "policy": run.label,
-        "rate": job.rate,
-        "load": job.load,
-        "sweep": job.sweep,
+        "rate": case.rate,
+        "load": case.load,
+        "sweep": case.sweep,
         "score_source": source,
         "kendall_tau": kendall_tau(scores, generated) if source != "none" else None,
-        "max_tokens_mode": spec.max_tokens_mode if job.sweep != "trace" else "true_length",
+        "max_tokens_mode": spec.max_tokens_mode if case.sweep != "trace" else "true_length",
         **summarize(res.times),
         "mean_batch_size": res.mean_batch_size,
         "peak_kv_tokens": res.peak_kv_tokens,
         "preemptions": res.preemptions,
         "engine_steps": res.steps,
         "sim_wall_s": res.wall_s,
-        "sim_requests_per_wall_s": len(job.reqs) / res.wall_s if res.wall_s > 0 else None,
+        "sim_requests_per_wall_s": len(case.reqs) / res.wall_s if res.wall_s > 0 else None,
         "max_inflight": cfg.max_inflight,
         "batch_slots": cfg.batch_slots,
         "kv_policy": cfg.kv_policy,
@@ -208,12 +207,12 @@ def measure_capacity(reqs: Sequence[wl.TraceRequest], config: SimConfig) -> floa
     return float((times.finish - times.arrival.min() <= queue_empty).sum() / queue_empty)
 
 
-def capacity_job(spec: SweepSpec, pool: wl.PromptPool, capacity: float, factor: float, runs: list[PolicyRun],
-                 sweep: str = "capacity") -> Job:
+def capacity_case(spec: SweepSpec, pool: wl.PromptPool, capacity: float, factor: float, runs: list[PolicyRun],
+                  sweep: str = "capacity") -> SweepCase:
     """The workload at `factor` x capacity: one arrival process (one seed) for every factor, time-scaled."""
     rate = round(factor * capacity, 3)
     reqs = wl.text_workload(pool, rate, spec.capacity_duration_s, seed=spec.seed + 100)
-    return Job(pool.name, rate, wl.with_max_tokens(reqs, spec.max_tokens_mode), runs, sweep, factor)
+    return SweepCase(pool.name, rate, wl.with_max_tokens(reqs, spec.max_tokens_mode), runs, sweep, factor)
 
 
 def refine_goodput(spec: SweepSpec, scorer: Scorer, capacities: dict[str, float], rows: list[dict],
@@ -232,7 +231,7 @@ def refine_goodput(spec: SweepSpec, scorer: Scorer, capacities: dict[str, float]
             lo, hi = (best["load"] if best else 0.0), min(above)
             for _ in range(steps):
                 mid = round((lo + hi) / 2, 4)
-                row = run_one(capacity_job(spec, scorer.pools[workload], capacity, mid, [run], "goodput_search"),
+                row = run_one(capacity_case(spec, scorer.pools[workload], capacity, mid, [run], "goodput_search"),
                               run, spec, scorer)
                 extra.append(row)
                 lo, hi = (mid, hi) if spec.slo.met_by(row) else (lo, mid)
@@ -271,8 +270,8 @@ def trace_tau(spec: SweepSpec, scorer: Scorer) -> float:
     return kendall_tau(scorer.pool_scores("arena", "shipped"), pool.output_tokens)
 
 
-def build_jobs(spec: SweepSpec, data_root: Path, scorer: Scorer) -> tuple[list[Job], dict[str, float]]:
-    jobs: list[Job] = []
+def build_cases(spec: SweepSpec, data_root: Path, scorer: Scorer) -> tuple[list[SweepCase], dict[str, float]]:
+    cases: list[SweepCase] = []
     capacities: dict[str, float] = {}
     for name, pool in scorer.pools.items():
         def workload(rate: float | None, seed: int, burst: int | None = None) -> list[wl.TraceRequest]:
@@ -282,32 +281,32 @@ def build_jobs(spec: SweepSpec, data_root: Path, scorer: Scorer) -> tuple[list[J
         runs = text_policies(spec)
         capacity = capacities[name] = measure_capacity(workload(None, spec.seed, BURST), spec.config)
         for i, rate in enumerate(spec.rates):
-            jobs.append(Job(name, rate, workload(rate, spec.seed + i), runs, "paper", rate / capacity))
+            cases.append(SweepCase(name, rate, workload(rate, spec.seed + i), runs, "paper", rate / capacity))
         if spec.burst:
-            jobs.append(Job(name, "burst", workload(None, spec.seed, spec.burst), runs, "burst"))
+            cases.append(SweepCase(name, "burst", workload(None, spec.seed, spec.burst), runs, "burst"))
         capacity_runs = [r for r in runs if r.label in CAPACITY_POLICIES]
-        jobs += [capacity_job(spec, pool, capacity, factor, capacity_runs) for factor in spec.load_factors]
+        cases += [capacity_case(spec, pool, capacity, factor, capacity_runs) for factor in spec.load_factors]
     if spec.traces:
         tau = trace_tau(spec, scorer)
         for name in spec.traces:
             full = wl.load_trace(name, data_root)
             for speed in spec.trace_speedups or TRACE_SPEEDUPS[name]:
                 reqs = wl.with_max_tokens(wl.scale_trace(full, speed, spec.trace_duration_s), "true_length")
-                jobs.append(Job(f"{name} x{speed:g}", round(wl.trace_rate(reqs), 2), reqs, trace_policies(spec, tau), "trace"))
-    return jobs, capacities
+                cases.append(SweepCase(f"{name} x{speed:g}", round(wl.trace_rate(reqs), 2), reqs, trace_policies(spec, tau), "trace"))
+    return cases, capacities
 
 
 def run_sweep(spec: SweepSpec, data_root: Path, progress: bool = True) -> list[dict]:
-    """Every job under each of its policies, then the goodput entries."""
+    """Every case under each of its policies, then the goodput entries."""
     from tqdm import tqdm
 
     scorer = Scorer({name: wl.load_pool(name, data_root) for name in spec.text_workloads})
-    jobs, capacities = build_jobs(spec, data_root, scorer)
+    cases, capacities = build_cases(spec, data_root, scorer)
     rows: list[dict] = []
-    with tqdm(total=sum(len(j.runs) for j in jobs), disable=not progress, desc="simulating", unit="run") as bar:
-        for job in jobs:
-            for run in job.runs:
-                rows.append(run_one(job, run, spec, scorer))
+    with tqdm(total=sum(len(c.runs) for c in cases), disable=not progress, desc="simulating", unit="run") as bar:
+        for case in cases:
+            for run in case.runs:
+                rows.append(run_one(case, run, spec, scorer))
                 bar.update()
     rows += refine_goodput(spec, scorer, capacities, rows)
     return rows + goodput_entries(rows, capacities, spec.slo)

@@ -1,9 +1,9 @@
 """`make mutate`: mutation testing of the code whose bugs a green `make test` must not hide.
 
 mutmut (pinned in requirements.txt, configured in pyproject.toml `[tool.mutmut]`) plants small bugs,
-one at a time, in the scheduler (`scheduler/`), the relay (`runtime/relay.py`), request validation
-(`runtime/preprocess.py`, `engine/settings.py` `parse_request`) and detokenization
-(`runtime/detokenize.py`), and runs the fast unit tests against each. A mutant is killed when a test
+one at a time, in the scheduler (`scheduler/`), the relay (`runtime/relay.py`, `runtime/finish.py`),
+request validation (`runtime/preprocess.py`, `engine/settings.py` `parse_request`) and
+detokenization (`runtime/detokenize.py`), and runs the fast unit tests against each. A mutant is killed when a test
 fails (or hangs: a timeout counts as caught, as `make test`'s per-test limit would catch it).
 
 Writes results/mutation.json ({"modules", "total", "killed", "survived", ...}) and results/mutation.md.
@@ -29,12 +29,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from repo_paths import REPO_ROOT
 
 # What is mutated (mutmut's mutant names: module.x_function__mutmut_N, module.xǁClassǁmethod__mutmut_N).
 MODULES: dict[str, str] = {
     "scheduler": "scheduler.*",
     "runtime.relay": "runtime.relay.*",
+    "runtime.finish": "runtime.finish.*",
     "runtime.preprocess": "runtime.preprocess.*",
     "engine.settings.parse_request": "engine.settings.x_parse_request__mutmut_*",
     "runtime.detokenize": "runtime.detokenize.*",

@@ -17,13 +17,13 @@ import json
 from pathlib import Path
 
 from engine.lengths import LengthTable, prompt_key
+from predictor.data import CASTILLO_FILE
 from repo_paths import BUILD_DIR, data_dir
 from workloads.traces import PromptPool, load_alpaca, load_arena
 
 LENGTHS_DIR = BUILD_DIR / "lengths"
 TARGET_TABLE = "llama-3-8b-instruct"
 CASTILLO_TABLE = "llama-3.1-8b-instruct"
-CASTILLO_FILE = Path("castillo") / "llama-3.1-8b-instruct_length_samples.jsonl"
 
 
 def _encoder():

@@ -52,7 +52,7 @@ def noisy_oracle_scores(true_lengths: Sequence[float], tau: float, seed: int = 0
 
 def find_predictor(path: str | Path | None = None) -> Path | None:
     """The version folder of an exported predictor (model.onnx), or None when there is none."""
-    from predictor.runtime import resolve_version_dir
+    from runtime.length_predictor import resolve_version_dir
 
     root = Path(path) if path else DEFAULT_PREDICTOR_DIR
     try:
@@ -69,7 +69,7 @@ def predictor_pool_scores(pool: PromptPool, version_dir: Path) -> np.ndarray:
     path = CACHE_DIR / f"scores_{pool.name}_{h.hexdigest()[:16]}.npy"
     if path.exists():
         return np.load(path)
-    from predictor.runtime import LengthRanker
+    from runtime.length_predictor import LengthRanker
 
     scores = LengthRanker(version_dir, intra_op_threads=2).score_texts(list(pool.prompts), batch_size=32)
     CACHE_DIR.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import get_args
 
+from deploy.capacity import EngineLimits
 from deploy.gpu.bundle import (
     CONTAINER_CHECKPOINT,
     CONTAINER_ENGINE,
@@ -32,7 +33,6 @@ from deploy.gpu.bundle import (
     missing_artifacts,
     render_gpu_bundle,
 )
-from deploy.gpu.capacity import EngineLimits
 from deploy.gpu.follow import describe, follow_container
 from repo_paths import BUILD_DIR, REPO_ROOT
 from scheduler import POLICY_NAMES

@@ -13,7 +13,7 @@ the engine's batch capacity, prompt limits = the engine's).
 
 Output (`--out`, default build/gpu/), self-contained so it can be copied to a GPU box:
   model_repository/   what tritonserver serves inside the container (files copied, no symlinks)
-  python/             the project packages the python models import (scheduler, runtime, predictor)
+  python/             the project packages the python models import (scheduler, runtime)
   serve.sh            runs tritonserver inside the container (mpirun with one rank per GPU when TP > 1)
   docker_run.sh       the `docker build` + `docker run` commands for this bundle (bundle, engine and checkpoint
                       mounted read-only; the predictor's TensorRT engine cache read-write)
@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from deploy.capacity import EngineLimits, choose_max_inflight
 from deploy.config_checks import llm_interface_problems, repository_problems
-from deploy.gpu.capacity import EngineLimits, choose_max_inflight
 from deploy.gpu.placement import (
     DEFAULT_GPU_MEMORY_GIB,
     Placement,
@@ -70,7 +70,7 @@ DEFAULT_PREDICTOR_ARTIFACTS = BUILD_DIR / "gpu_artifacts" / "length_predictor" /
 DEFAULT_PREDICTOR_CACHE = BUILD_DIR / "gpu_cache" / "length_predictor_trt"  # host side of CONTAINER_TRT_CACHE
 SHARED_MODELS = ("ensemble", "ltr_bls", "ltr_scheduler", "postprocessing", "preprocessing")
 GPU_MODELS = ("length_predictor", "tensorrt_llm")
-RUNTIME_PACKAGES = ("predictor", "scheduler", "runtime")
+RUNTIME_PACKAGES = ("scheduler", "runtime")  # the python models import nothing else (tests/test_layout.py)
 RUNTIME_MODULES = ("repo_paths.py",)  # imported by runtime for its CPU defaults
 
 # Paths inside the container (docker_run.sh mounts the host folders there, read-only).
@@ -221,7 +221,7 @@ set -euo pipefail
 WORLD_SIZE={settings.limits.world_size}
 REPO={CONTAINER_BUNDLE}/model_repository
 export PYTHONPATH={CONTAINER_BUNDLE}/python${{PYTHONPATH:+:$PYTHONPATH}}
-python3 -c "import repo_paths, scheduler, runtime, predictor, tokenizers" || {{ echo "project packages not importable from {CONTAINER_BUNDLE}/python" >&2; exit 1; }}
+python3 -c "import repo_paths, scheduler, runtime, tokenizers" || {{ echo "project packages not importable from {CONTAINER_BUNDLE}/python" >&2; exit 1; }}
 COMMON="--model-repository=$REPO --disable-auto-complete-config {ports}"
 if [ "$WORLD_SIZE" -eq 1 ]; then
   exec tritonserver $COMMON --backend-config=python,shm-region-prefix-name=prefix0_

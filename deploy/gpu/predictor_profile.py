@@ -7,7 +7,7 @@ Without a profile TensorRT builds an engine per new (batch, length) shape, stall
 seconds each time. What arrives at `length_predictor`:
 - batch: 1 .. the model's `max_batch_size` (its dynamic batcher merges single requests up to it);
 - length: preprocessing truncates to predictor.json `max_length` and right-pads to a multiple of
-  `predictor_pad_multiple` (predictor.runtime.pad_batch), so widths are pad_multiple, 2x, ..., up to
+  `predictor_pad_multiple` (runtime.length_predictor.pad_batch), so widths are pad_multiple, 2x, ..., up to
   max_length rounded up to that multiple.
 
     python -m deploy.gpu.predictor_profile [--trtexec | --ort] [--version-dir model_repository/length_predictor/1]
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.repository import read_config, source_parameters
-from predictor.runtime import latest_version_dir, read_meta
 from repo_paths import SOURCE_REPOSITORY
+from runtime.length_predictor import latest_version_dir, read_meta
 
 INPUTS = ("input_ids", "attention_mask")  # both [batch, length], same shape
 OPT_BATCH = 16  # TensorRT tunes kernels for the opt shape: a batch the 500 us batcher window forms under load

@@ -7,8 +7,8 @@ import json
 import numpy as np
 
 from benchmarks.loop import served_pairs, split_prompts, synthetic_log
+from predictor.data import CASTILLO_FILE
 from runtime.request_log import read_rows
-from workloads.lengths import CASTILLO_FILE
 
 
 def test_split_prompts_is_disjoint_and_seeded():

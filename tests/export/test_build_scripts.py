@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from deploy.gpu.capacity import EngineLimits
+from deploy.capacity import EngineLimits
 from repo_paths import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "export" / "build_llm_engine.sh"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from openai_server.ensemble_client import EngineLimits, EnsembleChunk, EnsembleError, EnsembleRequest
+from openai_server.ensemble_client import EnsembleChunk, EnsembleError, EnsembleRequest, RequestLimits
 
 
 class FakeStream:
@@ -35,7 +35,7 @@ def words(n: int, word: str = " w", final_reason: str | None = None) -> list[Ens
 class FakeBackend:
     script: list[EnsembleChunk | EnsembleError] = field(default_factory=lambda: words(3))
     delay_s: float = 0.0
-    limits: EngineLimits = EngineLimits(max_input_len=64, max_output_len=100)
+    limits: RequestLimits = RequestLimits(max_input_len=64, max_output_len=100)
     is_ready: bool = True
     opened: list[EnsembleRequest] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
@@ -43,7 +43,7 @@ class FakeBackend:
     async def ready(self) -> bool:
         return self.is_ready
 
-    async def engine_limits(self) -> EngineLimits:
+    async def request_limits(self) -> RequestLimits:
         return self.limits
 
     def open(self, request: EnsembleRequest) -> FakeStream:

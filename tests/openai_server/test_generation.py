@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from openai_server.ensemble_client import EnsembleChunk, EnsembleError, EnsembleRequest
-from openai_server.generation import Generation, finish_reason
+from openai_server.generation import Generation, openai_finish_reason
 from tests.openai_server.fake_backend import FakeBackend, words
 
 
@@ -24,11 +24,11 @@ async def collect(generation: Generation) -> list:
 
 
 def test_finish_reason_reported_or_inferred():
-    assert finish_reason("stop", 5, 5) == "stop"  # the ensemble's word wins
-    assert finish_reason("length", 3, 5) == "length"
-    assert finish_reason("cancelled", 3, 5) == "abort"
-    assert finish_reason(None, 3, 5) == "stop"  # ended by itself before its cap
-    assert finish_reason(None, 5, 5) == "length"
+    assert openai_finish_reason("stop", 5, 5) == "stop"  # the ensemble's word wins
+    assert openai_finish_reason("length", 3, 5) == "length"
+    assert openai_finish_reason("cancelled", 3, 5) == "abort"
+    assert openai_finish_reason(None, 3, 5) == "stop"  # ended by itself before its cap
+    assert openai_finish_reason(None, 5, 5) == "length"
 
 
 def test_an_answer_that_runs_to_its_end_is_not_ended_again():

@@ -14,8 +14,8 @@ from scipy.stats import kendalltau
 from predictor.evaluate import kendall_tau
 from predictor.interchange import Example, write_jsonl
 from predictor.paths import MODEL_DIR
-from predictor.runtime import LengthRanker
 from repo_paths import REPO_ROOT
+from runtime.length_predictor import LengthRanker
 
 ROWS = [
     Example("Write a long story about a dragon who learns to code, at least 1500 words.", 1400),

@@ -10,7 +10,7 @@ import torch
 from predictor.export import export_onnx, parity, random_inputs
 from predictor.model import LengthPredictor
 from predictor.quantize import dequantize_weights, quantize_weights_int8
-from predictor.runtime import OnnxPredictor
+from runtime.length_predictor import OnnxPredictor
 
 
 @pytest.fixture(scope="module", params=["bert", "mpnet"])

@@ -15,7 +15,7 @@ from predictor.export import export_onnx
 from predictor.model import LengthPredictor
 from predictor.paths import MODEL_DIR, default_backbone
 from predictor.quantize import MIN_ELEMENTS, quantize_weights_int8
-from predictor.runtime import TOKENIZER_FILE, OnnxPredictor, PredictorTokenizer, read_meta, resolve_version_dir
+from runtime.length_predictor import TOKENIZER_FILE, OnnxPredictor, PredictorTokenizer, read_meta, resolve_version_dir
 
 PROMPTS = 64
 MAX_LENGTH = 64  # tokens per prompt: half the served 128, to keep the test to seconds

@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 
 from runtime.detokenize import CONTEXT_TOKENS
-from runtime.relay import Job, Relay, finish_reason
+from runtime.relay import LLMJob, Relay
 from scheduler import AdmissionGate, RequestQueue, make_policy
 
 
@@ -20,14 +20,14 @@ class FakeLLM:
         self.answer_len = answer_len
         self.stopped: list[str] = []
 
-    async def stream(self, job: Job):
+    async def stream(self, job: LLMJob):
         for i in range(min(job.max_tokens, self.answer_len or job.max_tokens)):
             await asyncio.sleep(0)
             if self.fail and i == 2:
                 raise RuntimeError("engine fell over")
             yield [1000 + i]
 
-    async def stop(self, job: Job) -> None:
+    async def stop(self, job: LLMJob) -> None:
         self.stopped.append(job.request_id)
 
 
@@ -70,8 +70,8 @@ def run_relay(jobs_and_sinks, llm, max_inflight=2, max_size=None):
     return asyncio.run(scenario())
 
 
-def job(rid: str, n: int, streaming: bool = True) -> Job:
-    return Job(rid, np.array([1, 2, 3], np.int32), n, score=float(n), streaming=streaming)
+def job(rid: str, n: int, streaming: bool = True) -> LLMJob:
+    return LLMJob(rid, np.array([1, 2, 3], np.int32), n, score=float(n), streaming=streaming)
 
 
 def test_relay_streams_and_completes_every_job():
@@ -219,11 +219,7 @@ def test_a_job_without_a_client_id_cannot_be_stopped_by_the_empty_id():
     asyncio.run(scenario())
 
 
-def test_finish_reason_at_the_cap_boundary():
-    assert [finish_reason(n, 5) for n in (4, 5, 6)] == ["stop", "length", "length"]
-
-
-def served_order(policy: str, waiting: list[Job]) -> list[str]:
+def served_order(policy: str, waiting: list[LLMJob]) -> list[str]:
     """Jobs queued behind a running one on a one-slot gate, returned in the order they finished."""
 
     async def scenario():
@@ -231,7 +227,7 @@ def served_order(policy: str, waiting: list[Job]) -> list[str]:
         relay = Relay(gate, FakeLLM(), cancel_poll_s=0.001)
         finished: list[str] = []
 
-        async def serve(j: Job) -> None:
+        async def serve(j: LLMJob) -> None:
             await relay.serve(j, FakeSink())
             finished.append(j.request_id)
 
@@ -250,13 +246,13 @@ def served_order(policy: str, waiting: list[Job]) -> list[str]:
 
 def test_the_relay_queues_by_the_jobs_score_and_expected_length():
     """What reaches the queue is the job's own score (ltr) and expected length (oracle), not its cap."""
-    first = Job("first-sent", np.array([1], np.int32), 5, score=3.0, streaming=True, expected_len=1)
-    second = Job("second-sent", np.array([1], np.int32), 5, score=1.0, streaming=True, expected_len=50)
+    first = LLMJob("first-sent", np.array([1], np.int32), 5, score=3.0, streaming=True, expected_len=1)
+    second = LLMJob("second-sent", np.array([1], np.int32), 5, score=1.0, streaming=True, expected_len=50)
     assert served_order("ltr", [first, second]) == ["second-sent", "first-sent"]
     assert served_order("oracle", [second, first]) == ["first-sent", "second-sent"]
     assert served_order("fcfs", [first, second]) == ["first-sent", "second-sent"]
-    big_cap = Job("big-cap", np.array([1], np.int32), 9, score=0.0, streaming=True)
-    small_cap = Job("small-cap", np.array([1], np.int32), 3, score=5.0, streaming=True)
+    big_cap = LLMJob("big-cap", np.array([1], np.int32), 9, score=0.0, streaming=True)
+    small_cap = LLMJob("small-cap", np.array([1], np.int32), 3, score=5.0, streaming=True)
     assert served_order("oracle", [big_cap, small_cap]) == ["small-cap", "big-cap"]  # no hint: by the cap
 
 

@@ -9,7 +9,7 @@ import logging
 
 import numpy as np
 
-from runtime.relay import Job, Relay
+from runtime.relay import LLMJob, Relay
 from runtime.request_log import (
     CENSORED,
     LogSettings,
@@ -127,8 +127,8 @@ def served_rows(pairs, llm, max_inflight=1, max_size=None) -> dict[str, dict]:
     return {r.request_id: r for r in rows}
 
 
-def job(rid: str, max_tokens: int, score: float = 1.0) -> Job:
-    return Job(rid, np.array([1, 2, 3], np.int32), max_tokens, score=score, streaming=True, client_id=rid,
+def job(rid: str, max_tokens: int, score: float = 1.0) -> LLMJob:
+    return LLMJob(rid, np.array([1, 2, 3], np.int32), max_tokens, score=score, streaming=True, client_id=rid,
                predictor_version="3")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from runtime.relay import Job, Relay
+from runtime.relay import LLMJob, Relay
 from runtime.scheduler_metrics import EVENTS, CounterDeltas, event_totals
 from scheduler import AdmissionGate, RequestQueue, make_policy
 from tests.runtime.test_relay import FakeSink, job
@@ -15,14 +15,14 @@ from tests.runtime.test_relay import FakeSink, job
 class ScriptedLLM:
     """Two tokens 50 ms apart; the job named "fails" fails between them."""
 
-    async def stream(self, job: Job):
+    async def stream(self, job: LLMJob):
         yield [1]
         await asyncio.sleep(0.05)
         if job.request_id == "fails":
             raise RuntimeError("engine fell over")
         yield [2]
 
-    async def stop(self, job: Job) -> None:
+    async def stop(self, job: LLMJob) -> None:
         pass
 
 

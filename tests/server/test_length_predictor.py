@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from predictor.paths import MODEL_DIR
-from predictor.runtime import LengthRanker, pad_batch
+from runtime.length_predictor import LengthRanker, pad_batch
 from tests.server.helpers import post_json, start_server
 
 PROMPTS = [

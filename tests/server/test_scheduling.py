@@ -18,8 +18,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 
 from loadtest.grpc_stream import Generation, generate, stop_request, tensor
-from predictor.runtime import LengthRanker, latest_version_dir
 from repo_paths import SOURCE_REPOSITORY
+from runtime.length_predictor import LengthRanker, latest_version_dir
 from runtime.llama3_tokenizer import load_tokenizer
 from tests.server.helpers import metric_value, start_server, wait_for
 

@@ -27,7 +27,7 @@ DIFF = """# runtime.relay.xǁRelayǁserve__mutmut_3: survived
 --- runtime/relay.py
 +++ runtime/relay.py
 @@ -1,6 +1,6 @@
- async def serve(self, job: Job, sink: ResponseSink) -> None:
+ async def serve(self, job: LLMJob, sink: ResponseSink) -> None:
 -        job.request_id,   score=job.score,
 +        job.request_id, score=None,
 """

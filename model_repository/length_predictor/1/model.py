@@ -1,6 +1,6 @@
 """Triton python model for the length predictor: batch the requests, score them, answer each.
 
-Thin on purpose: all model logic lives in predictor.runtime (shared with evaluation).
+Thin on purpose: all model logic lives in runtime.length_predictor (shared with evaluation).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from predictor.runtime import OnnxPredictor, concat_padded
 from runtime.contracts import Predictor
+from runtime.length_predictor import OnnxPredictor, concat_padded
 from runtime.triton_tensors import model_parameters
 
 

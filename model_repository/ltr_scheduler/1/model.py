@@ -21,7 +21,7 @@ from runtime.llm_stream import DeferredRelease, stream_chunks, use_bls_executor
 from runtime.predictor_version import ServingVersionWatch
 from runtime.predictor_fallback import FallbackRank
 from runtime.preprocess import check_sampling
-from runtime.relay import Job, Relay, RelayStats
+from runtime.relay import LLMJob, Relay, RelayStats
 from runtime.request_log import LogSettings, RequestLog
 from runtime import scheduler_metrics as metric_names
 from runtime.scheduler_metrics import EVENTS, CounterDeltas, event_totals
@@ -54,7 +54,7 @@ class BLSClient:
         self.calls = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bls-exec")  # async_exec's
         self.release = DeferredRelease()  # finished iterators die with the GIL (its docstring)
 
-    async def _call(self, job: Job, flag: str):
+    async def _call(self, job: LLMJob, flag: str):
         use_bls_executor(self.calls)
         inputs = llm_call_inputs(job.input_ids, job.max_tokens, job.llm_inputs, flag)
         request = pb_utils.InferenceRequest(
@@ -65,13 +65,13 @@ class BLSClient:
         )
         return await request.async_exec(decoupled=True)
 
-    async def stream(self, job: Job) -> AsyncIterator[list[int]]:
+    async def stream(self, job: LLMJob) -> AsyncIterator[list[int]]:
         responses = await self._call(job, LLM.STREAMING)
         async for chunk in stream_chunks(responses, self.executor, _token_ids, _error_message, self.stall_timeout_s,
                                          self.release):
             yield chunk
 
-    async def stop(self, job: Job) -> None:
+    async def stop(self, job: LLMJob) -> None:
         """TensorRT-LLM's way to stop a running request: a request with the same id and `stop`."""
         responses = await self._call(job, LLM.STOP)
         await asyncio.get_running_loop().run_in_executor(self.executor, lambda: list(responses))
@@ -235,7 +235,7 @@ class TritonPythonModel:
         finally:
             self._publish()
 
-    def _job(self, request) -> Job:
+    def _job(self, request) -> LLMJob:
         input_ids = pb_utils.get_input_tensor_by_name(request, LLM.INPUT_IDS).as_numpy()
         if input_ids.shape[0] != 1:
             raise ValueError(f"send one prompt per request (got a batch of {input_ids.shape[0]})")
@@ -247,7 +247,7 @@ class TritonPythonModel:
             tensor = pb_utils.get_input_tensor_by_name(request, name)
             if tensor is not None and tensor.as_numpy().size:
                 passed[name] = tensor.as_numpy()
-        return Job(
+        return LLMJob(
             request_id=uuid.uuid4().hex,  # unique per LLM call; client ids may repeat
             input_ids=input_ids.reshape(-1).astype(np.int32),
             max_tokens=int(scalar(request, LLM.REQUEST_OUTPUT_LEN)),

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from predictor.runtime import PredictorTokenizer, latest_version_dir, pad_batch
 from runtime.contracts import Predictor, Preprocessing
+from runtime.length_predictor import PredictorTokenizer, latest_version_dir, pad_batch
 from runtime.llama3_tokenizer import load_tokenizer
 from runtime.predictor_fallback import FallbackScorer
 from runtime.preprocess import BadRequest, Limits, Prepared, Preprocessor

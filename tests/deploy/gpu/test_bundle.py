@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from deploy.capacity import EngineLimits
 from deploy.config_checks import load_repository
 from deploy.gpu.bundle import (
     CONTAINER_BUNDLE,
@@ -30,7 +31,6 @@ from deploy.gpu.bundle import (
     docker_commands,
     render_gpu_bundle,
 )
-from deploy.gpu.capacity import EngineLimits
 from deploy.gpu.predictor_profile import CONTAINER_TRT_CACHE
 from deploy.repository import read_config
 from repo_paths import SOURCE_REPOSITORY

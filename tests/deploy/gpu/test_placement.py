@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from deploy.capacity import EngineLimits
 from deploy.gpu.bundle import bundle_problems, render_gpu_bundle
-from deploy.gpu.capacity import EngineLimits
 from deploy.gpu.placement import (
     GIB,
     Placement,

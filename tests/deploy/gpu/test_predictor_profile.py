@@ -13,8 +13,8 @@ import pytest
 from deploy.gpu.bundle import predictor_config
 from deploy.gpu.predictor_profile import CONTAINER_TRT_CACHE, PredictorProfile, main
 from deploy.repository import read_config, source_parameters, write_config
-from predictor.runtime import pad_batch, read_meta
 from repo_paths import REPO_ROOT, SOURCE_REPOSITORY
+from runtime.length_predictor import pad_batch, read_meta
 from tests.deploy.gpu.test_bundle import local_settings
 
 PLAN_SCRIPT = REPO_ROOT / "export" / "build_predictor_plan.sh"

@@ -1,5 +1,7 @@
-"""How many requests the scheduler may admit into a TensorRT-LLM engine: pure arithmetic on the
-engine's build-time limits, kept apart from rendering so that it is read and tested on its own."""
+"""How many requests the scheduler may admit into an engine: pure arithmetic on the engine's
+build-time limits, kept apart from rendering so that it is read and tested on its own. At deploy/
+level, below gpu/, because both renderings use the rule: the GPU bundle for TensorRT-LLM
+(`deploy.gpu.bundle`) and `max_inflight=auto` for the CPU stand-in (`deploy.repository`)."""
 
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from predictor.paths import MODEL_DIR
-from predictor.runtime import (
+from repo_paths import REPO_ROOT, SOURCE_REPOSITORY
+from runtime.length_predictor import (
     OnnxPredictor,
     PredictorTokenizer,
     concat_padded,
@@ -19,7 +19,8 @@ from predictor.runtime import (
     pad_batch,
     resolve_version_dir,
 )
-from repo_paths import REPO_ROOT
+
+MODEL_DIR = SOURCE_REPOSITORY / "length_predictor"  # the committed serving artifact
 
 PROMPTS = [
     "Hi",
@@ -39,7 +40,7 @@ def version_dir():
 
 
 def test_runtime_imports_without_torch_or_transformers():
-    code = "import sys, predictor.runtime; bad = [m for m in ('torch', 'transformers') if m in sys.modules]; print(bad)"
+    code = "import sys, runtime.length_predictor; bad = [m for m in ('torch', 'transformers') if m in sys.modules]; print(bad)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

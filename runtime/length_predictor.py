@@ -1,7 +1,9 @@
-"""Serving-side predictor: tokenizer + ONNX model, with no torch or transformers import.
+"""Serving-side length predictor: tokenizer + ONNX model, with no torch or transformers import.
 
-Used by the Triton python model and by `predictor.evaluate`, so evaluation runs exactly the
-preprocessing the server runs. A version folder holds `model.onnx`, `tokenizer.json` and
+Used by the Triton python models (`preprocessing` for the predictor tokenizer, `length_predictor`
+for the ONNX session) and by `predictor.evaluate`, so evaluation runs exactly the preprocessing the
+server runs. Here in runtime/, not with the training code in predictor/, because everything that
+ships into Triton lives under runtime/ (+ scheduler/). A version folder holds `model.onnx`, `tokenizer.json` and
 `predictor.json` (max_length, pad id, training facts).
 """
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from deploy.capacity import EngineLimits, choose_max_inflight
 from deploy.gpu.bundle import GpuSettings
-from deploy.gpu.capacity import EngineLimits, choose_max_inflight
 
 
 def test_choose_max_inflight():
