@@ -7,10 +7,10 @@ iteration's duration from the `CostModel`. The caller owns the clock: the Triton
 duration (`engine.realtime`), the simulator adds it to virtual time.
 
 A request's answer ends with its `end_id` after `answer_len` tokens (the model's natural length,
-`engine.lengths`) or at its `max_new_tokens` cap, whichever comes first.
+`engine.lengths`) or at its `max_tokens` cap, whichever comes first.
 
 KV-cache accounting, in tokens, follows TensorRT-LLM's two `batch_scheduler_policy` values:
-* `guaranteed_no_evict`: admission reserves prompt + max_new_tokens, so nothing is ever evicted;
+* `guaranteed_no_evict`: admission reserves prompt + max_tokens, so nothing is ever evicted;
 * `max_utilization`: admission needs only the current context; the cache grows one token per step and
   when it runs out, running requests are preempted (KV dropped, recomputed on resume), the victim chosen
   by `victim_key` (largest key first; default: the most recently admitted, as vLLM does).
@@ -76,7 +76,7 @@ class BatchingEngine:
     def admission_need(self, req: EngineRequest) -> int:
         """KV tokens a request needs to be admitted under the engine's policy."""
         if self.kv_policy == "guaranteed_no_evict":
-            return req.prompt_len + req.max_new_tokens
+            return req.prompt_len + req.max_tokens
         return req.prompt_len + req.generated + 1
 
     def validate(self, req: EngineRequest) -> None:
@@ -87,8 +87,8 @@ class BatchingEngine:
         """
         if req.prompt_len <= 0:
             raise ValueError("empty prompt: input_ids/input_lengths must hold at least one token")
-        if req.max_new_tokens <= 0:
-            raise ValueError(f"request_output_len must be >= 1, got {req.max_new_tokens}")
+        if req.max_tokens <= 0:
+            raise ValueError(f"request_output_len must be >= 1, got {req.max_tokens}")
         need = self.admission_need(req)
         if need > self.kv_budget:
             raise ValueError(f"request needs {need} KV tokens, more than the cache holds ({self.kv_budget})")
@@ -231,6 +231,6 @@ class BatchingEngine:
             n = len(words)
             if n and req.output_ids[-n:] == list(words):
                 return "stop_words"
-        if req.generated >= req.max_new_tokens:
+        if req.generated >= req.max_tokens:
             return "length"
         return None

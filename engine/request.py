@@ -19,12 +19,12 @@ class EngineRequest:
     """One generation request as the engine sees it. `generated` survives preemption.
 
     `answer_len` is where the model's answer ends (`engine.lengths`): after that many tokens the
-    next one is `end_id`. None: no natural end, the request runs to its `max_new_tokens` cap.
+    next one is `end_id`. None: no natural end, the request runs to its `max_tokens` cap.
     """
 
     request_id: str
     prompt_len: int
-    max_new_tokens: int
+    max_tokens: int
     answer_len: int | None = None
     prompt_ids: Sequence[int] | None = None
     end_id: int | None = None

@@ -192,7 +192,7 @@ def parse_request(
     req = EngineRequest(
         request_id=request_id,
         prompt_len=length,
-        max_new_tokens=out_len,
+        max_tokens=out_len,
         prompt_ids=[int(t) for t in ids[:length]],
         end_id=int(end_id) if end_id is not None else None,
         stop_words=parse_word_list(tensors.get("stop_words_list")),

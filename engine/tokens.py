@@ -31,7 +31,7 @@ class WordTokenSource:
 
     Deterministic per request: the stream depends only on the request's `seed`, so a preempted and
     resumed request continues the same text. It never produces an end id itself: where an answer
-    ends is the request's `answer_len` (`EndAtAnswerLength`), or its `max_new_tokens` cap.
+    ends is the request's `answer_len` (`EndAtAnswerLength`), or its `max_tokens` cap.
     """
 
     def __init__(self) -> None:

@@ -126,7 +126,7 @@ class Replica(Simulation):
 
 def _remaining(request: SimRequest) -> int:
     engine = request.engine
-    answer = engine.max_new_tokens if engine.answer_len is None else min(engine.answer_len, engine.max_new_tokens)
+    answer = engine.max_tokens if engine.answer_len is None else min(engine.answer_len, engine.max_tokens)
     return max(answer - engine.generated, 0)
 
 

@@ -13,7 +13,7 @@ from engine.vocab import EOT_ID
 
 
 def req(rid: str, prompt: int = 4, out: int = 3, **kw: object) -> EngineRequest:
-    return EngineRequest(rid, prompt_len=prompt, max_new_tokens=out, **kw)  # type: ignore[arg-type]
+    return EngineRequest(rid, prompt_len=prompt, max_tokens=out, **kw)  # type: ignore[arg-type]
 
 
 def run_all(engine: BatchingEngine, limit: int = 10_000) -> tuple[float, list[str]]:

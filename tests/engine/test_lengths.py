@@ -56,7 +56,7 @@ def test_round_trip_and_bad_settings(tmp_path) -> None:  # noqa: ANN001
 @pytest.mark.parametrize("answer_len,cap,sent,reason", [(5, 50, 5, "end_id"), (50, 8, 8, "length"), (None, 6, 6, "length")])
 def test_engine_ends_the_answer_with_end_id_at_its_natural_length(answer_len, cap, sent, reason) -> None:  # noqa: ANN001
     eng = BatchingEngine(token_source=WordTokenSource())
-    r = EngineRequest("r", prompt_len=4, max_new_tokens=cap, answer_len=answer_len, end_id=EOT_ID)
+    r = EngineRequest("r", prompt_len=4, max_tokens=cap, answer_len=answer_len, end_id=EOT_ID)
     eng.submit(r)
     emitted: list[int] = []
     while not eng.idle:

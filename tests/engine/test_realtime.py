@@ -11,7 +11,7 @@ from engine.request import EngineRequest
 
 
 def req(rid: str, out: int) -> EngineRequest:
-    return EngineRequest(rid, prompt_len=4, max_new_tokens=out)
+    return EngineRequest(rid, prompt_len=4, max_tokens=out)
 
 
 def test_realtime_engine_streams_and_cancels() -> None:

@@ -38,7 +38,7 @@ def test_parse_good_request() -> None:
     req, streaming, exclude = parse_request(
         "x", tensors([1, 2, 3], 5, streaming=np.array([True]), end_id=np.array([128009], np.int32),
                      seed=np.array([7], np.uint64)), s)
-    assert (req.prompt_len, req.max_new_tokens, req.end_id, req.seed) == (3, 5, 128009, 7)
+    assert (req.prompt_len, req.max_tokens, req.end_id, req.seed) == (3, 5, 128009, 7)
     assert streaming and exclude
 
 
@@ -92,7 +92,7 @@ def test_parse_limits_hold_exactly_at_their_boundary() -> None:
     """max_input_len and max_output_len are inclusive, as in TensorRT-LLM: the limit passes, one more fails."""
     s = EngineSettings.from_parameters(PARAMS, environ={})
     req, _, _ = parse_request("x", tensors(list(range(16)), 32), s)
-    assert (req.prompt_len, req.max_new_tokens, req.prompt_ids) == (16, 32, list(range(16)))
+    assert (req.prompt_len, req.max_tokens, req.prompt_ids) == (16, 32, list(range(16)))
     with pytest.raises(ValueError, match="prompt of 17 tokens exceeds max_input_len 16"):
         parse_request("x", tensors(list(range(17)), 32), s)
     with pytest.raises(ValueError, match="request_output_len 33 exceeds max_output_len 32"):
@@ -112,10 +112,10 @@ def test_parse_request_reads_every_tensor() -> None:
                 exclude_input_in_output=np.array([[False]]), beam_width=np.array([[1]], np.int32),
                 stop_words_list=np.array([[[5, 6, 9, 0], [2, 3, -1, -1]]], np.int32)),
         s, default_seed=3)
-    assert (req.request_id, req.prompt_len, list(req.prompt_ids), req.max_new_tokens) == ("id-1", 3, [5, 6, 7], 9)
+    assert (req.request_id, req.prompt_len, list(req.prompt_ids), req.max_tokens) == ("id-1", 3, [5, 6, 7], 9)
     assert (req.end_id, req.seed, req.top_k, req.stop_words) == (2, 11, 40, ((5, 6), (9,)))  # seed wins over random_seed
     assert (req.temperature, req.top_p) == (0.25, 0.5)
-    assert all(type(v) is int for v in (req.prompt_len, req.max_new_tokens, req.end_id, req.seed, req.top_k, *req.prompt_ids))
+    assert all(type(v) is int for v in (req.prompt_len, req.max_tokens, req.end_id, req.seed, req.top_k, *req.prompt_ids))
     assert type(req.temperature) is float and type(req.top_p) is float
     assert streaming is False and exclude is False
 
@@ -125,7 +125,7 @@ def test_parse_request_defaults() -> None:
     only = {"input_ids": np.array([[4, 5]], np.int32), "request_output_len": np.array([[6]], np.int32)}
     assert parse_request("y", only, s)[0].seed == 0  # no seed at all: 0, as in TensorRT-LLM
     req, streaming, exclude = parse_request("y", only, s, default_seed=3)
-    assert (req.prompt_len, list(req.prompt_ids), req.max_new_tokens) == (2, [4, 5], 6)
+    assert (req.prompt_len, list(req.prompt_ids), req.max_tokens) == (2, [4, 5], 6)
     assert (req.end_id, req.seed, req.top_k, req.top_p, req.temperature, req.stop_words) == (None, 3, 0, 1.0, 1.0, ())
     assert streaming is False and exclude is True  # exclude_input_in_output: the config's default
     assert parse_request("y", {**only, "random_seed": np.array([[8]], np.uint64)}, s)[0].seed == 8

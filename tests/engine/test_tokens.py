@@ -11,7 +11,7 @@ from engine.vocab import MULTILINGUAL_IDS
 
 
 def request(generated: int) -> EngineRequest:
-    req = EngineRequest(request_id=f"r{generated}", prompt_len=2, max_new_tokens=100, prompt_ids=[1, 2])
+    req = EngineRequest(request_id=f"r{generated}", prompt_len=2, max_tokens=100, prompt_ids=[1, 2])
     req.generated = generated
     return req
 
