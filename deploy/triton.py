@@ -27,6 +27,8 @@ from typing import Callable
 
 import pytriton
 
+from repo_paths import REPO_ROOT
+
 PYTRITON_DIR = Path(pytriton.__file__).resolve().parent / "tritonserver"
 TRITONSERVER_BIN = PYTRITON_DIR / "bin" / "tritonserver"
 PYTRITON_LIBS = PYTRITON_DIR.parents[1] / "nvidia_pytriton.libs"
@@ -84,6 +86,9 @@ def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["LD_LIBRARY_PATH"] = os.pathsep.join(
         [d for d in libdirs if d] + ([env["LD_LIBRARY_PATH"]] if env.get("LD_LIBRARY_PATH") else [])
     )
+    # The stubs import this checkout's packages, whichever checkout the venv was installed from
+    # (a second worktree sharing one venv would otherwise serve the first one's code).
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.setdefault("OMP_NUM_THREADS", "1")
     env.update(extra or {})
     return env
