@@ -8,7 +8,7 @@ from pathlib import Path
 
 from repo_paths import REPO_ROOT
 
-TOP_LEVEL = ("repo_paths", "scheduler", "runtime", "engine", "predictor", "openai_server", "deploy", "workloads",
+TOP_LEVEL = ("repo_paths", "scheduler", "runtime", "engine", "predictor", "openai_server", "door", "deploy", "workloads",
              "simulator", "loadtest", "benchmarks", "tools", "model_repository")
 
 

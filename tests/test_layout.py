@@ -6,7 +6,7 @@ from __future__ import annotations
 from tests.import_graph import TOP_LEVEL, import_graph
 
 # Bottom to top: a package may import only packages listed before it.
-LAYERS = ("repo_paths", "scheduler", "runtime", "engine", "predictor", "openai_server", "deploy", "workloads",
+LAYERS = ("repo_paths", "scheduler", "runtime", "engine", "predictor", "openai_server", "door", "deploy", "workloads",
           "simulator", "loadtest", "benchmarks")
 # The Triton python models sit on top of what ships into a model (and the CPU stand-in's engine);
 # never the predictor's training code (what serving runs of it is runtime.length_predictor).
