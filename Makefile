@@ -210,12 +210,12 @@ RETRAIN_ARGS ?=
 .PHONY: retrain rollback bench-loop
 retrain: setup
 	$(PY) -m predictor.retrain --log $(LOG) $(RETRAIN_ARGS)
-	@if [ -f .deploy/tritonserver.pid ]; then $(PY) -m deploy.swap --http-url 127.0.0.1:$(HTTP_PORT); fi
+	@if [ -f .deploy/tritonserver.pid ]; then $(PY) -m deploy.swap; fi
 
 rollback: setup
 	@test -n "$(VERSION)" || { echo "usage: make rollback VERSION=N"; exit 1; }
 	$(PY) -m predictor.retrain rollback --version $(VERSION)
-	@if [ -f .deploy/tritonserver.pid ]; then $(PY) -m deploy.swap --http-url 127.0.0.1:$(HTTP_PORT); fi
+	@if [ -f .deploy/tritonserver.pid ]; then $(PY) -m deploy.swap; fi
 
 bench-loop: setup $(LENGTHS)
 	$(PY) -m benchmarks.loop --out results/loop.json

@@ -1,4 +1,5 @@
-"""`make deploy` / `make stop`: one background tritonserver serving the ensemble on 127.0.0.1.
+"""`make deploy` / `make stop`: one background tritonserver serving the ensemble on 127.0.0.1, behind
+the door (door/: what clients reach on HTTP_PORT/GRPC_PORT; Triton listens on private loopback ports).
 
     python -m deploy start --policy ltr --llm-mode timing --http-port 8000 ...
     python -m deploy stop
@@ -19,6 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import get_args
 
+from deploy.door import Door
 from deploy.openai_frontend import DEFAULT_PORT as OPENAI_DEFAULT_PORT
 from deploy.openai_frontend import OpenAIFrontend
 from deploy.repository import render_repository, source_parameters
@@ -28,6 +30,7 @@ from deploy.triton import (
     Ports,
     RepositoryAccess,
     TritonServer,
+    free_ports,
     stop_pid,
     stop_tritonserver,
 )
@@ -40,6 +43,7 @@ from scheduler import POLICY_NAMES
 
 DEFAULT_STATE_DIR = REPO_ROOT / ".deploy"
 OPENAI_PID_FILE = "openai_server.pid"
+DOOR_PID_FILE = "door.pid"
 DRAIN_FILE = "draining"  # graceful stop: the grace deadline, read by the scheduler (runtime/drain.py)
 METRICS_URL_FILE = "metrics_url"
 DEFAULT_GRACE_S = 30.0
@@ -113,17 +117,28 @@ def start(args: argparse.Namespace) -> int:
     # explicit model control behind a key (a new predictor version without a restart: deploy/swap.py)
     access = RepositoryAccess.generate()
     key_file = access.save(state)
-    server = TritonServer(repo, state, Ports(args.http_port, args.grpc_port, args.metrics_port), repository_access=access)
+    # Triton on private loopback ports (0: free ones, kept in ports.json for the supervisor's restarts);
+    # clients reach the door on --http-port/--grpc-port.
+    private = iter(free_ports(2))
+    triton_ports = Ports(args.triton_http_port or next(private), args.triton_grpc_port or next(private),
+                         args.metrics_port)
+    server = TritonServer(repo, state, triton_ports, repository_access=access)
     t0 = time.monotonic()
     server.start(timeout_s=args.timeout, detach=True)
     pid_file.write_text(str(server.process.pid))
     (state / METRICS_URL_FILE).write_text(server.metrics_url)
     (state / PORTS_FILE).write_text(json.dumps(vars(server.ports)))
+    door = Door(server, state, http_port=args.http_port, grpc_port=args.grpc_port)
     frontend = OpenAIFrontend(server.grpc_url, state, port=args.openai_port)
     try:
+        door.start(detach=True)
+        (state / DOOR_PID_FILE).write_text(str(door.process.pid))
         frontend.start(detach=True)
-    except RuntimeError as exc:  # both run or neither
+    except RuntimeError as exc:  # all run or none
         print(exc, file=sys.stderr)
+        if door.process is not None:
+            stop_pid(door.process.pid)
+        (state / DOOR_PID_FILE).unlink(missing_ok=True)
         stop_pid(server.process.pid)
         pid_file.unlink(missing_ok=True)
         return 1
@@ -139,9 +154,10 @@ def start(args: argparse.Namespace) -> int:
     print(
         f"tritonserver ready in {time.monotonic() - t0:.1f}s (pid {server.process.pid}, policy {args.policy}, "
         f"LLM stand-in mode {args.llm_mode})\n"
-        f"  HTTP    http://{server.http_url}   e.g. POST /v2/models/ltr_bls/generate_stream (or ensemble)\n"
-        f"  gRPC    {server.grpc_url}\n"
-        f"  metrics {server.metrics_url}\n"
+        f"  HTTP    http://{door.http_url}   e.g. POST /v2/models/ltr_bls/generate_stream (or ensemble); "
+        f"the door (pid {door.process.pid}, log {door.log_path}): ltr_bls and ensemble only\n"
+        f"  gRPC    {door.grpc_url}   (the door)\n"
+        f"  metrics {server.metrics_url}   (also GET http://{door.http_url}/metrics)\n"
         f"  OpenAI  {frontend.base_url}   (pid {frontend.process.pid}; metrics {frontend.url}/metrics, "
         f"log {frontend.log_path})\n"
         f"  log     {server.log_path}\n"
@@ -150,7 +166,8 @@ def start(args: argparse.Namespace) -> int:
         f"  {answer_lengths(overrides)[1]}\n"
         f"  {predictor_line(repo, overrides)}\n"
         f"  {retrain_line}\n"
-        f"  model repository API (load/unload) restricted: send header {access.header} with the key in {key_file}"
+        f"  Triton itself: private, HTTP {server.http_url}, gRPC {server.grpc_url} (for this host's tools: "
+        f"the repository API with header {access.header} and the key in {key_file})"
     )
     return 0
 
@@ -213,6 +230,11 @@ def stop(args: argparse.Namespace) -> int:
         openai_stop.join()
         print(f"stopped the OpenAI server (pid {openai_pid})")
     openai_pid_file.unlink(missing_ok=True)
+    door_pid_file = state / DOOR_PID_FILE  # after Triton: the door relays the drain's answers to the end
+    if (door_pid := _running_pid(door_pid_file)) is not None:
+        stop_pid(door_pid, 5)
+        print(f"stopped the door (pid {door_pid})")
+    door_pid_file.unlink(missing_ok=True)
     if pid is None:
         print("no tritonserver running from this checkout")
         pid_file.unlink(missing_ok=True)
@@ -230,9 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     start_p = sub.add_parser("start", help="render the repository and start tritonserver in the background")
     start_p.add_argument("--policy", default="ltr", choices=POLICY_NAMES)
     start_p.add_argument("--llm-mode", default="timing", choices=get_args(Mode), help="CPU stand-in LLM mode")
-    start_p.add_argument("--http-port", type=int, default=8000)
-    start_p.add_argument("--grpc-port", type=int, default=8001)
-    start_p.add_argument("--metrics-port", type=int, default=8002)
+    start_p.add_argument("--http-port", type=int, default=8000, help="the door's HTTP port (what clients reach)")
+    start_p.add_argument("--grpc-port", type=int, default=8001, help="the door's gRPC port (what clients reach)")
+    start_p.add_argument("--metrics-port", type=int, default=8002, help="Triton's metrics (read-only, loopback)")
+    start_p.add_argument("--triton-http-port", type=int, default=0, help="Triton's private HTTP port (0: a free one)")
+    start_p.add_argument("--triton-grpc-port", type=int, default=0, help="Triton's private gRPC port (0: a free one)")
     start_p.add_argument("--openai-port", type=int, default=OPENAI_DEFAULT_PORT, help="the OpenAI-compatible server")
     start_p.add_argument("--health-port", type=int, default=DEFAULT_HEALTH_PORT,
                          help="the supervisor's readiness endpoint (GET /ready)")

@@ -10,7 +10,10 @@ the new version; requests already scored are not re-scored or re-ordered. When t
 tokenizer differs from the one it replaces, `preprocessing` (which tokenizes for the predictor) is
 loaded again too, right after.
 
-    python -m deploy.swap [--state-dir .deploy] [--http-url 127.0.0.1:8000]
+    python -m deploy.swap [--state-dir .deploy] [--http-url TRITON_HOST:PORT]
+
+The repository API is Triton's, on its private HTTP port (the door refuses it): by default the
+one `make deploy` wrote to `<state-dir>/ports.json`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from deploy.supervisor import PORTS_FILE
 from deploy.triton import RepositoryAccess
 from repo_paths import REPO_ROOT, SOURCE_REPOSITORY
 from runtime.predictor_version import mark_serving
@@ -94,8 +98,14 @@ def swap(rendered_repo: Path, http_url: str, access: RepositoryAccess, source_re
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--state-dir", type=Path, default=REPO_ROOT / ".deploy")
-    ap.add_argument("--http-url", default="127.0.0.1:8000")
+    ap.add_argument("--http-url", default="", help="Triton's private HTTP address (default: from ports.json)")
     args = ap.parse_args(argv)
+    if not args.http_url:
+        try:
+            args.http_url = f"127.0.0.1:{json.loads((args.state_dir / PORTS_FILE).read_text())['http']}"
+        except FileNotFoundError:
+            print(f"no {PORTS_FILE} in {args.state_dir}: is a deployment (make deploy) running from it?")
+            return 1
     try:
         access = RepositoryAccess.load(args.state_dir)
     except FileNotFoundError:

@@ -90,9 +90,9 @@ class HttpDoor:
             try:
                 body = await read_bounded(request, self.limits)
             except TooLarge as exc:
-                response = error_response(413, str(exc))
-                response.force_close()  # the rest of the body is never read
-                return response
+                # aiohttp then reads and drops the rest for a bounded time (lingering close), so that
+                # the client reads this answer instead of a reset connection
+                return error_response(413, str(exc))
         return await self.forward(request, route, headers, body)
 
     async def forward(self, request: web.Request, route: Forward, headers: dict[str, str],
