@@ -127,12 +127,12 @@ class HttpDoor:
 
 
 async def start_http_door(host: str, port: int, triton_http: str, triton_metrics: str,
-                          limits: DoorLimits) -> tuple[web.AppRunner, HttpDoor]:
+                          limits: DoorLimits, grace_s: float = 5.0) -> tuple[web.AppRunner, HttpDoor]:
     door = HttpDoor(triton_http, triton_metrics, limits)
     await door.start_session()
     app = web.Application(client_max_size=limits.max_body_bytes)
     app.router.add_route("*", "/{tail:.*}", door.handle)
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=grace_s,
                            max_line_size=limits.max_header_line, max_field_size=limits.max_header_field,
                            max_headers=limits.max_headers)
     await runner.setup()

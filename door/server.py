@@ -28,13 +28,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes)
     parser.add_argument("--max-chunks", type=int, default=defaults.max_chunks)
     parser.add_argument("--max-headers", type=int, default=defaults.max_headers)
+    parser.add_argument("--grace-s", type=float, default=5.0,
+                        help="on SIGTERM, how long open requests may take to finish (Triton drains meanwhile)")
     return parser.parse_args(argv)
 
 
 async def serve(args: argparse.Namespace) -> None:
     limits = DoorLimits(max_body_bytes=args.max_body_bytes, max_chunks=args.max_chunks, max_headers=args.max_headers)
     grpc_server = await start_grpc_door(args.host, args.grpc_port, args.triton_grpc, limits)
-    runner, http = await start_http_door(args.host, args.http_port, args.triton_http, args.triton_metrics, limits)
+    runner, http = await start_http_door(args.host, args.http_port, args.triton_http, args.triton_metrics, limits,
+                                         grace_s=args.grace_s)
     logging.getLogger("door").info("door on %s: HTTP %d, gRPC %d -> Triton %s / %s", args.host, args.http_port,
                                    args.grpc_port, args.triton_http, args.triton_grpc)
     stop = asyncio.Event()
@@ -42,8 +45,8 @@ async def serve(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    await grpc_server.stop(grace=2)
-    await runner.cleanup()
+    # no new calls; open ones may finish within the grace period (both sides at once)
+    await asyncio.gather(grpc_server.stop(grace=args.grace_s), runner.cleanup())
     await http.close()
 
 

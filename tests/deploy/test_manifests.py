@@ -25,9 +25,21 @@ def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [obj for obj in objects if obj["kind"] == kind]
 
 
-def triton_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+def serving_pod(objects: list[dict[str, Any]]) -> dict[str, Any]:
     deployment = next(d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "ltr-triton")
-    return next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "tritonserver")
+    return deployment["spec"]["template"]["spec"]
+
+
+def triton_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(c for c in serving_pod(objects)["containers"] if c["name"] == "tritonserver")
+
+
+def door_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(c for c in serving_pod(objects)["containers"] if c["name"] == "door")
+
+
+def flag(args: list[str], name: str) -> str:
+    return next(a for a in args if a.startswith(f"--{name}=")).split("=", 1)[1]
 
 
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
@@ -96,16 +108,58 @@ def test_gpu_pods_ask_for_a_gpu_and_cpu_pods_do_not(rendered):
 
 def test_probes_use_tritons_health_endpoints_and_the_stop_fits_the_grace_period(rendered):
     for name in ("overlays/gpu", "overlays/cpu"):
-        container = triton_container(rendered[name])
-        assert container["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
-        assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
-        assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
-        startup = container["startupProbe"]
-        assert startup["periodSeconds"] * startup["failureThreshold"] >= 600  # engine loads take minutes
-        exit_timeout = int(next(a for a in container["args"] if a.startswith("--exit-timeout-secs=")).split("=")[1])
+        container, door = triton_container(rendered[name]), door_container(rendered[name])
+        # readiness through the door (the pod serves when Triton is ready behind it); Triton's own
+        # liveness from inside its container, on its loopback port
+        assert door["startupProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+        assert door["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+        triton_http = flag(container["args"], "http-port")
+        assert f"127.0.0.1:{triton_http}/v2/health/ready" in container["startupProbe"]["exec"]["command"][-1]
+        assert f"127.0.0.1:{triton_http}/v2/health/live" in container["livenessProbe"]["exec"]["command"][-1]
+        for probed in (container, door):
+            startup = probed["startupProbe"]
+            assert startup["periodSeconds"] * startup["failureThreshold"] >= 600  # engine loads take minutes
+        exit_timeout = int(flag(container["args"], "exit-timeout-secs"))
         pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
-        deployment = by_kind(rendered[name], "Deployment")[0]
-        assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > pre_stop + exit_timeout
+        assert serving_pod(rendered[name])["terminationGracePeriodSeconds"] > pre_stop + exit_timeout
+        # the door outlives Triton's drain, so that the drained answers reach their clients
+        assert float(flag(door["args"], "grace-s")) >= exit_timeout
+        assert int(door["lifecycle"]["preStop"]["exec"]["command"][-1]) == pre_stop
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS[:3])
+def test_only_the_door_is_reachable(rendered, kustomization):
+    """Triton binds the pod's loopback and declares no port; the door listens on the pod's ports and
+    forwards to Triton's; the Service and the NetworkPolicy carry the door's ports only."""
+    objects = rendered[kustomization]
+    triton, door = triton_container(objects), door_container(objects)
+    for api in ("http", "grpc", "metrics"):
+        assert flag(triton["args"], f"{api}-address") == "127.0.0.1"
+        assert flag(door["args"], f"triton-{api}") == f"127.0.0.1:{flag(triton['args'], f'{api}-port')}"
+    assert "ports" not in triton
+    assert flag(door["args"], "host") == "0.0.0.0"
+    door_ports = {p["name"]: p["containerPort"] for p in door["ports"]}
+    assert door_ports == {"http": int(flag(door["args"], "http-port")), "grpc": int(flag(door["args"], "grpc-port"))}
+
+    service = next(s for s in by_kind(objects, "Service") if s["metadata"]["name"] == "ltr-triton")
+    assert {p["targetPort"] for p in service["spec"]["ports"]} == set(door_ports)
+    policy, = by_kind(objects, "NetworkPolicy")
+    assert policy["spec"]["podSelector"]["matchLabels"] == service["spec"]["selector"]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    allowed = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+    assert allowed == set(door_ports.values())
+    monitor, = by_kind(objects, "ServiceMonitor")
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["http"]  # /metrics through the door
+
+
+def test_each_pod_makes_its_own_internal_key_for_tritonserver(rendered):
+    pod = serving_pod(rendered["overlays/cpu"])
+    key_file = next(e["value"] for e in triton_container(rendered["overlays/cpu"])["env"]
+                    if e["name"] == "LTR_INTERNAL_KEY_FILE")
+    writer, = pod["initContainers"]
+    assert key_file in writer["command"][-1]
+    volume = next(v for v in pod["volumes"] if v["name"] == "internal-key")
+    assert volume["emptyDir"]["medium"] == "Memory"
 
 
 def scheduler_gauge_names() -> set[str]:
@@ -156,13 +210,13 @@ def test_the_endpoint_picker_config_is_consistent(rendered):
     args = pod["containers"][0]["args"]
     assert f"--config-file=/config/{file_name}" in args
     assert pod["volumes"][0]["configMap"]["name"] == config_map["metadata"]["name"]  # the hashed name
-    metrics_port = next(p["containerPort"] for p in triton_container(objects)["ports"] if p["name"] == "metrics")
-    assert f"--model-server-metrics-port={metrics_port}" in args
+    metrics_port = next(p["containerPort"] for p in door_container(objects)["ports"] if p["name"] == "http")
+    assert f"--model-server-metrics-port={metrics_port}" in args  # the door forwards GET /metrics
     # v1.4.0 refuses the old per-metric flags; the metric names must come from the config file
     assert not any(a.startswith("--total-queued-requests-metric") for a in args)
 
     pool = by_kind(objects, "InferencePool")[0]
     assert pool["spec"]["endpointPickerRef"]["name"] == epp["metadata"]["name"]
-    http_port = next(p["containerPort"] for p in triton_container(objects)["ports"] if p["name"] == "http")
+    http_port = next(p["containerPort"] for p in door_container(objects)["ports"] if p["name"] == "http")
     assert pool["spec"]["targetPorts"] == [{"number": http_port}]
 
