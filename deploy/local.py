@@ -31,6 +31,7 @@ from deploy.triton import (
     RepositoryAccess,
     TritonServer,
     free_ports,
+    internal_key_env,
     stop_pid,
     stop_tritonserver,
 )
@@ -38,6 +39,7 @@ from engine.lengths import LengthTable
 from engine.settings import EngineSettings, Mode
 from repo_paths import REPO_ROOT
 from runtime import scheduler_metrics
+from runtime.internal_key import write_key
 from runtime.drain import begin_drain
 from scheduler import POLICY_NAMES
 
@@ -122,7 +124,8 @@ def start(args: argparse.Namespace) -> int:
     private = iter(free_ports(2))
     triton_ports = Ports(args.triton_http_port or next(private), args.triton_grpc_port or next(private),
                          args.metrics_port)
-    server = TritonServer(repo, state, triton_ports, repository_access=access)
+    write_key(state)  # the internal models' second wall (runtime/internal_key.py)
+    server = TritonServer(repo, state, triton_ports, repository_access=access, env=internal_key_env(state))
     t0 = time.monotonic()
     server.start(timeout_s=args.timeout, detach=True)
     pid_file.write_text(str(server.process.pid))

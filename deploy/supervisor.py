@@ -51,6 +51,7 @@ from deploy.triton import (
     Ports,
     RepositoryAccess,
     TritonServer,
+    internal_key_env,
     process_tree,
     shm_regions,
     stop_tritonserver,
@@ -305,7 +306,8 @@ class DeployedServer:
             region.unlink(missing_ok=True)
         self._regions_seen = set()
         wait_ports_free([self.ports.http, self.ports.grpc, self.ports.metrics])
-        server = TritonServer(self.repository, self.state, self.ports, repository_access=self.access)
+        server = TritonServer(self.repository, self.state, self.ports, repository_access=self.access,
+                              env=internal_key_env(self.state))
         server.start(timeout_s=120, detach=True)
         self.pid_file.write_text(str(server.process.pid))
 

@@ -28,6 +28,7 @@ from typing import Callable
 import pytriton
 
 from repo_paths import REPO_ROOT
+from runtime import internal_key
 
 PYTRITON_DIR = Path(pytriton.__file__).resolve().parent / "tritonserver"
 TRITONSERVER_BIN = PYTRITON_DIR / "bin" / "tritonserver"
@@ -74,6 +75,13 @@ def prepare_backend_dir(dest: Path) -> Path:
         if not target.exists() or target.stat().st_size != src.stat().st_size:
             shutil.copy2(src, target)
     return dest
+
+
+def internal_key_env(state_dir: Path) -> dict[str, str]:
+    """What tritonserver's environment needs so that the internal models require the deploy's key
+    (runtime/internal_key.py): the file `make deploy` wrote in its state dir, if any."""
+    path = Path(state_dir) / internal_key.FILE_NAME
+    return {internal_key.ENV_FILE: str(path.resolve())} if path.exists() else {}
 
 
 def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -85,11 +85,12 @@ def http(deployed: Deployed, method: str, path: str, body: dict | bytes | None =
         return err.code, err.read()
 
 
-def llm_inputs(tokens: int) -> list:
+def llm_inputs(tokens: int, score: bool = True) -> list:
+    """TensorRT-LLM's inputs (and the scheduler's `score`): what a direct call to an internal model sends."""
     return [tensor("input_ids", np.array([[1, 2, 3]], dtype=np.int32)),
             tensor("input_lengths", np.array([[3]], dtype=np.int32)),
             tensor("request_output_len", np.array([[tokens]], dtype=np.int32)),
-            tensor("streaming", np.array([[True]])), tensor("score", np.zeros((1, 1), dtype=np.float32))]
+            tensor("streaming", np.array([[True]]))] + ([tensor("score", np.zeros((1, 1), dtype=np.float32))] if score else [])
 
 
 def scheduler_busy(deployed: Deployed) -> float:
@@ -238,3 +239,26 @@ def test_the_chunked_oversized_post_gets_413_and_the_server_keeps_serving(deploy
         assert sock.recv(200).split(b"\r\n", 1)[0] == b"HTTP/1.1 413 Request Entity Too Large"
     status, body = http(deployed, "POST", "/v2/models/ltr_bls/generate", {"text_input": "Still there?", "max_tokens": 3})
     assert status == 200 and json.loads(body)["output_token_count"] == 3
+
+
+def test_internal_models_refuse_a_call_without_the_deploys_key_on_tritons_private_port(deployed):
+    """The second wall: whoever reaches Triton's private port still cannot drive the LLM or the
+    predictor without the key the deploy handed to its own models (runtime/internal_key.py)."""
+    private = grpcclient.InferenceServerClient(f"127.0.0.1:{deployed.ports_json()['grpc']}")
+    try:
+        results = list(stream_infer(private, "tensorrt_llm", llm_inputs(1000, score=False)))
+        assert len(results) == 1 and "is internal" in results[0]
+        predictor_inputs = [tensor("input_ids", np.ones((1, 16), dtype=np.int64)),
+                            tensor("attention_mask", np.ones((1, 16), dtype=np.int64))]
+        with pytest.raises(InferenceServerException, match="is internal"):
+            private.infer("length_predictor", predictor_inputs)
+        with pytest.raises(InferenceServerException, match="is internal"):
+            private.infer("length_predictor", predictor_inputs, parameters={"ltr-internal-key": "a guess"})
+        # our own callers carry it: the pipeline answers, with a predictor score (no fallback)
+        results = list(stream_infer(private, "ltr_bls", ensemble_inputs("Still served", 3)))
+        assert not any(isinstance(r, str) for r in results), results
+    finally:
+        private.close()
+    status, text = http(deployed, "GET", "/metrics")
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in text.decode().splitlines()
+               if line.startswith("ltr_predictor_fallback_total")) == 0

@@ -13,6 +13,7 @@ import triton_python_backend_utils as pb_utils
 
 from runtime.contracts import Predictor
 from runtime.length_predictor import OnnxPredictor, concat_padded
+from runtime import internal_key
 from runtime.triton_tensors import model_parameters
 
 
@@ -20,12 +21,19 @@ class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         config = json.loads(args["model_config"])
         params = model_parameters(config)
+        self.internal_key = internal_key.load_key()  # None: no deploy key, no check
         version_dir = Path(args["model_repository"]) / args["model_version"]
         self.predictor = OnnxPredictor.from_dir(version_dir, intra_op_threads=int(params.get("intra_op_threads", "1") or 1))
         meta = json.loads((version_dir / "predictor.json").read_text())
         self.pad_id = int(meta.get("pad_id", 0))
 
     def execute(self, requests: list) -> list:
+        allowed = [internal_key.carries_key(r.parameters(), self.internal_key) for r in requests]
+        if not all(allowed):  # the refused ones alone fail; the others are scored
+            refused = pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(
+                internal_key.refusal("length_predictor")))
+            served = iter(self.execute([r for r, ok in zip(requests, allowed) if ok]) if any(allowed) else [])
+            return [next(served) if ok else refused for ok in allowed]
         ids, masks, rows = [], [], []
         for request in requests:
             i = pb_utils.get_input_tensor_by_name(request, Predictor.INPUT_IDS).as_numpy()

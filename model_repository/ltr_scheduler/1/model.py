@@ -25,6 +25,7 @@ from runtime.relay import LLMJob, Relay, RelayStats
 from runtime.request_log import LogSettings, RequestLog
 from runtime import scheduler_metrics as metric_names
 from runtime.scheduler_metrics import EVENTS, CounterDeltas, event_totals
+from runtime import internal_key
 from runtime.triton_tensors import model_parameters, scalar, stop_requested
 from scheduler import AdmissionGate, RequestQueue, StarvationConfig, make_policy
 
@@ -49,6 +50,7 @@ class BLSClient:
 
     def __init__(self, model_name: str, workers: int, stall_timeout_s: float | None = None) -> None:
         self.model_name = model_name
+        self.parameters = internal_key.bls_parameters(internal_key.load_key())  # the LLM lets only us in
         self.stall_timeout_s = stall_timeout_s  # a dead LLM stub ends its streams with an error, not a hang
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bls")
         self.calls = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bls-exec")  # async_exec's
@@ -62,6 +64,7 @@ class BLSClient:
             inputs=[pb_utils.Tensor(name, value) for name, value in inputs.items()],
             requested_output_names=list(LLM.OUTPUTS_READ),
             request_id=job.request_id,
+            parameters=self.parameters,
         )
         return await request.async_exec(decoupled=True)
 

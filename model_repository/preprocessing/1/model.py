@@ -14,12 +14,14 @@ from runtime.length_predictor import PredictorTokenizer, latest_version_dir, pad
 from runtime.llama3_tokenizer import load_tokenizer
 from runtime.predictor_fallback import FallbackScorer
 from runtime.preprocess import BadRequest, Limits, Prepared, Preprocessor
+from runtime import internal_key
 from runtime.triton_tensors import model_parameters
 
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         params = model_parameters(json.loads(args["model_config"]))
+        self.internal_key = internal_key.load_key()  # sent with its BLS calls to length_predictor
         limits = Limits(
             int(params["max_input_len"]), int(params["max_output_len"]), max_prompt_bytes=int(params["max_prompt_bytes"]),
             max_words=int(params["max_words"]), max_word_bytes=int(params["max_word_bytes"]),
@@ -90,6 +92,7 @@ class TritonPythonModel:
             model_name=self.predictor_model,
             inputs=[pb_utils.Tensor(Predictor.INPUT_IDS, ids), pb_utils.Tensor(Predictor.ATTENTION_MASK, mask)],
             requested_output_names=[Predictor.SCORE],
+            parameters=internal_key.bls_parameters(self.internal_key),
         )
         response = request.exec()
         if response.has_error():

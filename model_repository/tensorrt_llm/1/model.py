@@ -30,6 +30,7 @@ from engine.realtime import RealtimeEngine
 from engine.request import EngineRequest
 from engine.settings import EngineSettings, parse_request
 from runtime.contracts import LLM
+from runtime import internal_key
 from runtime.triton_tensors import model_parameters, stop_requested
 
 # What the scheduler sends (runtime.contracts.LLM), plus TensorRT-LLM inputs only the stand-in reads.
@@ -65,6 +66,7 @@ class TritonPythonModel:
     def initialize(self, args: dict[str, Any]) -> None:
         config = json.loads(args["model_config"])
         params = model_parameters(config)
+        self.internal_key = internal_key.load_key()  # None: no deploy key, no check
         self.settings = EngineSettings.from_parameters(params)
         self.lengths, lengths_line = self.settings.load_lengths()
         self._ids = itertools.count()
@@ -86,6 +88,10 @@ class TritonPythonModel:
     def execute(self, requests: list[Any]) -> None:
         for request in requests:
             sender = request.get_response_sender()
+            if not internal_key.carries_key(request.parameters(), self.internal_key):
+                sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(internal_key.refusal("tensorrt_llm"))),
+                            flags=FINAL)
+                continue
             if stop_requested(request):
                 self._stop(request.request_id(), sender)
                 continue
