@@ -1,8 +1,11 @@
 """Issue-2 figures on a real tritonserver: what the ensemble (preprocessing, predictor, scheduler,
 postprocessing) adds to a short request over calling the LLM model directly, and what the
 OpenAI-compatible server (issue 12: HTTP + SSE + chat template in front of the ensemble) adds over
-calling the ensemble directly, at 1 and 32 concurrent clients; server start-up time and resident
-memory; the scheduler's cost per operation.
+calling the ensemble directly, and what the door (issue 29: door/, what clients reach) adds over
+calling Triton directly (`ltr_bls` and `ensemble` over gRPC, `ltr_bls` over HTTP generate_stream),
+at 1 and 32 concurrent clients; server start-up time and resident memory; the scheduler's cost per
+operation. The paths take turns, in rounds, so that a change in the host's load falls on all of them
+alike; the host's load average is recorded beside the figures.
 
     python -m benchmarks.serving_overhead        # writes results/overhead.json and .md
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +31,7 @@ import psutil
 import tritonclient.grpc as grpcclient
 
 from benchmarks import scheduler_cost
+from deploy.door import Door
 from deploy.openai_frontend import OpenAIFrontend
 from deploy.repository import render_repository
 from deploy.triton import TritonServer
@@ -36,6 +41,7 @@ from repo_paths import RESULTS_DIR
 from runtime.llama3_tokenizer import load_tokenizer
 
 PROMPT = "What is the capital of France?"
+ROUNDS = 4  # each path's requests at one concurrency, split in turns with the other paths
 OVERRIDES = {
     "ltr_scheduler": {"max_inflight": "64"},
     # length_table "": every answer has exactly max_tokens tokens on every path (the chat template
@@ -93,6 +99,26 @@ def timed_openai_request(port: int, max_tokens: int) -> tuple[float, float]:
         conn.close()
 
 
+def timed_http_stream(http_url: str, model: str, max_tokens: int) -> tuple[float, float]:
+    """(time to the first SSE event, time to the end of the stream) of one HTTP generate_stream."""
+    host, port = http_url.rsplit(":", 1)
+    body = json.dumps({"text_input": PROMPT, "max_tokens": max_tokens, "stream": True}).encode()
+    conn = http.client.HTTPConnection(host, int(port), timeout=600)
+    try:
+        start = time.perf_counter()
+        conn.request("POST", f"/v2/models/{model}/generate_stream", body, {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        if resp.status != 200:
+            raise RuntimeError(f"{resp.status}: {resp.read()[:300]!r}")
+        first = None
+        for line in resp:
+            if first is None and line.startswith(b"data: "):
+                first = time.perf_counter() - start
+        return first, time.perf_counter() - start
+    finally:
+        conn.close()
+
+
 def latencies(request: Callable[[], tuple[float, float]], clients: int, per_client: int) -> np.ndarray:
     """[requests, 2] array of (TTFT, latency) in seconds, `clients` concurrent clients."""
     def client_loop(_: int) -> list[tuple[float, float]]:
@@ -146,19 +172,31 @@ def main(argv: list[str] | None = None) -> dict:
         try:
             idle_mb = resident_mb(server.process.pid)
             frontend = OpenAIFrontend(server.grpc_url, Path(tmp)).start()
+            door = Door(server, Path(tmp)).start()
             ensemble, direct = ensemble_inputs(PROMPT, args.max_tokens), direct_inputs(args.max_tokens)
             paths: dict[str, Callable[[], tuple[float, float]]] = {
                 "ensemble": lambda: timed_request(server.grpc_url, "ensemble", ensemble),
                 "direct_llm": lambda: timed_request(server.grpc_url, "tensorrt_llm", direct),
                 "openai": lambda: timed_openai_request(frontend.port, args.max_tokens),
+                "ltr_bls": lambda: timed_request(server.grpc_url, "ltr_bls", ensemble),
+                "ltr_bls_door": lambda: timed_request(door.grpc_url, "ltr_bls", ensemble),
+                "ensemble_door": lambda: timed_request(door.grpc_url, "ensemble", ensemble),
+                "ltr_bls_http": lambda: timed_http_stream(server.http_url, "ltr_bls", args.max_tokens),
+                "ltr_bls_http_door": lambda: timed_http_stream(door.http_url, "ltr_bls", args.max_tokens),
             }
             for request in paths.values():  # warm-up
                 latencies(request, 4, 4)
             rows = []
+            load_before = os.getloadavg()
             for clients in (1, 32):
                 per_client = max(1, args.requests // clients)
-                for name, request in paths.items():
-                    ttft, lat = (latencies(request, clients, per_client) * 1000).T
+                rounds = min(ROUNDS, per_client)
+                samples: dict[str, list[np.ndarray]] = {name: [] for name in paths}
+                for _ in range(rounds):  # the paths take turns: the host's load falls on all alike
+                    for name, request in paths.items():
+                        samples[name].append(latencies(request, clients, per_client // rounds))
+                for name in paths:
+                    ttft, lat = (np.concatenate(samples[name]) * 1000).T
                     rows.append({
                         "path": name, "clients": clients, "requests": int(lat.size),
                         "p50_ms": round(float(np.percentile(lat, 50)), 2),
@@ -168,10 +206,14 @@ def main(argv: list[str] | None = None) -> dict:
                         "ttft_p99_ms": round(float(np.percentile(ttft, 99)), 2),
                     })
                     print(rows[-1])
+            load_after = os.getloadavg()
             loaded_mb = resident_mb(server.process.pid)
             frontend_mb = resident_mb(frontend.process.pid)
+            door_mb = resident_mb(door.process.pid)
             per_model = model_time_breakdown(server.grpc_url)
         finally:
+            if "door" in locals():
+                door.stop()
             if "frontend" in locals():
                 frontend.stop()
             server.stop()
@@ -182,6 +224,9 @@ def main(argv: list[str] | None = None) -> dict:
         "resident_mb_idle": round(idle_mb, 1),
         "resident_mb_after_load": round(loaded_mb, 1),
         "openai_server_resident_mb_after_load": round(frontend_mb, 1),
+        "door_resident_mb_after_load": round(door_mb, 1),
+        "host": {"cpus": os.cpu_count(), "load_avg_1m_before": round(load_before[0], 2),
+                 "load_avg_1m_after": round(load_after[0], 2)},
         "latency": rows,
         "ensemble_steps": per_model,
         "scheduler_cost": scheduler_cost.main([]),
@@ -198,18 +243,25 @@ def to_markdown(result: dict) -> str:
     by = {(r["path"], r["clients"]): r for r in result["latency"]}
     lines = [
         f"Short request ({result['max_tokens']} output tokens), `timing` stand-in LLM; gRPC streaming "
-        "(direct_llm, ensemble) and the OpenAI server's streamed chat completion over HTTP (openai).",
+        "(direct_llm, ensemble, ltr_bls; `_door`: the same through the door), HTTP generate_stream (ltr_bls_http, "
+        "and through the door) and the OpenAI server's streamed chat completion over HTTP (openai).",
         "",
         "| clients | path | latency p50 / p99 (ms) | TTFT p50 / p99 (ms) |",
         "|---:|---|---:|---:|",
     ]
     for clients in (1, 32):
-        for name in ("direct_llm", "ensemble", "openai"):
+        for name in ("direct_llm", "ensemble", "openai", "ltr_bls", "ltr_bls_door", "ensemble_door",
+                     "ltr_bls_http", "ltr_bls_http_door"):
+            if (name, clients) not in by:
+                continue
             r = by[(name, clients)]
             lines.append(
                 f"| {clients} | {name} | {r['p50_ms']} / {r['p99_ms']} | {r['ttft_p50_ms']} / {r['ttft_p99_ms']} |"
             )
-        for upper, lower in (("ensemble", "direct_llm"), ("openai", "ensemble")):
+        for upper, lower in (("ensemble", "direct_llm"), ("openai", "ensemble"), ("ltr_bls_door", "ltr_bls"),
+                             ("ensemble_door", "ensemble"), ("ltr_bls_http_door", "ltr_bls_http")):
+            if (upper, clients) not in by or (lower, clients) not in by:
+                continue
             u, d = by[(upper, clients)], by[(lower, clients)]
             lines.append(
                 f"| {clients} | {upper} − {lower} | {u['p50_ms'] - d['p50_ms']:+.1f} / {u['p99_ms'] - d['p99_ms']:+.1f} | "
@@ -230,7 +282,12 @@ def to_markdown(result: dict) -> str:
         "",
         f"Start-up to ready: {result['startup_s']} s; resident memory of tritonserver and its stubs: "
         f"{result['resident_mb_idle']} MB idle, {result['resident_mb_after_load']} MB after the load; "
-        f"the OpenAI server: {result['openai_server_resident_mb_after_load']} MB after the load.",
+        f"the OpenAI server: {result['openai_server_resident_mb_after_load']} MB after the load"
+        + (f"; the door: {result['door_resident_mb_after_load']} MB." if "door_resident_mb_after_load" in result else "."),
+        "",
+        (f"Host: {result['host']['cpus']} CPUs, load average (1 min) {result['host']['load_avg_1m_before']} before "
+         f"and {result['host']['load_avg_1m_after']} after the latency runs (other work was running beside it "
+         "when that is above the benchmark's own ~2)." if "host" in result else ""),
         "",
         "Scheduler: " + ", ".join(
             f"{r['policy']} {r['us_per_enqueue_and_admission']} us" for r in result["scheduler_cost"]
