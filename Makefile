@@ -18,7 +18,7 @@ LLAMA_MODELS_VERSION := 0.3.0
 .PHONY: help setup deploy stop test test-unit tokenizer lengths clean
 
 help:
-	@echo "make deploy   set up what is missing, start tritonserver on 127.0.0.1 (POLICY=$(POLICY) LLM_MODE=$(LLM_MODE))"
+	@echo "make deploy   set up what is missing, start tritonserver behind the door on 127.0.0.1:$(HTTP_PORT)/$(GRPC_PORT) (POLICY=$(POLICY) LLM_MODE=$(LLM_MODE))"
 	@echo "make stop     stop that server and its OpenAI-compatible server (OPENAI_PORT=$(OPENAI_PORT))"
 	@echo "make lengths  the stand-in's answer-length tables from the data (make deploy runs it)"
 	@echo "make deploy TARGET=gpu ENGINE_DIR=... CHECKPOINT_DIR=...   render the GPU bundle, print the docker commands (docs/gpu.md)"
