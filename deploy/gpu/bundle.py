@@ -129,7 +129,9 @@ class GpuSettings:
             },
             "postprocessing": {"tokenizer_path": CONTAINER_CHECKPOINT},
             "ltr_bls": {"tokenizer_path": CONTAINER_CHECKPOINT},  # its text is postprocessing's
-            "ltr_scheduler": {"policy": self.policy, "max_inflight": str(self.inflight)},
+            # tokenizer_path: the request log's prompt text (without it, the log cannot start on GPU)
+            "ltr_scheduler": {"policy": self.policy, "max_inflight": str(self.inflight),
+                              "tokenizer_path": CONTAINER_CHECKPOINT},
             "tensorrt_llm": {
                 "gpt_model_path": CONTAINER_ENGINE,
                 "batch_scheduler_policy": self.batch_scheduler_policy,

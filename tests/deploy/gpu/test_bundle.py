@@ -112,6 +112,17 @@ def test_shared_models_are_the_cpu_files_with_gpu_parameters(tmp_path):
     assert params(repo, "tensorrt_llm")["gpt_model_path"] == CONTAINER_ENGINE
 
 
+def test_every_model_that_loads_the_tokenizer_gets_the_mounted_checkpoint(tmp_path):
+    """The container has no build/tokenizer/tokenizer.model: a model whose code loads the Llama-3
+    tokenizer (the scheduler does for its request log) must be told the checkpoint's folder."""
+    repo = render_gpu_bundle(tmp_path / "b", local_settings(tmp_path)) / "model_repository"
+    loading = {name for name in SHARED_MODELS
+               if any("load_tokenizer" in src.read_text() for src in (SOURCE_REPOSITORY / name).rglob("*.py"))}
+    assert {"preprocessing", "postprocessing", "ltr_bls", "ltr_scheduler"} <= loading
+    for name in loading:
+        assert params(repo, name).get("tokenizer_path") == CONTAINER_CHECKPOINT, name
+
+
 def test_limits_follow_the_engine(tmp_path):
     engine = write_engine(tmp_path / "engine", max_batch_size=32, max_input_len=2048, max_seq_len=4096, tp=2)
     limits = EngineLimits.from_engine_dir(engine)
