@@ -20,6 +20,7 @@ from typing import AsyncIterator, Callable, Protocol
 import numpy as np
 
 from runtime.detokenize import CONTEXT_TOKENS
+from runtime.engine_inputs import answer_tokens
 from runtime.finish import FinishReason, finish_reason
 from runtime.request_log import EndReason, RequestRecord
 from scheduler import AdmissionGate, QueuedRequest, QueueFull, QueueTimeout, RequestCancelled
@@ -42,6 +43,7 @@ class LLMJob:
     client_id: str = ""  # the caller's request id, by which a `stop` request can end this job
     expected_len: int | None = None  # experiments only: the true answer length, for the oracle policy
     predictor_version: str | None = None  # the length predictor version that gave `score` (request log)
+    end_tokens: tuple[int, ...] = ()  # end tokens sent as stop words: they end the answer, not part of it
 
 
 class LLMClient(Protocol):
@@ -212,6 +214,7 @@ class Relay:
             async for chunk in self.llm.stream(job):
                 if cancelled():
                     raise RequestCancelled(job.request_id)
+                chunk = answer_tokens(chunk, job.end_tokens)
                 if chunk and progress.first_token is None:
                     progress.first_token = self.wall_clock()
                 if job.streaming and chunk:

@@ -346,3 +346,21 @@ def test_a_cancelled_generation_is_stopped_once():
     llm = FakeLLM()
     run_relay([(job("c", 50), FakeSink(cancel_after=2))], llm)
     assert llm.stopped == ["c"]
+
+
+def test_an_end_token_sent_as_a_stop_word_ends_the_answer_and_is_not_part_of_it():
+    """The engine keeps a matched stop word in its output (TensorRT-LLM does); the relay cuts the
+    end tokens the scheduler added (runtime.engine_inputs), streamed or not."""
+
+    class EndsWithEndOfText(FakeLLM):
+        async def stream(self, job):
+            yield [1000, 1001]
+            yield [1002, 128001]
+
+    for streaming in (True, False):
+        sink, llm = FakeSink(), EndsWithEndOfText()
+        j = job("eot", 50, streaming=streaming)
+        j.end_tokens = (128001,)
+        stats = run_relay([(j, sink)], llm)
+        assert sink.tokens == [1000, 1001, 1002] and sink.finish == "stop" and stats.completed == 1
+        assert llm.stopped == []
