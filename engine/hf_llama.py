@@ -66,11 +66,13 @@ class HfLlamaTokenSource:
     def _sample(self, logits: Any, req: EngineRequest, gen: Any) -> int:
         torch = self._torch
         logits = logits.float().clone()
-        keep_end = req.end_id if req.end_id is not None and req.end_id < logits.numel() else None
-        end_logit = logits[keep_end].item() if keep_end is not None else None
+        # Special ids stay out of answers, but those that end one: end_id and one-token stop words
+        # (the scheduler sends Llama-3's other end token that way, runtime/engine_inputs.py).
+        ends = {req.end_id, *(w[0] for w in req.stop_words if len(w) == 1)} - {None}
+        keep = sorted(i for i in ends if FIRST_SPECIAL_ID <= i < logits.numel())
+        kept = logits[keep].clone()
         logits[FIRST_SPECIAL_ID:] = float("-inf")
-        if keep_end is not None:
-            logits[keep_end] = end_logit
+        logits[keep] = kept
         if req.temperature <= 0.0 or req.top_k == 1:
             return int(torch.argmax(logits))
         logits = logits / req.temperature

@@ -185,8 +185,12 @@ def parse_request(
     seed = first_value(tensors.get("seed"))
     if seed is None:
         seed = first_value(tensors.get("random_seed"), default_seed)
-    top_k = first_value(tensors.get("runtime_top_k"), 0)
-    top_p = first_value(tensors.get("runtime_top_p"), 1.0)
+    # TensorRT-LLM's defaults and rule: top_k 0 and top_p 0.0 (neither sent) decode greedily (top-k 1),
+    # whatever the temperature (runtime/engine_inputs.py fills top_p 1.0 when a client asks to sample).
+    top_k = first_value(tensors.get("runtime_top_k"), 0) or 0
+    top_p = first_value(tensors.get("runtime_top_p"), 0.0) or 0.0
+    if top_k == 0 and top_p == 0.0:
+        top_k = 1
     temperature = first_value(tensors.get("temperature"), 1.0)
     streaming = bool(first_value(tensors.get("streaming"), False))
     req = EngineRequest(
@@ -198,8 +202,8 @@ def parse_request(
         stop_words=parse_word_list(tensors.get("stop_words_list")),
         seed=int(seed) if seed is not None else default_seed,
         temperature=float(temperature) if temperature is not None else 1.0,
-        top_k=int(top_k or 0),
-        top_p=float(top_p) if top_p is not None else 1.0,
+        top_k=int(top_k),
+        top_p=float(top_p),
     )
     excl = first_value(tensors.get("exclude_input_in_output"))
     return req, streaming, settings.exclude_input_in_output if excl is None else bool(excl)

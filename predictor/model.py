@@ -1,7 +1,7 @@
 """The predictor network: a pretrained transformer, masked mean pooling, a linear head.
 
 Mean pooling that ignores padded positions makes the score independent of how far a prompt is
-padded (Triton's preprocessing pads to a multiple of 32). Any Hugging Face encoder or decoder
+padded (Triton's preprocessing pads to a multiple of 16, its `predictor_pad_multiple`). Any Hugging Face encoder or decoder
 directory works (MiniLM by default, OPT-125M as in the paper). For BERT and MPNet backbones the
 lower, frozen layers can run once per prompt and be cached (`embed_lower` / `forward_upper`),
 which is what makes training fit in minutes on two CPU cores.

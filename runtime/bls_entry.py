@@ -7,7 +7,10 @@ the entry sees `request.is_cancelled()` itself. On a cancel it stops its schedul
 unguessable id it gave it (TensorRT-LLM's `stop` convention, which `ltr_scheduler` implements),
 reads the scheduler's stream to its end (the slot is free then) and ends the client's stream with a
 final response, which is what makes Triton release the request. A dead scheduler stub ends the
-requests on it with a retryable error (runtime.stub_watch).
+requests on it with a retryable error (runtime.stub_watch). When the entry itself gives up on a
+request whose scheduler stream has not ended (a stall, an unreadable response, a failed send), it
+stops that scheduler request too, after the client has its error: else the scheduler would keep
+its slot, and the engine would keep generating, for nobody.
 
 The request takes the ensemble's route exactly: the ensemble's first step (`preprocessing`) by BLS,
 then `ltr_scheduler` by streaming BLS (runtime.scheduler_stream), and each scheduler response
@@ -59,6 +62,7 @@ class EntryStats:
     live: int = 0
     stop_timeouts: int = 0  # cancelled, but the scheduler's stream did not end within stop_timeout_s
     stub_deaths: int = 0  # requests ended because a step's process died (included in `error`)
+    abandoned_stops: int = 0  # scheduler requests stopped after the entry gave up on them (stall, bug)
 
 
 def split_inputs(inputs: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -111,9 +115,10 @@ class EntryFlow:
     async def serve(self, inputs: Mapping[str, np.ndarray], sink: ClientSink) -> Outcome:
         self.stats.live += 1
         self.on_change(self.stats)
+        abandoned: list[asyncio.Task] = []  # stops of scheduler requests this request gave up on
         try:
             try:
-                outcome = await self._serve(inputs, sink)
+                outcome = await self._serve(inputs, sink, abandoned)
             except Exception as exc:
                 if not isinstance(exc, StepError) and stub_died(str(exc)):  # a BLS call to a dead stub may raise
                     raise StubDied(SCHEDULER) from exc
@@ -133,9 +138,12 @@ class EntryFlow:
             self.stats.live -= 1
         setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
         self.on_change(self.stats)
+        if abandoned:  # the client has its answer; the scheduler request is stopped before this request ends
+            await asyncio.wait(abandoned)
         return outcome
 
-    async def _serve(self, inputs: Mapping[str, np.ndarray], sink: ClientSink) -> Outcome:
+    async def _serve(self, inputs: Mapping[str, np.ndarray], sink: ClientSink,
+                     abandoned: list[asyncio.Task]) -> Outcome:
         pre_inputs, passed = split_inputs(inputs)
         try:
             prepared = await self.steps.preprocess(pre_inputs)
@@ -153,6 +161,10 @@ class EntryFlow:
                                  self.readers, self.cancel_poll_s, self.clock, self.release)
         try:
             outcome = await self._relay(stream, leaving, sink)
+        except Exception as exc:
+            if not stream.ended and leaving.stopper is None and not _scheduler_died(exc):
+                abandoned.append(asyncio.get_running_loop().create_task(self._stop_abandoned(request_id)))
+            raise
         finally:
             leaving.cancel()
         if outcome == "cancelled":
@@ -180,6 +192,16 @@ class EntryFlow:
         text = self.text_of(reply.context_ids, reply.token_ids, reply.final)
         sink.send(text, len(reply.token_ids), reply.finish_reason if reply.final else "", reply.final)
 
+    async def _stop_abandoned(self, request_id: str) -> None:
+        """`stop` a scheduler request the entry gave up on, for at most `stop_timeout_s` (it may
+        have ended meanwhile, and then the scheduler never knows the id)."""
+        try:
+            await asyncio.wait_for(self._stop(request_id), self.stop_timeout_s)
+            self.stats.abandoned_stops += 1
+        except asyncio.TimeoutError:
+            log.warning("ltr_bls: gave up on %s, and the scheduler did not take its stop in %.0f s", request_id,
+                        self.stop_timeout_s)
+
     async def _stop(self, request_id: str) -> None:
         """`stop` until the scheduler knows the id (the BLS request may not have reached it yet)."""
         retry_s = 0.02
@@ -191,6 +213,11 @@ class EntryFlow:
                 log.exception("ltr_bls: stop of %s failed", request_id)
             await asyncio.sleep(retry_s)
             retry_s = min(2 * retry_s, 0.5)
+
+
+def _scheduler_died(exc: BaseException) -> bool:
+    """A dead scheduler stub holds nothing to stop (and answers no `stop`)."""
+    return isinstance(exc, StubDied) or (not isinstance(exc, StepError) and stub_died(str(exc)))
 
 
 class _Leaving:

@@ -40,6 +40,17 @@ _NAMED_SPECIAL = [
     "<|image|>",
 ]
 _NUM_SPECIAL = 256
+# The names of id 128004, the pad id: Llama-3.1 and later call it <|finetune_right_pad_id|>; the
+# Llama-3 (3.0) checkpoints, Meta-Llama-3-8B-Instruct among them, <|reserved_special_token_2|>
+# (where 3.1's file has reserved_2 at 128005: hence the order, the 3.1 name first).
+_PAD_NAMES = ("<|finetune_right_pad_id|>", "<|reserved_special_token_2|>")
+# Meta's Llama-3 (3.0) special-token names (meta-llama/llama3, tokenizer.py): ids 128002-128005,
+# 128008 and 128010 on are reserved tokens; the rest are named as in 3.1. For tests and fixtures.
+LLAMA3_SPECIAL_NAMES = [
+    "<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>", "<|reserved_special_token_1|>",
+    "<|reserved_special_token_2|>", "<|reserved_special_token_3|>", "<|start_header_id|>", "<|end_header_id|>",
+    "<|reserved_special_token_4|>", "<|eot_id|>",
+] + [f"<|reserved_special_token_{i}|>" for i in range(5, _NUM_SPECIAL - 5)]
 
 
 class Tokenizer(Protocol):
@@ -121,7 +132,7 @@ class HuggingFaceLlama3:
         self.bos_id = self._special("<|begin_of_text|>")
         self.eos_id = self._special("<|end_of_text|>")
         self.eot_id = self._special("<|eot_id|>")
-        self.pad_id = self._special("<|finetune_right_pad_id|>")
+        self.pad_id = self._first_special(_PAD_NAMES)
         self._byte_of_char = {ch: b for b, ch in _bytes_to_unicode().items()}
 
     def _special(self, name: str) -> int:
@@ -129,6 +140,14 @@ class HuggingFaceLlama3:
         if token_id is None:
             raise ValueError(f"tokenizer.json has no {name}: not a Llama-3 tokenizer")
         return token_id
+
+    def _first_special(self, names: Sequence[str]) -> int:
+        """The id of the first of `names` the file has (one id, named differently across Llama-3 releases)."""
+        for name in names:
+            token_id = self._tok.token_to_id(name)
+            if token_id is not None:
+                return token_id
+        raise ValueError(f"tokenizer.json has none of {list(names)}: not a Llama-3 tokenizer")
 
     def special_id(self, name: str) -> int:
         return self._special(name)

@@ -3,11 +3,15 @@
 `ltr_scheduler/1/model.py` supplies the two seams: an `LLMClient` (BLS calls into `tensorrt_llm`)
 and a `ResponseSink` (the request's decoupled response sender). Tests supply fakes. Whatever way
 a request ends — finished, failed, rejected, cancelled while queued or while generating — it
-releases what it held and the client gets either its final response or an error.
+releases what it held and the client gets either its final response or an error. A generation the
+relay abandons for any reason (cancelled, stopped, the engine's error, a stall, a failed send) is
+first stopped in the engine (TensorRT-LLM's `stop`), so that the engine is not still generating it
+when its slot goes to the next request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,6 +20,7 @@ from typing import AsyncIterator, Callable, Protocol
 import numpy as np
 
 from runtime.detokenize import CONTEXT_TOKENS
+from runtime.engine_inputs import answer_tokens
 from runtime.finish import FinishReason, finish_reason
 from runtime.request_log import EndReason, RequestRecord
 from scheduler import AdmissionGate, QueuedRequest, QueueFull, QueueTimeout, RequestCancelled
@@ -38,6 +43,7 @@ class LLMJob:
     client_id: str = ""  # the caller's request id, by which a `stop` request can end this job
     expected_len: int | None = None  # experiments only: the true answer length, for the oracle policy
     predictor_version: str | None = None  # the length predictor version that gave `score` (request log)
+    end_tokens: tuple[int, ...] = ()  # end tokens sent as stop words: they end the answer, not part of it
 
 
 class LLMClient(Protocol):
@@ -99,8 +105,12 @@ class Relay:
         wall_clock: Callable[[], float] = time.time,
         queue_timeout_s: float | None = None,
         grace_left: Callable[[], float | None] = lambda: None,
+        stop_timeout_s: float = 5.0,
     ) -> None:
         self.gate = gate
+        # How long the engine's answer to a `stop` is awaited before the slot is let go anyway (a
+        # dead LLM stub never answers; TensorRT-LLM and the stand-in answer at once).
+        self.stop_timeout_s = stop_timeout_s
         self.llm = llm
         self.cancel_poll_s = cancel_poll_s
         self.clock = clock
@@ -199,16 +209,22 @@ class Relay:
         self, job: LLMJob, sink: ResponseSink, cancelled: Callable[[], bool], progress: _Progress
     ) -> FinishReason:
         sent: list[int] = []  # streaming: what the client has; otherwise: everything so far
-        async for chunk in self.llm.stream(job):
-            if cancelled():
-                await self.llm.stop(job)
-                raise RequestCancelled(job.request_id)
-            if chunk and progress.first_token is None:
-                progress.first_token = self.wall_clock()
-            if job.streaming and chunk:
-                sink.send_tokens(chunk, sent[-CONTEXT_TOKENS:], final=False)
-            sent.extend(chunk)
-            progress.tokens = len(sent)
+        ended = False  # the engine's stream ran to its end: nothing left to stop
+        try:
+            async for chunk in self.llm.stream(job):
+                if cancelled():
+                    raise RequestCancelled(job.request_id)
+                chunk = answer_tokens(chunk, job.end_tokens)
+                if chunk and progress.first_token is None:
+                    progress.first_token = self.wall_clock()
+                if job.streaming and chunk:
+                    sink.send_tokens(chunk, sent[-CONTEXT_TOKENS:], final=False)
+                sent.extend(chunk)
+                progress.tokens = len(sent)
+            ended = True
+        finally:
+            if not ended:  # cancelled, stopped, failed, stalled, or the send failed: stop the engine's side
+                await self._stop_engine(job)
         finish = finish_reason(len(sent), job.max_tokens)
         if job.streaming:
             sink.send_tokens([], sent[-CONTEXT_TOKENS:], final=True, finish=finish)
@@ -216,3 +232,14 @@ class Relay:
             sink.send_tokens(sent, [], final=True, finish=finish)
         self.stats.completed += 1
         return finish
+
+    async def _stop_engine(self, job: LLMJob) -> None:
+        """`stop` the job in the engine before its slot is given back; bounded by `stop_timeout_s`,
+        and its own failure never replaces the request's outcome (it is logged)."""
+        try:
+            await asyncio.wait_for(self.llm.stop(job), self.stop_timeout_s)
+        except asyncio.TimeoutError:
+            log.warning("request %s: the engine did not answer `stop` within %.1f s", job.request_id,
+                        self.stop_timeout_s)
+        except Exception:
+            log.exception("request %s: `stop` to the engine failed", job.request_id)

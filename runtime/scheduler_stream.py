@@ -52,6 +52,7 @@ class SchedulerStream:
         self.sent_at = clock()  # only a probe that started after this can end the request
         self.quiet_since = self.sent_at
         self.tokens = 0
+        self.ended = False  # the scheduler's stream ended (its end or its error response, which is final)
         self._call = asyncio.ensure_future(call)
         self._arrived: asyncio.Queue | None = None  # once the call returned
 
@@ -71,12 +72,14 @@ class SchedulerStream:
             return StreamEvent(Arrival.NOTHING, quiet_since=self.quiet_since)
         self.quiet_since = self.clock()
         if item is None:
+            self.ended = True
             return StreamEvent(Arrival.END, tokens=self.tokens)
         if isinstance(item, Exception):
             return StreamEvent(Arrival.BROKEN, error=item)
         try:
             reply = self.read(item)
         except StepError as exc:
+            self.ended = True
             return StreamEvent(Arrival.REFUSAL, error=exc)
         except Exception as exc:  # noqa: BLE001  (the entry fails the request with it, as a bug)
             return StreamEvent(Arrival.UNREADABLE, error=exc)

@@ -29,7 +29,11 @@ PY=${PY:-.venv/bin/python}
 DOCKER=${DOCKER:-docker}
 HTTP_PORT=${HTTP_PORT:-8000} GRPC_PORT=${GRPC_PORT:-8001} OPENAI_URL=${OPENAI_URL:-http://127.0.0.1:9000}
 CONTAINER=ltr-serving-gpu
-ONNXRUNTIME_GPU_VERSION=1.31.1  # the newest onnxruntime-gpu on PyPI; requirements.txt's CPU onnxruntime is 1.32.0
+# onnxruntime-gpu for the serving image's CUDA 12.9 / cuDNN 9: 1.22.0 is built with CUDA 12.2 (its
+# capi/build_and_package_info.py; CUDA minor-version compatibility covers 12.9), and it is the ORT
+# version of Triton 25.06's onnxruntime backend that the image serves the predictor with. The newest
+# on PyPI (1.31.1) is built for CUDA 13 and would fall back to CPU here (predictor_gpu_check fails then).
+ONNXRUNTIME_GPU_VERSION=1.22.0
 
 die() { echo "gpu_smoke.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -82,6 +86,9 @@ try: print(read_config(sys.argv[1]).instance_group[0].gpus[0])
 except OSError: print(0)  # not rendered (--dry-run)" build/gpu/model_repository/length_predictor/config.pbtxt)
 SHAPES=$("$PY" -m deploy.gpu.predictor_profile --ort)
 CHECK="python3 -m pip install -q --target /tmp/ltr_ort onnxruntime-gpu==$ONNXRUNTIME_GPU_VERSION numpy==$(pinned numpy) scipy==$(pinned scipy)"
+# The image puts Triton's onnxruntime backend folder (its libonnxruntime*.so) first on LD_LIBRARY_PATH:
+# taken out for the check, so that the wheel's own libraries load.
+CHECK+=' && export LD_LIBRARY_PATH=${LD_LIBRARY_PATH//\/opt\/tritonserver\/backends\/onnxruntime/}'
 CHECK+=" && PYTHONPATH=/tmp/ltr_ort python3 tools/predictor_gpu_check.py --onnx build/gpu_artifacts/length_predictor/1/model.onnx"
 CHECK+=" --reference model_repository/length_predictor/1/model.onnx --trt-profile '$SHAPES'"
 CHECK+=" --trt-cache build/gpu_smoke/trt_cache --out results/predictor_gpu.json"

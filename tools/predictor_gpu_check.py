@@ -7,14 +7,20 @@ compare its scores with the CPU ones, and time it per batch size. For a GPU box;
 
 The fp32 file on the CPU provider is the numeric reference for each GPU provider; `--reference` (the
 shipped int8-weight file on CPU, what CPU serving returns) is compared too. Rank agreement (Kendall's
-tau) matters more than absolute differences: the scheduler only orders by the score. Unavailable
-providers are reported as such, so the same command runs (CPU only) anywhere.
+tau) matters more than absolute differences: the scheduler only orders by the score.
+
+It fails (exit 1, `"ok": false`, each failure named in `"failures"`) when a requested provider is
+not in this onnxruntime build or when a session did not get the providers it asked for: ONNX Runtime
+falls back to the next provider, or to CPU, with only a log warning (a CUDA or TensorRT library that
+does not load, an onnxruntime-gpu built for another CUDA major), and CPU latency reported as GPU
+latency would be worse than no number. On a machine without a GPU: `--providers CPUExecutionProvider`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -44,6 +50,22 @@ def providers_for(name: str, trt_profile: tuple[str, str, str], cache_dir: str) 
     if name == "CUDAExecutionProvider":
         return [name, "CPUExecutionProvider"]
     return [name]
+
+
+def provider_names(requested: list) -> list[str]:
+    """The names in an InferenceSession providers list (a name, or a (name, options) pair)."""
+    return [item[0] if isinstance(item, tuple) else item for item in requested]
+
+
+def fallback(requested: list, got: list[str]) -> str | None:
+    """Why the session is not what was asked for (None when it is): the first requested provider
+    must lead, and none of the requested ones may be missing (ONNX Runtime drops one that fails to
+    load and runs on the next)."""
+    names = provider_names(requested)
+    missing = [name for name in names if name not in got]
+    if got[:1] != names[:1] or missing:
+        return f"asked for {names}, the session runs on {got}" + (f" ({', '.join(missing)} dropped)" if missing else "")
+    return None
 
 
 def max_shape(trt_profile: tuple[str, str, str]) -> tuple[int, int]:
@@ -103,11 +125,19 @@ def check(onnx: Path, reference: Path | None, providers: list[str], batch_sizes:
         ref_scores = shipped.run(None, {"input_ids": ids, "attention_mask": mask})[0][:, 0]
         report["fp32_cpu_vs_reference_cpu"] = {"max_abs_diff": float(np.abs(cpu_scores - ref_scores).max()),
                                                "kendall_tau": kendall_tau(cpu_scores, ref_scores)}
+    failures: list[str] = []
     for name in providers:
         if name not in available:
             report["providers"][name] = {"status": "not available in this onnxruntime build"}
+            failures.append(f"{name}: not available in this onnxruntime build (available: {available})")
             continue
-        session = ort.InferenceSession(str(onnx), providers=providers_for(name, trt_profile, cache_dir))
+        requested = providers_for(name, trt_profile, cache_dir)
+        session = ort.InferenceSession(str(onnx), providers=requested)
+        why = fallback(requested, session.get_providers())
+        if why is not None:
+            report["providers"][name] = {"status": f"fallback: {why}", "session_providers": session.get_providers()}
+            failures.append(f"{name}: {why}")
+            continue  # its scores and latency would be another provider's
         scores = session.run(None, {"input_ids": ids, "attention_mask": mask})[0][:, 0]
         entry = {"status": "ok", "session_providers": session.get_providers(),
                  "max_abs_diff_vs_cpu": float(np.abs(scores - cpu_scores).max()),
@@ -115,6 +145,8 @@ def check(onnx: Path, reference: Path | None, providers: list[str], batch_sizes:
         for batch in batch_sizes:
             entry["latency"][str(batch)] = timed(session, ids[:batch], mask[:batch], iters)
         report["providers"][name] = entry
+    report["ok"] = not failures
+    report["failures"] = failures
     return report
 
 
@@ -142,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text + "\n")
+    if not report["ok"]:
+        print("predictor_gpu_check: FAILED\n  " + "\n  ".join(report["failures"]), file=sys.stderr)
+        return 1
     return 0
 
 

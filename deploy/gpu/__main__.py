@@ -76,6 +76,8 @@ def _settings_from_args(args: argparse.Namespace) -> GpuSettings:
         http_port=args.http_port, grpc_port=args.grpc_port, metrics_port=args.metrics_port,
         publish_address=args.publish_address, predictor_gpu=args.predictor_gpu, gpu_memory_gib=args.gpu_memory_gib,
         predictor_cache_dir=Path(args.predictor_cache_dir),
+        enable_kv_cache_reuse=not args.no_kv_cache_reuse, cuda_graphs=not args.no_cuda_graphs,
+        recv_poll_period_ms=args.recv_poll_period_ms,
     )
 
 
@@ -97,6 +99,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    default="guaranteed_no_evict")
     p.add_argument("--kv-cache-free-gpu-mem-fraction", type=float, default=0.9)
     p.add_argument("--enable-chunked-context", choices=["true", "false"], default="true")
+    p.add_argument("--no-kv-cache-reuse", action="store_true", help="turn off KV-cache block reuse (on by default)")
+    p.add_argument("--no-cuda-graphs", action="store_true", help="turn off CUDA graphs (cuda_graph_mode, on by default)")
+    p.add_argument("--recv-poll-period-ms", type=int, default=1,
+                   help="with tensor parallelism: ms ranks sleep between polls for requests (0: busy loop)")
     p.add_argument("--max-inflight", type=int, help="override the scheduler's admission limit (docs/gpu.md)")
     p.add_argument("--kv-cache-tokens", type=int,
                    help="KV cache size in tokens as the server reports it; bounds max_inflight under guaranteed_no_evict")

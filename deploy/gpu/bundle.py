@@ -104,6 +104,9 @@ class GpuSettings:
     predictor_gpu: int | None = None  # None: choose_predictor_gpu
     gpu_memory_gib: float = DEFAULT_GPU_MEMORY_GIB
     predictor_cache_dir: Path = DEFAULT_PREDICTOR_CACHE  # TensorRT engine + timing caches, kept across restarts
+    enable_kv_cache_reuse: bool = True  # chat prompts share the template's prefix (docs/gpu.md, engine settings)
+    cuda_graphs: bool = True  # cuda_graph_mode, one graph cached per batch size
+    recv_poll_period_ms: int = 1  # world size > 1 only: ranks sleep between polls instead of busy-looping
 
     @property
     def placement(self) -> Placement:
@@ -129,12 +132,18 @@ class GpuSettings:
             },
             "postprocessing": {"tokenizer_path": CONTAINER_CHECKPOINT},
             "ltr_bls": {"tokenizer_path": CONTAINER_CHECKPOINT},  # its text is postprocessing's
-            "ltr_scheduler": {"policy": self.policy, "max_inflight": str(self.inflight)},
+            # tokenizer_path: the request log's prompt text (without it, the log cannot start on GPU)
+            "ltr_scheduler": {"policy": self.policy, "max_inflight": str(self.inflight),
+                              "tokenizer_path": CONTAINER_CHECKPOINT},
             "tensorrt_llm": {
                 "gpt_model_path": CONTAINER_ENGINE,
                 "batch_scheduler_policy": self.batch_scheduler_policy,
                 "kv_cache_free_gpu_mem_fraction": f"{self.placement.kv_fraction:.2f}",
                 "enable_chunked_context": str(self.enable_chunked_context).lower(),
+                "enable_kv_cache_reuse": str(self.enable_kv_cache_reuse).lower(),
+                "cuda_graph_mode": str(self.cuda_graphs).lower(),
+                "cuda_graph_cache_size": str(self.limits.max_batch_size if self.cuda_graphs else 0),
+                "recv_poll_period_ms": str(self.recv_poll_period_ms if self.limits.world_size > 1 else 0),
             },
         }
 

@@ -8,6 +8,8 @@ Two lists come out of NVIDIA's sources:
 - `required`: keys the C++ backend reads with no default (a `GetParameter` call outside any `try`
   block in `model_instance_state.cc` / `model_state.cc`); without one the model fails to load with
   "Cannot find parameter with name: ...". NVIDIA's template always carries them (empty = off).
+- `optional`: keys the backend reads inside a `try` block (a default when absent) that the template
+  does not carry, e.g. `recv_poll_period_ms`: valid, though not in `known`.
 
 Refresh after changing the pinned TensorRT-LLM version (docs/gpu.md, "Pinned versions"):
 
@@ -46,24 +48,27 @@ class TemplateParameters:
     origin: str  # where the files were read from (repository, tag or commit)
     known: dict[str, str]  # key -> the template's value (mostly a ${placeholder})
     required: tuple[str, ...]
+    optional: tuple[str, ...] = ()  # read by the backend (with a default), absent from the template
 
     def problems(self, parameters: dict[str, str]) -> list[str]:
         """Both directions: nothing unknown, nothing required missing."""
-        unknown = sorted(set(parameters) - set(self.known))
+        unknown = sorted(set(parameters) - set(self.known) - set(self.optional))
         missing = sorted(set(self.required) - set(parameters))
-        return ([f"tensorrt_llm parameter {k!r} is not in TensorRT-LLM {self.version}'s template" for k in unknown]
+        return ([f"tensorrt_llm parameter {k!r} is not in TensorRT-LLM {self.version}'s template nor read by its backend"
+                 for k in unknown]
                 + [f"tensorrt_llm lacks parameter {k!r}, which TensorRT-LLM {self.version} reads without a default"
                    for k in missing])
 
     def to_json(self) -> str:
         return json.dumps({"version": self.version, "origin": self.origin, "template": TEMPLATE_PATH,
                            "backend_sources": list(BACKEND_SOURCES), "required": list(self.required),
-                           "known": self.known}, indent=2) + "\n"
+                           "optional": list(self.optional), "known": self.known}, indent=2) + "\n"
 
 
 def load_template_parameters(path: Path = TEMPLATE_PARAMETERS) -> TemplateParameters:
     data = json.loads(Path(path).read_text())
-    return TemplateParameters(data["version"], data["origin"], dict(data["known"]), tuple(data["required"]))
+    return TemplateParameters(data["version"], data["origin"], dict(data["known"]), tuple(data["required"]),
+                              tuple(data.get("optional", ())))
 
 
 def config_parameters(config) -> dict[str, str]:
@@ -128,6 +133,11 @@ def unguarded_parameter_reads(cpp_source: str) -> list[str]:
     return sorted(set(unguarded))
 
 
+def parameter_reads(cpp_source: str) -> list[str]:
+    """Every name passed as a string literal to `GetParameter<...>("name")`, guarded or not."""
+    return sorted(set(_GET_PARAMETER.findall(cpp_source)))
+
+
 def _reader(source: Path | None, git_dir: Path | None, ref: str | None):
     if source is not None:
         return lambda rel: (Path(source) / rel).read_text() if (Path(source) / rel).is_file() else None
@@ -151,14 +161,16 @@ def read_sources(version: str, origin: str, source: Path | None = None, git_dir:
         raise FileNotFoundError(f"no {TEMPLATE_PATH} (with or without triton_backend/) in {source or f'{git_dir}@{ref}'}")
     known = template_parameters(template)
     required: set[str] = set()
+    read_at_all: set[str] = set()
     for rel in BACKEND_SOURCES:
         text = read(prefix + rel)
         if text is None:
             raise FileNotFoundError(f"no {prefix + rel} next to the template")
         required |= set(unguarded_parameter_reads(text))
+        read_at_all |= set(parameter_reads(text))
     if not_in_template := required - set(known):
         raise ValueError(f"the backend requires {sorted(not_in_template)}, which its template lacks")
-    return TemplateParameters(version, origin, known, tuple(sorted(required)))
+    return TemplateParameters(version, origin, known, tuple(sorted(required)), tuple(sorted(read_at_all - set(known))))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -126,7 +126,8 @@ def test_parse_request_defaults() -> None:
     assert parse_request("y", only, s)[0].seed == 0  # no seed at all: 0, as in TensorRT-LLM
     req, streaming, exclude = parse_request("y", only, s, default_seed=3)
     assert (req.prompt_len, list(req.prompt_ids), req.max_tokens) == (2, [4, 5], 6)
-    assert (req.end_id, req.seed, req.top_k, req.top_p, req.temperature, req.stop_words) == (None, 3, 0, 1.0, 1.0, ())
+    # no top_k / top_p: TensorRT-LLM's 0 / 0.0, which it turns into top-k 1 (greedy)
+    assert (req.end_id, req.seed, req.top_k, req.top_p, req.temperature, req.stop_words) == (None, 3, 1, 0.0, 1.0, ())
     assert streaming is False and exclude is True  # exclude_input_in_output: the config's default
     assert parse_request("y", {**only, "random_seed": np.array([[8]], np.uint64)}, s)[0].seed == 8
     assert parse_request("y", {**only, "streaming": np.array([[True]])}, s)[1] is True
@@ -150,3 +151,33 @@ def test_parse_request_names_what_is_missing(given: dict[str, np.ndarray], msg: 
     with pytest.raises(ValueError, match=msg):
         parse_request("z", given, EngineSettings.from_parameters(PARAMS, environ={}))
 
+
+
+def test_sampling_defaults_follow_tensorrt_llm() -> None:
+    """A temperature alone decodes greedily, as on TensorRT-LLM; top_p 1.0 (what the scheduler fills
+    in for a client that sent a temperature, runtime/engine_inputs.py) samples the whole distribution."""
+    s = EngineSettings.from_parameters(PARAMS, environ={})
+    only = {"input_ids": np.array([[4, 5]], np.int32), "request_output_len": np.array([[6]], np.int32),
+            "temperature": np.array([[0.7]], np.float32)}
+    greedy = parse_request("t", only, s)[0]
+    assert (greedy.top_k, greedy.temperature) == (1, np.float32(0.7))
+    sampled = parse_request("t", {**only, "runtime_top_k": np.array([[0]], np.int32),
+                                  "runtime_top_p": np.array([[1.0]], np.float32)}, s)[0]
+    assert (sampled.top_k, sampled.top_p) == (0, 1.0)
+    top_k_only = parse_request("t", {**only, "runtime_top_k": np.array([[40]], np.int32)}, s)[0]
+    assert (top_k_only.top_k, top_k_only.top_p) == (40, 0.0)
+
+
+def test_the_stand_in_samples_exactly_when_tensorrt_llm_would():
+    """The same tensors reach both targets; the stand-in's reading of them (engine.settings) is
+    TensorRT-LLM's: greedy without top_k/top_p, sampling with what engine_inputs fills in."""
+    from runtime.contracts import LLM
+    from runtime.engine_inputs import engine_inputs
+
+    settings = EngineSettings.from_parameters({}, environ={})
+    base = {"input_ids": np.array([[4, 5]], np.int32), "request_output_len": np.array([[6]], np.int32)}
+    temp = {LLM.TEMPERATURE: np.array([[0.7]], np.float32)}
+    assert parse_request("a", {**base}, settings)[0].top_k == 1
+    sent, _ = engine_inputs(temp)
+    sampled = parse_request("b", {**base, **{k: v for k, v in sent.items() if k != LLM.STOP_WORDS_LIST}}, settings)[0]
+    assert (sampled.top_k, sampled.top_p, sampled.temperature) == (0, 1.0, np.float32(0.7))

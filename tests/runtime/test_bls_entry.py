@@ -353,9 +353,30 @@ def test_a_client_that_left_before_the_scheduler_died_gets_its_cancelled_end():
 def test_a_generating_request_whose_responses_stop_ends_with_a_retryable_error_after_the_stall_timeout():
     """The scheduler's own error for a stalled LLM does not reach a BLS caller on Triton 2.51."""
     steps, sink = FakeSteps(replies=[reply([1, 2])], never_end=True), FakeSink()
-    outcome, _ = serve(steps, sink, stall_timeout_s=0.2, probe_after_s=60)
+    outcome, stats = serve(steps, sink, stall_timeout_s=0.2, probe_after_s=60)
     assert outcome == "error" and sink.sent == [("1,2", 2, "", False)]
     assert sink.errors[0].code == UNAVAILABLE and "no response for" in sink.errors[0].message
+    # the entry gave up, so it stops the scheduler request it left (else its slot stays taken)
+    assert steps.stops == [steps.scheduled[0][1]] and stats.abandoned_stops == 1
+
+
+def test_a_request_the_entry_fails_on_a_bug_is_stopped_in_the_scheduler():
+    class Unreadable(FakeSteps):
+        def read(self, item):
+            raise KeyError("output_ids")  # a bug, not the scheduler's error
+
+    steps, sink = Unreadable(replies=LONG, pace_s=0.01), FakeSink()
+    outcome, stats = serve(steps, sink)
+    assert outcome == "failed" and "ltr_bls failed" in sink.errors[0].message
+    assert steps.stops == [steps.scheduled[0][1]] and stats.abandoned_stops == 1
+
+
+def test_a_scheduler_stream_that_ended_is_not_stopped():
+    """Its error response or its end ended the scheduler's request: nothing is left to stop."""
+    for replies in ([StepError("server overloaded", UNAVAILABLE)], [reply([1])]):
+        steps, sink = FakeSteps(replies=replies), FakeSink()
+        outcome, stats = serve(steps, sink)
+        assert outcome == "error" and steps.stops == [] and stats.abandoned_stops == 0
 
 
 def test_without_a_stall_timeout_slow_answers_are_waited_for():

@@ -281,3 +281,86 @@ def test_graceful_stop_refuses_new_ends_waiting_at_once_and_generating_at_the_de
 
     stats = asyncio.run(scenario())
     assert (stats.shut_down, stats.cancelled, stats.completed) == (3, 0, 0)
+
+
+class StallingLLM(FakeLLM):
+    """Streams two tokens, then fails as `runtime.llm_stream` does when the LLM goes silent."""
+
+    async def stream(self, job: LLMJob):
+        from runtime.llm_stream import LLMStalled
+
+        yield [1000]
+        yield [1001]
+        raise LLMStalled("no response from the LLM for 30 s; its model may have died")
+
+
+class BrokenSink(FakeSink):
+    """The client's response sender fails on the second token (the stream broke underneath)."""
+
+    def send_tokens(self, token_ids, context_ids, final, finish=None):
+        if len(self.tokens) >= 1 and token_ids:
+            raise RuntimeError("response sender closed")
+        super().send_tokens(token_ids, context_ids, final, finish)
+
+
+def test_every_abandoned_generation_is_stopped_in_the_engine_before_its_slot_is_reused():
+    """Engine error, stall, a failed send: the engine would otherwise go on generating while the
+    slot is given to the next request. A generation that ends by itself is not stopped."""
+    cases = [(FakeLLM(fail=True), FakeSink(), "engine fell over"), (StallingLLM(), FakeSink(), "no response"),
+             (FakeLLM(), BrokenSink(), "response sender closed")]
+    for llm, sink, message in cases:
+        stats = run_relay([(job("abandoned", 50), sink)], llm, max_inflight=1)
+        assert llm.stopped == ["abandoned"], message
+        assert stats.failed == 1 and message in sink.errors[0]
+    finished = FakeLLM(answer_len=3)
+    run_relay([(job("finished", 50), FakeSink())], finished)
+    assert finished.stopped == []
+
+
+def test_a_stop_the_engine_never_answers_or_refuses_still_frees_the_slot():
+    class HangingStop(FakeLLM):
+        async def stop(self, job):
+            self.stopped.append(job.request_id)
+            await asyncio.sleep(3600)  # a dead LLM stub
+
+    class RefusingStop(FakeLLM):
+        async def stop(self, job):
+            self.stopped.append(job.request_id)
+            raise RuntimeError("stub not healthy")
+
+    for llm in (HangingStop(fail=True), RefusingStop(fail=True)):
+        async def scenario():
+            gate = AdmissionGate(RequestQueue(make_policy("ltr")), 1)
+            relay = Relay(gate, llm, cancel_poll_s=0.001, stop_timeout_s=0.05)
+            first, second = FakeSink(), FakeSink()
+            await asyncio.wait_for(asyncio.gather(relay.serve(job("a", 50), first), relay.serve(job("b", 50), second)), 5)
+            assert gate.inflight == 0 and len(gate.queue) == 0
+            return first, second
+
+        first, second = asyncio.run(scenario())
+        assert "engine fell over" in first.errors[0] and "engine fell over" in second.errors[0]
+        assert llm.stopped == ["a", "b"]
+
+
+def test_a_cancelled_generation_is_stopped_once():
+    llm = FakeLLM()
+    run_relay([(job("c", 50), FakeSink(cancel_after=2))], llm)
+    assert llm.stopped == ["c"]
+
+
+def test_an_end_token_sent_as_a_stop_word_ends_the_answer_and_is_not_part_of_it():
+    """The engine keeps a matched stop word in its output (TensorRT-LLM does); the relay cuts the
+    end tokens the scheduler added (runtime.engine_inputs), streamed or not."""
+
+    class EndsWithEndOfText(FakeLLM):
+        async def stream(self, job):
+            yield [1000, 1001]
+            yield [1002, 128001]
+
+    for streaming in (True, False):
+        sink, llm = FakeSink(), EndsWithEndOfText()
+        j = job("eot", 50, streaming=streaming)
+        j.end_tokens = (128001,)
+        stats = run_relay([(j, sink)], llm)
+        assert sink.tokens == [1000, 1001, 1002] and sink.finish == "stop" and stats.completed == 1
+        assert llm.stopped == []

@@ -43,6 +43,11 @@ def test_dry_run_builds_starts_requests_stops_and_checks_the_predictor_in_that_o
     profile = PredictorProfile.from_repository()
     assert "tools/predictor_gpu_check.py" in inner and profile.shapes("max") in inner
     assert "onnxruntime-gpu==" in inner and "numpy==1.26.4" in inner  # pinned, numpy from requirements.txt
+    # built for CUDA 12.x like the image (12.9), and Triton's own ORT backend (first on LD_LIBRARY_PATH) is
+    # taken off the search path for the check, so that the wheel's libraries are the ones loaded
+    assert "onnxruntime-gpu==1.22.0 " in inner
+    assert "LD_LIBRARY_PATH=${LD_LIBRARY_PATH//\\/opt\\/tritonserver\\/backends\\/onnxruntime/}" in inner
+    assert inner.index("LD_LIBRARY_PATH=") < inner.index("predictor_gpu_check.py")
 
 
 def test_keep_leaves_the_server_running():

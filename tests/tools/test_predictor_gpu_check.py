@@ -1,5 +1,6 @@
 """tools/predictor_gpu_check.py on CPU with a tiny ONNX model of the predictor's interface: the
-comparison and timing logic, and that missing GPU providers are reported rather than faked."""
+comparison and timing logic, and that a missing provider or a session that fell back to another
+one fails the check instead of being reported as that provider's numbers."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ def test_cpu_run_compares_times_and_reports_missing_providers(tmp_path):
     report = gpu_check.check(model, reference, ["NoSuchExecutionProvider", "CPUExecutionProvider"], [1, 4], seq=16,
                              iters=3, vocab=5000, cache_dir=str(tmp_path / "cache"), trt_profile=gpu_check.serving_trt_profile())
     assert report["providers"]["NoSuchExecutionProvider"]["status"].startswith("not available")
+    assert report["ok"] is False and report["failures"][0].startswith("NoSuchExecutionProvider: not available")
     cpu = report["providers"]["CPUExecutionProvider"]
     assert cpu["max_abs_diff_vs_cpu"] == 0.0 and cpu["kendall_tau_vs_cpu"] == 1.0
     assert set(cpu["latency"]) == {"1", "4"} and cpu["latency"]["4"]["p50_ms"] > 0
@@ -88,3 +90,38 @@ def test_cli_takes_the_profile_from_the_command_line(tmp_path):
     assert json.loads(out.read_text())["providers"]["CPUExecutionProvider"]["status"] == "ok"
     with pytest.raises(SystemExit):
         gpu_check.main(["--onnx", str(model), "--trt-profile", "only one"])
+
+
+def test_a_session_that_fell_back_to_cpu_fails_the_check(tmp_path, monkeypatch):
+    """What an onnxruntime-gpu for the wrong CUDA does on a GPU box: the CUDA provider is listed as
+    available, the session cannot load it and runs on CPU with only a warning. Here a CPU build is
+    told it has CUDA, and the real InferenceSession falls back the same way."""
+    import onnxruntime as ort
+
+    real = ort.get_available_providers()
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", *real])
+    model = tiny_predictor(tmp_path / "fp32.onnx", 1e-6)
+    report = gpu_check.check(model, None, ["CUDAExecutionProvider", "CPUExecutionProvider"], [1], seq=16, iters=1,
+                             vocab=5000, cache_dir=str(tmp_path), trt_profile=gpu_check.serving_trt_profile())
+    cuda = report["providers"]["CUDAExecutionProvider"]
+    assert cuda["status"].startswith("fallback") and cuda["session_providers"] == ["CPUExecutionProvider"]
+    assert "latency" not in cuda  # no CPU numbers under the CUDA name
+    assert report["ok"] is False and report["failures"] == [
+        "CUDAExecutionProvider: asked for ['CUDAExecutionProvider', 'CPUExecutionProvider'], the session runs on "
+        "['CPUExecutionProvider'] (CUDAExecutionProvider dropped)"]
+    assert report["providers"]["CPUExecutionProvider"]["status"] == "ok"
+
+
+def test_the_fallback_rule():
+    trt = [("TensorrtExecutionProvider", {}), "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert gpu_check.fallback(trt, ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]) is None
+    assert "TensorrtExecutionProvider dropped" in gpu_check.fallback(trt, ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert gpu_check.fallback(["CPUExecutionProvider"], ["CPUExecutionProvider"]) is None
+
+
+def test_the_command_exits_1_on_a_failure_and_0_when_every_provider_is_real(tmp_path):
+    model = tiny_predictor(tmp_path / "fp32.onnx", 1e-6)
+    common = ["--onnx", str(model), "--batch-sizes", "1", "--seq", "16", "--iters", "1", "--vocab", "5000"]
+    assert gpu_check.main([*common, "--providers", "CPUExecutionProvider", "--out", str(tmp_path / "ok.json")]) == 0
+    assert json.loads((tmp_path / "ok.json").read_text())["ok"] is True
+    assert gpu_check.main([*common, "--providers", "NoSuchExecutionProvider,CPUExecutionProvider"]) == 1

@@ -17,6 +17,7 @@ import triton_python_backend_utils as pb_utils
 
 from runtime.contracts import LLM, Scheduler, llm_call_inputs
 from runtime.drain import DrainSignal
+from runtime.engine_inputs import engine_inputs, parse_token_ids
 from runtime.llm_stream import DeferredRelease, stream_chunks, use_bls_executor
 from runtime.predictor_version import ServingVersionWatch
 from runtime.predictor_fallback import FallbackRank
@@ -161,6 +162,7 @@ class TritonPythonModel:
             max_size=int(params["max_queue_size"]),
         )
         max_inflight = int(params["max_inflight"])
+        self.end_tokens = parse_token_ids(params["end_tokens"])
         self.fallback_rank = FallbackRank()
         self.metrics = SchedulerMetrics(params["policy"])
         self.gate = AdmissionGate(queue, max_inflight, on_change=lambda gate: self._publish())
@@ -250,6 +252,7 @@ class TritonPythonModel:
             tensor = pb_utils.get_input_tensor_by_name(request, name)
             if tensor is not None and tensor.as_numpy().size:
                 passed[name] = tensor.as_numpy()
+        passed, end_tokens = engine_inputs(passed, self.end_tokens)  # both end ids, sampling defaults
         return LLMJob(
             request_id=uuid.uuid4().hex,  # unique per LLM call; client ids may repeat
             input_ids=input_ids.reshape(-1).astype(np.int32),
@@ -260,4 +263,5 @@ class TritonPythonModel:
             client_id=request.request_id(),
             expected_len=_expected_len(request),
             predictor_version=self.version_watch.current,
+            end_tokens=end_tokens,
         )

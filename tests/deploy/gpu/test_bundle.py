@@ -112,6 +112,17 @@ def test_shared_models_are_the_cpu_files_with_gpu_parameters(tmp_path):
     assert params(repo, "tensorrt_llm")["gpt_model_path"] == CONTAINER_ENGINE
 
 
+def test_every_model_that_loads_the_tokenizer_gets_the_mounted_checkpoint(tmp_path):
+    """The container has no build/tokenizer/tokenizer.model: a model whose code loads the Llama-3
+    tokenizer (the scheduler does for its request log) must be told the checkpoint's folder."""
+    repo = render_gpu_bundle(tmp_path / "b", local_settings(tmp_path)) / "model_repository"
+    loading = {name for name in SHARED_MODELS
+               if any("load_tokenizer" in src.read_text() for src in (SOURCE_REPOSITORY / name).rglob("*.py"))}
+    assert {"preprocessing", "postprocessing", "ltr_bls", "ltr_scheduler"} <= loading
+    for name in loading:
+        assert params(repo, name).get("tokenizer_path") == CONTAINER_CHECKPOINT, name
+
+
 def test_limits_follow_the_engine(tmp_path):
     engine = write_engine(tmp_path / "engine", max_batch_size=32, max_input_len=2048, max_seq_len=4096, tp=2)
     limits = EngineLimits.from_engine_dir(engine)
@@ -212,3 +223,24 @@ def assert_python_models_import_from(python_dir: Path) -> None:
                             env={**os.environ, "PYTHONPATH": str(python_dir)}, check=True).stdout.split()
     assert len(loaded) >= len(modules)
     assert [f for f in loaded if not Path(f).is_relative_to(python_dir)] == []  # transitive imports too
+
+
+def test_engine_settings_worth_having_on_a_gpu(tmp_path):
+    """KV-cache block reuse and CUDA graphs on by default; with tensor parallelism the ranks poll for
+    requests every recv_poll_period_ms instead of busy-looping; every one can be turned off; each
+    rendering passes the template check (deploy/gpu/trtllm_parameters.py) both ways."""
+    tp1 = local_settings(tmp_path)
+    engine = write_engine(tmp_path / "engine8", max_batch_size=48, tp=8)
+    tp8 = local_settings(tmp_path, engine_dir=engine, limits=EngineLimits.from_engine_dir(engine))
+    off = local_settings(tmp_path, engine_dir=engine, limits=EngineLimits.from_engine_dir(engine),
+                         enable_kv_cache_reuse=False, cuda_graphs=False, recv_poll_period_ms=0)
+    rendered = {}
+    for name, settings in (("tp1", tp1), ("tp8", tp8), ("off", off)):
+        bundle = render_gpu_bundle(tmp_path / name, settings)
+        assert bundle_problems(bundle) == [], name
+        rendered[name] = params(bundle / "model_repository", "tensorrt_llm")
+    keys = ("enable_kv_cache_reuse", "cuda_graph_mode", "cuda_graph_cache_size", "recv_poll_period_ms")
+    assert [rendered["tp1"][k] for k in keys] == ["true", "true", str(tp1.limits.max_batch_size), "0"]
+    assert [rendered["tp8"][k] for k in keys] == ["true", "true", "48", "1"]
+    assert [rendered["off"][k] for k in keys] == ["false", "false", "0", "0"]
+    assert rendered["tp1"]["enable_chunked_context"] == "true"  # reuse and chunking both need paged context FMHA

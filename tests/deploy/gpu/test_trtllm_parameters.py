@@ -44,7 +44,7 @@ def test_rendered_config_has_every_required_key_and_no_unknown_one(tmp_path):
     params = config_parameters(read_config(path))
     template = load_template_parameters()
     assert template.problems(params) == []
-    assert set(template.required) <= set(params) <= set(template.known)
+    assert set(template.required) <= set(params) <= set(template.known) | set(template.optional)
     assert all(params[k] == "" for k in GUIDED_DECODING)  # empty = guided decoding off
     assert params["gpt_model_path"]  # empty would fail too: "Both encoder and decoder model paths are empty"
 
@@ -112,7 +112,8 @@ def _source_tree(root, prefix):
     src = root / prefix / "inflight_batcher_llm" / "src"
     src.mkdir(parents=True)
     (src / "model_instance_state.cc").write_text(CPP)
-    (src / "model_state.cc").write_text('void C() { try { GetParameter<std::string>("guarded"); } catch (...) {} }')
+    (src / "model_state.cc").write_text('void C() { try { GetParameter<std::string>("guarded"); } catch (...) {} }\n'
+                                        'void D() { try { GetParameter<int>("poll_ms"); } catch (...) {} }')
     return root
 
 
@@ -123,6 +124,7 @@ def test_refresh_from_a_checkout_in_either_layout(tmp_path, prefix):
     assert main(["--source", str(root), "--version", "9.9.9", "--origin", "test tree", "--out", str(out)]) == 0
     data = json.loads(out.read_text())
     assert data["version"] == "9.9.9" and data["origin"] == "test tree"
+    assert data["optional"] == ["poll_ms"]  # read with a default, not in the template: valid all the same
     assert data["required"] == ["after_try", "plain"]
     assert set(data["known"]) == {"plain", "guarded", "after_try", "nested"}
 
@@ -144,3 +146,20 @@ def test_refresh_refuses_a_required_key_the_template_lacks(tmp_path):
         'void D() { GetParameter<std::string>("surprise"); }')
     with pytest.raises(ValueError, match="surprise"):
         read_sources("9", "x", source=root)
+
+
+def test_optional_keys_pass_and_a_misspelt_one_still_fails():
+    """recv_poll_period_ms: the backend reads it (in a try block), NVIDIA's template does not carry it."""
+    template = load_template_parameters()
+    assert "recv_poll_period_ms" in template.optional and "recv_poll_period_ms" not in template.known
+    base = {k: "" for k in template.required}
+    assert template.problems({**base, "recv_poll_period_ms": "1"}) == []
+    assert template.problems({**base, "recv_poll_period": "1"}) == [
+        f"tensorrt_llm parameter 'recv_poll_period' is not in TensorRT-LLM {template.version}'s template nor read by "
+        "its backend"]
+
+
+def test_parameter_reads_finds_every_literal_key():
+    from deploy.gpu.trtllm_parameters import parameter_reads
+
+    assert parameter_reads(CPP) == ["after_try", "guarded", "nested", "plain"]

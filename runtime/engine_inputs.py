@@ -1,0 +1,94 @@
+"""What the scheduler adds to a request's engine inputs, so that both targets end and sample alike.
+
+Two gaps between what clients send and what TensorRT-LLM does with it:
+
+- **Two end tokens.** Llama-3-Instruct ends a turn with `<|eot_id|>` (128009) and a text with
+  `<|end_of_text|>` (128001); Meta's generation config stops on both. TensorRT-LLM takes one
+  `end_id` (preprocessing sends 128009) plus `stop_words_list`, which carries only what the client
+  typed. So every end token other than the request's `end_id` is added here as a one-token stop
+  word, on every path (text_input, prompt_token_ids, the OpenAI server's completions and chat: all
+  reach the engine through the scheduler). TensorRT-LLM keeps a matched stop word in `output_ids`
+  (its own LLM API trims it: `include_stop_str_in_output` defaults to False), whereas `end_id` is
+  left out; the stand-in does the same. The added ids are therefore cut from the answer by the
+  relay (`answer_tokens`): the client sees the same answer whichever token ended it.
+- **Sampling defaults.** TensorRT-LLM's `runtime_top_k` / `runtime_top_p` default to 0 and 0.0,
+  which its sampling setup turns into top-k 1: a request with only `temperature` decodes
+  greedily. A client that sends a temperature above 0 asks for sampling (OpenAI's and vLLM's
+  top_p default is 1.0), so `top_k` 0 / `top_p` 1.0 (the whole distribution at that temperature)
+  are filled in when it sent neither. Without a temperature the request stays greedy on both
+  targets (TensorRT-LLM's default, which the stand-in follows: engine.settings).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from runtime.contracts import LLM
+from runtime.triton_tensors import first_value
+
+# Meta's generation_config.json for Llama-3-8B/70B-Instruct: "eos_token_id": [128001, 128009].
+LLAMA3_END_TOKENS = (128001, 128009)
+
+
+def parse_token_ids(text: str) -> tuple[int, ...]:
+    """A config parameter's comma-separated token ids ("128001,128009"; "" = none)."""
+    return tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+
+
+def add_stop_tokens(word_list: np.ndarray | None, tokens: Iterable[int]) -> np.ndarray:
+    """`word_list` (TensorRT-LLM's [1, 2, N] format: row 0 the ids of all words, row 1 each word's
+    end offset, -1 padded; None or empty: no words) with each of `tokens` appended as a one-token
+    word, unless it is one already."""
+    ids: list[int] = []
+    offsets: list[int] = []
+    if word_list is not None and np.asarray(word_list).size:
+        rows = np.asarray(word_list).reshape(2, -1)
+        offsets = [int(o) for o in rows[1] if o >= 0]
+        ids = [int(t) for t in rows[0, : (offsets[-1] if offsets else 0)]]
+    starts = [0, *offsets[:-1]]
+    words = {tuple(ids[a:b]) for a, b in zip(starts, offsets)}
+    for token in tokens:
+        if (int(token),) not in words:
+            ids.append(int(token))
+            offsets.append(len(ids))
+            words.add((int(token),))
+    width = max(len(ids), len(offsets))
+    out = np.full((2, width), -1, dtype=np.int32)
+    out[0, : len(ids)] = ids
+    out[0, len(ids):] = 0
+    out[1, : len(offsets)] = offsets
+    return out[None]
+
+
+def sampling_defaults(passed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`runtime_top_k` 0 / `runtime_top_p` 1.0 when a temperature above 0 came without either
+    (module docstring); nothing otherwise."""
+    temperature = first_value(passed.get(LLM.TEMPERATURE))
+    if temperature is None or float(temperature) <= 0:
+        return {}
+    if passed.get(LLM.RUNTIME_TOP_K) is not None or passed.get(LLM.RUNTIME_TOP_P) is not None:
+        return {}
+    return {LLM.RUNTIME_TOP_K: np.array([[0]], dtype=np.int32), LLM.RUNTIME_TOP_P: np.array([[1.0]], dtype=np.float32)}
+
+
+def engine_inputs(passed: Mapping[str, np.ndarray],
+                  end_tokens: Sequence[int] = LLAMA3_END_TOKENS) -> tuple[dict[str, np.ndarray], tuple[int, ...]]:
+    """The pass-through inputs as the engine gets them, and the end tokens added as stop words
+    (to be cut from the answer: `answer_tokens`)."""
+    out = {**passed, **sampling_defaults(passed)}
+    end_id = first_value(passed.get(LLM.END_ID))
+    added = tuple(int(t) for t in end_tokens if end_id is None or int(t) != int(end_id))
+    if added:
+        out[LLM.STOP_WORDS_LIST] = add_stop_tokens(passed.get(LLM.STOP_WORDS_LIST), added)
+    return out, added
+
+
+def answer_tokens(chunk: list[int], end_tokens: Sequence[int]) -> list[int]:
+    """`chunk` up to (not including) an added end token: the engine stops there, so it can only be
+    the answer's last token, and it is not part of the answer (as `end_id` is not)."""
+    for i, token in enumerate(chunk):
+        if token in end_tokens:
+            return chunk[:i]
+    return chunk
