@@ -17,6 +17,8 @@ import numpy as np
 
 from runtime.detokenize import CONTEXT_TOKENS
 from runtime.finish import FinishReason, finish_reason
+from runtime.latency_histograms import QUEUE_WAIT, TTFT, Observe, Phase
+from runtime.predicted_backlog import PredictedBacklog
 from runtime.request_log import EndReason, RequestRecord
 from scheduler import AdmissionGate, QueuedRequest, QueueFull, QueueTimeout, RequestCancelled
 
@@ -38,6 +40,7 @@ class LLMJob:
     client_id: str = ""  # the caller's request id, by which a `stop` request can end this job
     expected_len: int | None = None  # experiments only: the true answer length, for the oracle policy
     predictor_version: str | None = None  # the length predictor version that gave `score` (request log)
+    expected_tokens: float | None = None  # the calibrated answer length of `score` (predicted backlog)
 
 
 class LLMClient(Protocol):
@@ -99,6 +102,7 @@ class Relay:
         wall_clock: Callable[[], float] = time.time,
         queue_timeout_s: float | None = None,
         grace_left: Callable[[], float | None] = lambda: None,
+        observe: Observe | None = None,
     ) -> None:
         self.gate = gate
         self.llm = llm
@@ -109,6 +113,8 @@ class Relay:
         self.queue_timeout_s = queue_timeout_s  # the queue deadline (None: wait as long as it takes)
         self.grace_left = grace_left  # graceful stop: None, or seconds left to finish (runtime.drain)
         self.stats = RelayStats()
+        self.observe = observe  # queue wait and TTFT, in seconds (runtime.latency_histograms)
+        self.backlog = PredictedBacklog()  # expected tokens still to come (runtime.predicted_backlog)
         self._live: dict[str, int] = {}  # client id -> live jobs with that id
         self._stop_requested: set[str] = set()
 
@@ -139,10 +145,14 @@ class Relay:
         if job.client_id:
             self._live[job.client_id] = self._live.get(job.client_id, 0) + 1
         progress = _Progress(arrival=self.wall_clock())
+        expected = job.expected_tokens if job.expected_tokens is not None else job.max_tokens  # no calibration
+        self.backlog.arrived(job.request_id, expected, job.max_tokens)
         ended: EndReason = "error"
         try:
             async with self.gate.slot(queued, cancelled, self.cancel_poll_s, self.queue_timeout_s):
                 progress.admission = self.wall_clock()
+                self.backlog.admitted(job.request_id)
+                self._observe(QUEUE_WAIT, progress.admission - progress.arrival)
                 ended = await self._generate(job, sink, cancelled, progress)
         except QueueFull as exc:
             ended = "rejected"
@@ -165,8 +175,13 @@ class Relay:
             log.exception("request %s failed", job.request_id)
             sink.send_error(f"generation failed: {exc}")
         finally:
+            self.backlog.ended(job.request_id)
             self._forget(job.client_id)
             self._log(job, ended, progress)
+
+    def _observe(self, phase: Phase, seconds: float) -> None:
+        if self.observe is not None:
+            self.observe(phase, max(0.0, seconds))
 
     def _log(self, job: LLMJob, ended: EndReason, progress: _Progress) -> None:
         """One request-log row; the log only queues it, and its failures never reach the request."""
@@ -205,10 +220,12 @@ class Relay:
                 raise RequestCancelled(job.request_id)
             if chunk and progress.first_token is None:
                 progress.first_token = self.wall_clock()
+                self._observe(TTFT, progress.first_token - progress.arrival)
             if job.streaming and chunk:
                 sink.send_tokens(chunk, sent[-CONTEXT_TOKENS:], final=False)
             sent.extend(chunk)
             progress.tokens = len(sent)
+            self.backlog.generated(job.request_id, len(sent))
         finish = finish_reason(len(sent), job.max_tokens)
         if job.streaming:
             sink.send_tokens([], sent[-CONTEXT_TOKENS:], final=True, finish=finish)
