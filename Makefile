@@ -27,6 +27,7 @@ help:
 	@echo "make mutate   mutation testing of scheduler, relay, request checks, detokenizer (results/mutation.md; not CI)"
 	@echo "make deploy-replicas   REPLICAS=2 tritonservers behind HAProxy on 127.0.0.1:$(LB_PORT) (make stop-replicas)"
 	@echo "make k8s-check   render deploy/k8s and validate it offline (docs/kubernetes.md)"
+	@echo "make dashboard   regenerate the Grafana dashboard and the Prometheus rules (docs/operations.md)"
 	@echo "make train    train + export the length predictor (model_repository/length_predictor/1)"
 	@echo "make eval     length-predictor tau table vs baselines (results/predictor_eval.md)"
 	@echo "make deploy REQUEST_LOG=.deploy/request_log   log every finished request (docs/predictor.md, the loop)"
@@ -96,7 +97,7 @@ $(GPU_PREDICTOR_DIR)/model.onnx: model_repository/length_predictor/1/model.onnx 
 stop:
 	@if [ -x $(PY) ]; then $(PY) -m deploy stop; else echo "nothing deployed"; fi
 
-test: setup haproxy
+test: setup haproxy prometheus
 	$(PY) -m pytest -q
 
 # Mutation testing (tools/mutation.py): mutmut plants bugs in scheduler/, the relay, request validation
@@ -248,3 +249,13 @@ bench-replicas-local: setup haproxy
 
 k8s-check: setup
 	$(PY) -m deploy.manifests
+
+# Monitoring (docs/operations.md): the Grafana dashboard and the Prometheus rules are generated from
+# deploy/dashboard.py and deploy/prometheus_rules.py into deploy/k8s/base/monitoring/. Prometheus and
+# promtool (Debian's package, installed here if missing) run the rules' unit tests and the live test.
+.PHONY: dashboard prometheus
+dashboard: setup
+	$(PY) -m deploy.dashboard
+
+prometheus:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq prometheus >/dev/null; }

@@ -25,6 +25,8 @@ What it does, every `interval_s`:
   answers at once without queueing (`ltr_bls` with a negative temperature: preprocessing runs, the
   scheduler refuses it before its queue); no answer for `hang_after_s` → not ready, then restart.
 Readiness (`GET /ready` on the health port): 200 {"ready": true} or 503 {"ready": false, "reason"}.
+Prometheus metrics (`GET /metrics` on the same port): `ltr_supervisor_recoveries_total{action,ok}`
+(reloads and restarts, done or failed) and `ltr_supervisor_ready` (docs/operations.md alerts on both).
 
     python -m deploy.supervisor --state-dir .deploy --health-port 8003   (started by `make deploy`)
 """
@@ -67,6 +69,8 @@ PORTS_FILE = "ports.json"
 SUPERVISOR_PID_FILE = "supervisor.pid"
 DEFAULT_HEALTH_PORT = 8003
 PROBE_MODEL = "ltr_bls"  # the liveness probe's entry (DeployedServer.answers)
+RECOVERIES = "ltr_supervisor_recoveries_total"  # metric families on the health port's /metrics
+READY = "ltr_supervisor_ready"
 
 
 class ServerHandle(Protocol):
@@ -93,6 +97,19 @@ class Health:
 
     def as_json(self) -> dict:
         return {"ready": self.ready, "reason": self.reason, "recoveries": self.recoveries[-20:]}
+
+    def exposition(self) -> str:
+        """The Prometheus text format of RECOVERIES (every action and outcome, zeros included, so the
+        series exist before the first recovery) and READY."""
+        lines = [f"# HELP {RECOVERIES} Reloads of a dead model stub and restarts of the server, by outcome",
+                 f"# TYPE {RECOVERIES} counter"]
+        for action in ("reload", "restart"):
+            for ok in (True, False):
+                count = sum(1 for r in self.recoveries if r["action"] == action and r["ok"] is ok)
+                lines.append(f'{RECOVERIES}{{action="{action}",ok="{str(ok).lower()}"}} {count}')
+        lines += [f"# HELP {READY} 1 when every model stub runs and the pipeline answers", f"# TYPE {READY} gauge",
+                  f"{READY} {int(self.ready)}"]
+        return "\n".join(lines) + "\n"
 
 
 class Supervisor:
@@ -316,10 +333,13 @@ def serve_health(supervisor: Supervisor, port: int) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             health = supervisor.health
-            status = 200 if self.path.startswith("/live") or health.ready else 503
-            body = json.dumps(health.as_json()).encode()
+            if self.path.startswith("/metrics"):
+                status, body, content_type = 200, health.exposition().encode(), "text/plain; version=0.0.4"
+            else:
+                status = 200 if self.path.startswith("/live") or health.ready else 503
+                body, content_type = json.dumps(health.as_json()).encode(), "application/json"
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

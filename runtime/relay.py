@@ -22,6 +22,8 @@ import numpy as np
 from runtime.detokenize import CONTEXT_TOKENS
 from runtime.engine_inputs import answer_tokens
 from runtime.finish import FinishReason, finish_reason
+from runtime.latency_histograms import QUEUE_WAIT, TTFT, Observe, Phase
+from runtime.predicted_backlog import PredictedBacklog
 from runtime.request_log import EndReason, RequestRecord
 from scheduler import AdmissionGate, QueuedRequest, QueueFull, QueueTimeout, RequestCancelled
 
@@ -44,6 +46,7 @@ class LLMJob:
     expected_len: int | None = None  # experiments only: the true answer length, for the oracle policy
     predictor_version: str | None = None  # the length predictor version that gave `score` (request log)
     end_tokens: tuple[int, ...] = ()  # end tokens sent as stop words: they end the answer, not part of it
+    expected_tokens: float | None = None  # the calibrated answer length of `score` (predicted backlog)
 
 
 class LLMClient(Protocol):
@@ -106,6 +109,7 @@ class Relay:
         queue_timeout_s: float | None = None,
         grace_left: Callable[[], float | None] = lambda: None,
         stop_timeout_s: float = 5.0,
+        observe: Observe | None = None,
     ) -> None:
         self.gate = gate
         # How long the engine's answer to a `stop` is awaited before the slot is let go anyway (a
@@ -119,6 +123,8 @@ class Relay:
         self.queue_timeout_s = queue_timeout_s  # the queue deadline (None: wait as long as it takes)
         self.grace_left = grace_left  # graceful stop: None, or seconds left to finish (runtime.drain)
         self.stats = RelayStats()
+        self.observe = observe  # queue wait and TTFT, in seconds (runtime.latency_histograms)
+        self.backlog = PredictedBacklog()  # expected tokens still to come (runtime.predicted_backlog)
         self._live: dict[str, int] = {}  # client id -> live jobs with that id
         self._stop_requested: set[str] = set()
 
@@ -149,10 +155,14 @@ class Relay:
         if job.client_id:
             self._live[job.client_id] = self._live.get(job.client_id, 0) + 1
         progress = _Progress(arrival=self.wall_clock())
+        expected = job.expected_tokens if job.expected_tokens is not None else job.max_tokens  # no calibration
+        self.backlog.arrived(job.request_id, expected, job.max_tokens)
         ended: EndReason = "error"
         try:
             async with self.gate.slot(queued, cancelled, self.cancel_poll_s, self.queue_timeout_s):
                 progress.admission = self.wall_clock()
+                self.backlog.admitted(job.request_id)
+                self._observe(QUEUE_WAIT, progress.admission - progress.arrival)
                 ended = await self._generate(job, sink, cancelled, progress)
         except QueueFull as exc:
             ended = "rejected"
@@ -175,8 +185,13 @@ class Relay:
             log.exception("request %s failed", job.request_id)
             sink.send_error(f"generation failed: {exc}")
         finally:
+            self.backlog.ended(job.request_id)
             self._forget(job.client_id)
             self._log(job, ended, progress)
+
+    def _observe(self, phase: Phase, seconds: float) -> None:
+        if self.observe is not None:
+            self.observe(phase, max(0.0, seconds))
 
     def _log(self, job: LLMJob, ended: EndReason, progress: _Progress) -> None:
         """One request-log row; the log only queues it, and its failures never reach the request."""
@@ -217,10 +232,12 @@ class Relay:
                 chunk = answer_tokens(chunk, job.end_tokens)
                 if chunk and progress.first_token is None:
                     progress.first_token = self.wall_clock()
+                    self._observe(TTFT, progress.first_token - progress.arrival)
                 if job.streaming and chunk:
                     sink.send_tokens(chunk, sent[-CONTEXT_TOKENS:], final=False)
                 sent.extend(chunk)
                 progress.tokens = len(sent)
+                self.backlog.generated(job.request_id, len(sent))
             ended = True
         finally:
             if not ended:  # cancelled, stopped, failed, stalled, or the send failed: stop the engine's side

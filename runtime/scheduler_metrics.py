@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Iterable, Literal, Mapping
 
+from runtime.latency_histograms import BUCKETS, QUEUE_WAIT as QUEUE_WAIT_PHASE, TTFT as TTFT_PHASE, Phase
 from runtime.relay import RelayStats
 from scheduler import AdmissionGate
 
@@ -33,8 +34,11 @@ INFLIGHT = "ltr_scheduler_inflight_requests"
 REQUESTS = "ltr_scheduler_requests_total"
 REQUEST_LOG_FAILURES = "ltr_scheduler_request_log_failures_total"
 PREDICTOR_VERSION = "ltr_scheduler_predictor_version"
+QUEUE_WAIT = "ltr_scheduler_queue_wait_seconds"
+TTFT = "ltr_scheduler_time_to_first_token_seconds"
+PREDICTED_BACKLOG = "ltr_scheduler_predicted_backlog_tokens"
 
-Kind = Literal["gauge", "counter"]
+Kind = Literal["gauge", "counter", "histogram"]
 FAMILIES: dict[str, tuple[Kind, str]] = {  # name -> (kind, description); every family has a `policy` label
     WAITING: ("gauge", "Requests waiting for admission"),
     INFLIGHT: ("gauge", "Requests admitted into the LLM"),
@@ -42,6 +46,15 @@ FAMILIES: dict[str, tuple[Kind, str]] = {  # name -> (kind, description); every 
     REQUEST_LOG_FAILURES: (
         "counter", "Request-log rows lost: unwritable path, full disk, or writer queue full (requests unaffected)"),
     PREDICTOR_VERSION: ("gauge", "The length-predictor version now scoring requests (request log: predictor_version)"),
+    QUEUE_WAIT: ("histogram", "Seconds from arrival at the scheduler to admission into the LLM (admitted requests)"),
+    TTFT: ("histogram", "Seconds from arrival at the scheduler to the first generated token"),
+    PREDICTED_BACKLOG: ("gauge", "Output tokens expected from the requests waiting and the rest of those generating "
+                                 "(the predictor's score through the version's length calibration)"),
+}
+# The histograms' phases (runtime.latency_histograms) and bucket bounds, by family.
+HISTOGRAMS: dict[str, tuple[Phase, tuple[float, ...]]] = {
+    QUEUE_WAIT: (QUEUE_WAIT_PHASE, BUCKETS[QUEUE_WAIT_PHASE]),
+    TTFT: (TTFT_PHASE, BUCKETS[TTFT_PHASE]),
 }
 
 

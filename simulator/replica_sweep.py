@@ -86,9 +86,12 @@ class HpaRule:
 
     def desired(self, current: int, per_pod: dict[str, float]) -> int:
         """desiredReplicas: per metric ceil(current x value / target), unchanged within the tolerance;
-        the HPA follows the metric that asks for most, within min..max replicas."""
-        asks = []
+        the HPA follows the metric that asks for most, within min..max replicas. A metric the caller
+        does not supply is left out (the sweep does not simulate the predicted backlog yet)."""
+        asks = [current] if not any(metric in per_pod for metric, _ in self.metrics) else []
         for metric, target in self.metrics:
+            if metric not in per_pod:
+                continue
             ratio = per_pod[metric] / target
             asks.append(current if abs(ratio - 1.0) <= HPA_TOLERANCE else math.ceil(current * ratio))
         return min(max(max(asks), self.min_replicas), self.max_replicas)

@@ -162,6 +162,10 @@ def test_each_pod_makes_its_own_internal_key_for_tritonserver(rendered):
     assert volume["emptyDir"]["medium"] == "Memory"
 
 
+def epp_config_map_of(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(c for c in by_kind(objects, "ConfigMap") if c["metadata"]["name"].startswith("ltr-epp-config"))
+
+
 def scheduler_gauge_names() -> set[str]:
     """The gauges the scheduler model publishes (runtime.scheduler_metrics, the one place they are named)."""
     from runtime.scheduler_metrics import FAMILIES
@@ -175,7 +179,8 @@ def test_autoscaling_and_routing_read_the_gauge_the_scheduler_publishes(rendered
     hpa = by_kind(rendered["overlays/gpu"], "HorizontalPodAutoscaler")[0]
     hpa_metrics = [m["pods"]["metric"]["name"] for m in hpa["spec"]["metrics"]]
     hpa_metric = hpa_metrics[0]
-    assert hpa_metrics == ["ltr_scheduler_waiting_requests", "ltr_scheduler_inflight_requests"]
+    assert hpa_metrics == ["ltr_scheduler_waiting_requests", "ltr_scheduler_inflight_requests",
+                           "ltr_scheduler_predicted_backlog_tokens"]
     assert set(hpa_metrics) <= gauges
 
     adapter = yaml.safe_load(by_kind(rendered["prometheus-adapter"], "ConfigMap")[0]["data"]["config.yaml"])
@@ -183,17 +188,17 @@ def test_autoscaling_and_routing_read_the_gauge_the_scheduler_publishes(rendered
         rule = next(r for r in adapter["rules"] if r["name"]["as"] == metric)
         assert rule["seriesQuery"].startswith(metric + "{")
 
-    epp_config_map = by_kind(rendered["overlays/gpu-inference-pool"], "ConfigMap")[0]
+    epp_config_map = epp_config_map_of(rendered["overlays/gpu-inference-pool"])
     epp_config = yaml.safe_load(next(iter(epp_config_map["data"].values())))
     plugins = {p["name"]: p for p in epp_config["plugins"]}
     engine = plugins["ltr-scheduler-metrics"]["parameters"]["engineConfigs"][0]
-    assert engine["queuedRequestsSpec"] == hpa_metric
+    assert engine["queuedRequestsSpec"] == "ltr_scheduler_predicted_backlog_tokens" in hpa_metrics
     assert engine["runningRequestsSpec"] in gauges
 
 
 def test_the_endpoint_picker_config_is_consistent(rendered):
     objects = rendered["overlays/gpu-inference-pool"]
-    config_map = by_kind(objects, "ConfigMap")[0]
+    config_map = epp_config_map_of(objects)
     (file_name, text), = config_map["data"].items()
     config = yaml.safe_load(text)
     assert config["kind"] == "EndpointPickerConfig" and "dataLayer" in config["featureGates"]
@@ -220,3 +225,20 @@ def test_the_endpoint_picker_config_is_consistent(rendered):
     http_port = next(p["containerPort"] for p in door_container(objects)["ports"] if p["name"] == "http")
     assert pool["spec"]["targetPorts"] == [{"number": http_port}]
 
+
+
+def test_the_base_ships_the_dashboard_and_the_rules_it_generates(rendered):
+    """The provisioned dashboard ConfigMap and the PrometheusRule hold exactly what deploy.dashboard
+    and deploy.prometheus_rules generate (hand edits of the JSON are caught here)."""
+    import json
+
+    from deploy.dashboard import dashboard_json
+    from deploy.prometheus_rules import rule_groups
+
+    for name in ("overlays/gpu", "overlays/cpu"):
+        dashboards = [c for c in by_kind(rendered[name], "ConfigMap") if c["metadata"]["name"] == "ltr-serving-dashboard"]
+        assert dashboards and dashboards[0]["metadata"]["labels"]["grafana_dashboard"] == "1"
+        (text,) = dashboards[0]["data"].values()
+        assert json.loads(text) == json.loads(dashboard_json())
+        (rule,) = by_kind(rendered[name], "PrometheusRule")
+        assert rule["spec"]["groups"] == rule_groups()

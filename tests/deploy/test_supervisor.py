@@ -128,6 +128,31 @@ def test_readiness_endpoint_says_why_it_is_not_ready():
         httpd.shutdown()
 
 
+def test_metrics_count_recoveries_by_action_and_outcome_and_say_ready():
+    server = FakeServer()
+    supervisor = Supervisor(server, EXPECTED)
+    port = free_ports(1)[0]
+    httpd = serve_health(supervisor, port)
+    try:
+        server.stubs["tensorrt_llm"] = 0
+        supervisor.check_once()  # reload
+        server.running = False
+        supervisor.check_once()  # restart
+        supervisor.check_once()  # ready again
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    finally:
+        httpd.shutdown()
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    assert samples == {
+        'ltr_supervisor_recoveries_total{action="reload",ok="true"}': "1",
+        'ltr_supervisor_recoveries_total{action="reload",ok="false"}': "0",
+        'ltr_supervisor_recoveries_total{action="restart",ok="true"}': "1",
+        'ltr_supervisor_recoveries_total{action="restart",ok="false"}': "0",
+        "ltr_supervisor_ready": "1",
+    }
+
+
 def test_expected_stubs_come_from_the_instance_groups():
     counts = expected_stubs(REPO_ROOT / "model_repository")
     assert counts == EXPECTED  # the ensemble has no stub

@@ -364,3 +364,24 @@ def test_an_end_token_sent_as_a_stop_word_ends_the_answer_and_is_not_part_of_it(
         stats = run_relay([(j, sink)], llm)
         assert sink.tokens == [1000, 1001, 1002] and sink.finish == "stop" and stats.completed == 1
         assert llm.stopped == []
+
+
+def test_queue_wait_and_ttft_are_observed_and_the_backlog_empties():
+    """Each admitted request's queue wait and first token are observed once, in seconds; the
+    predicted backlog counts a job's expected tokens (max_tokens without a calibration) until it ends."""
+    observed: list[tuple[str, float]] = []
+    backlogs: list[float] = []
+
+    async def scenario():
+        gate = AdmissionGate(RequestQueue(make_policy("fcfs")), 1)
+        relay = Relay(gate, FakeLLM(), cancel_poll_s=0.001, observe=lambda phase, s: observed.append((phase, s)))
+        gate.on_change = lambda _: backlogs.append(relay.backlog.total())
+        first, second = job("a", 4), job("b", 3)
+        second.expected_tokens = 2.0
+        await asyncio.gather(relay.serve(first, FakeSink()), relay.serve(second, FakeSink()))
+        return relay
+
+    relay = asyncio.run(scenario())
+    assert sorted(phase for phase, _ in observed) == ["queue_wait", "queue_wait", "ttft", "ttft"]
+    assert all(seconds >= 0 for _, seconds in observed)
+    assert max(backlogs) == 4 + 2.0 and relay.backlog.total() == 0

@@ -74,7 +74,8 @@ def test_warp_follows_the_phase_rates() -> None:
 
 def test_hpa_rule_is_read_from_the_shipped_manifest() -> None:
     rule = HpaRule.load(HPA_FILE)
-    assert [m for m, _ in rule.metrics] == ["ltr_scheduler_waiting_requests", "ltr_scheduler_inflight_requests"]
+    assert [m for m, _ in rule.metrics] == ["ltr_scheduler_waiting_requests", "ltr_scheduler_inflight_requests",
+                                            "ltr_scheduler_predicted_backlog_tokens"]
     assert all(t > 0 for _, t in rule.metrics) and 1 <= rule.min_replicas <= rule.max_replicas
 
 
@@ -85,6 +86,7 @@ def test_hpa_desired_replicas() -> None:
         return rule.desired(4, {"waiting": waiting, "inflight": inflight})
 
     assert asks(32.0) == 8  # ceil(4 * 32 / 16)
+    assert rule.desired(4, {"waiting": 32.0}) == 8  # a metric not supplied is left out
     assert asks(20.0) == 5  # ceil(4 * 1.25)
     assert asks(17.0) == 4  # within the 10% tolerance
     assert asks(100.0) == 8  # maxReplicas

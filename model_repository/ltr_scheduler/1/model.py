@@ -15,18 +15,19 @@ from typing import AsyncIterator
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from runtime import internal_key
+from runtime import scheduler_metrics as metric_names
 from runtime.contracts import LLM, Scheduler, llm_call_inputs
 from runtime.drain import DrainSignal
 from runtime.engine_inputs import engine_inputs, parse_token_ids
+from runtime.length_calibration import CalibrationByVersion
 from runtime.llm_stream import DeferredRelease, stream_chunks, use_bls_executor
 from runtime.predictor_version import ServingVersionWatch
 from runtime.predictor_fallback import FallbackRank
 from runtime.preprocess import check_sampling
 from runtime.relay import LLMJob, Relay, RelayStats
 from runtime.request_log import LogSettings, RequestLog
-from runtime import scheduler_metrics as metric_names
 from runtime.scheduler_metrics import EVENTS, CounterDeltas, event_totals
-from runtime import internal_key
 from runtime.triton_tensors import model_parameters, scalar, stop_requested
 from scheduler import AdmissionGate, RequestQueue, StarvationConfig, make_policy
 
@@ -125,7 +126,8 @@ class SchedulerMetrics:
 
     def __init__(self, policy: str) -> None:
         labels = {"policy": policy}
-        kinds = {"gauge": pb_utils.MetricFamily.GAUGE, "counter": pb_utils.MetricFamily.COUNTER}
+        kinds = {"gauge": pb_utils.MetricFamily.GAUGE, "counter": pb_utils.MetricFamily.COUNTER,
+                 "histogram": pb_utils.MetricFamily.HISTOGRAM}
         # The families must outlive their metrics, so they are kept on self, by name.
         self.families = {
             name: pb_utils.MetricFamily(name=name, description=description, kind=kinds[kind])
@@ -139,8 +141,16 @@ class SchedulerMetrics:
         events = self.families[metric_names.REQUESTS]
         self.counters = {name: events.Metric(labels={**labels, "event": name}) for name in EVENTS}
         self.deltas = CounterDeltas(EVENTS)
+        self.histograms = {phase: self.families[name].Metric(labels=labels, buckets=list(bounds))
+                           for name, (phase, bounds) in metric_names.HISTOGRAMS.items()}
+        self.backlog = self.families[metric_names.PREDICTED_BACKLOG].Metric(labels=labels)
 
-    def update(self, gate: AdmissionGate, relay: RelayStats, log_lost: int = 0, version: str | None = None) -> None:
+    def observe(self, phase: str, seconds: float) -> None:
+        """The relay's timings (runtime.latency_histograms), on the event loop."""
+        self.histograms[phase].observe(seconds)
+
+    def update(self, gate: AdmissionGate, relay: RelayStats, log_lost: int = 0, version: str | None = None,
+               backlog: float = 0.0) -> None:
         """Called on the event loop only (the log's and the version watch's threads never touch a metric)."""
         if log_lost > self.log_lost:
             self.log_failures.increment(log_lost - self.log_lost)
@@ -149,6 +159,7 @@ class SchedulerMetrics:
             self.predictor_version.set(float(version))
         self.waiting.set(gate.queue.stats().waiting)
         self.inflight.set(gate.inflight)
+        self.backlog.set(backlog)
         for name, increment in self.deltas(event_totals(gate, relay)).items():
             self.counters[name].increment(increment)
 
@@ -173,9 +184,11 @@ class TritonPythonModel:
             cancel_poll_s=int(params["cancel_poll_ms"]) / 1000,
             queue_timeout_s=float(params["queue_timeout_s"]) or None,
             grace_left=DrainSignal(params["drain_file"]),
+            observe=self._observe,
         )
         predictor_dir = Path(args["model_repository"]).parent / params["predictor_model"]
         self.version_watch = ServingVersionWatch(predictor_dir)  # read as requests arrive
+        self.calibration = CalibrationByVersion(predictor_dir)  # score -> expected tokens, per version
         self.request_log = self._request_log(params)
         if self.request_log is not None:
             self.relay.request_log = self.request_log.append
@@ -205,6 +218,10 @@ class TritonPythonModel:
         # destructors message a parent that is gone, and the stub segfaults on its way out.
         self.metrics = None
 
+    def _observe(self, phase: str, seconds: float) -> None:
+        if self.metrics is not None:  # not finalized
+            self.metrics.observe(phase, seconds)
+
     def _publish(self) -> None:
         """On every change of the gate, and after every request, whose outcome the gate does not see."""
         log = getattr(self, "request_log", None)
@@ -215,6 +232,7 @@ class TritonPythonModel:
             self.gate, self.relay.stats,
             log_lost=log.stats.write_failures + log.stats.dropped if log else 0,
             version=watch.current if watch else None,
+            backlog=self.relay.backlog.total(),
         )
 
     async def execute(self, requests: list) -> None:
@@ -252,16 +270,20 @@ class TritonPythonModel:
             tensor = pb_utils.get_input_tensor_by_name(request, name)
             if tensor is not None and tensor.as_numpy().size:
                 passed[name] = tensor.as_numpy()
+        raw_score = float(scalar(request, Scheduler.SCORE))
+        max_tokens = int(scalar(request, LLM.REQUEST_OUTPUT_LEN))
+        calibration = self.calibration(self.version_watch.current)
         passed, end_tokens = engine_inputs(passed, self.end_tokens)  # both end ids, sampling defaults
         return LLMJob(
             request_id=uuid.uuid4().hex,  # unique per LLM call; client ids may repeat
             input_ids=input_ids.reshape(-1).astype(np.int32),
-            max_tokens=int(scalar(request, LLM.REQUEST_OUTPUT_LEN)),
-            score=self.fallback_rank(float(scalar(request, Scheduler.SCORE))),  # NaN: the predictor was out
+            max_tokens=max_tokens,
+            score=self.fallback_rank(raw_score),  # NaN: the predictor was out
             streaming=bool(scalar(request, LLM.STREAMING, False)),
             llm_inputs=passed,
             client_id=request.request_id(),
             expected_len=_expected_len(request),
             predictor_version=self.version_watch.current,
             end_tokens=end_tokens,
+            expected_tokens=calibration.expected_tokens(raw_score, max_tokens) if calibration else None,
         )
