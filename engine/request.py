@@ -33,6 +33,14 @@ class EngineRequest:
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
+    # TensorRT-LLM's other sampling inputs (engine.hf_llama applies them; `timing` mode only min_tokens)
+    min_tokens: int = 0  # no end_id before this many tokens
+    repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    embedding_bias: Any = field(default=None, repr=False)  # [vocab] floats added to the logits, or None
+    return_log_probs: bool = False
+    log_probs: list[float] = field(default_factory=list, repr=False)  # per generated token, when asked
     payload: Any = field(default=None, repr=False)
     generated: int = 0
     output_ids: list[int] = field(default_factory=list, repr=False)

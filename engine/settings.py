@@ -193,6 +193,8 @@ def parse_request(
         top_k = 1
     temperature = first_value(tensors.get("temperature"), 1.0)
     streaming = bool(first_value(tensors.get("streaming"), False))
+    bias = tensors.get("embedding_bias")
+    bias = np.asarray(bias, np.float32).reshape(-1) if bias is not None and np.asarray(bias).size else None
     req = EngineRequest(
         request_id=request_id,
         prompt_len=length,
@@ -204,6 +206,13 @@ def parse_request(
         temperature=float(temperature) if temperature is not None else 1.0,
         top_k=int(top_k),
         top_p=float(top_p),
+        # len_penalty is read by nothing: it shapes beam search only, and the stand-in serves beam 1
+        min_tokens=int(first_value(tensors.get("min_tokens"), 0)),
+        repetition_penalty=float(first_value(tensors.get("repetition_penalty"), 1.0)),
+        presence_penalty=float(first_value(tensors.get("presence_penalty"), 0.0)),
+        frequency_penalty=float(first_value(tensors.get("frequency_penalty"), 0.0)),
+        embedding_bias=bias,
+        return_log_probs=bool(first_value(tensors.get("return_log_probs"), False)),
     )
     excl = first_value(tensors.get("exclude_input_in_output"))
     return req, streaming, settings.exclude_input_in_output if excl is None else bool(excl)

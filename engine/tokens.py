@@ -77,9 +77,10 @@ class CyclicTokenSource:
 
 
 class EndAtAnswerLength:
-    """Ends each answer like the model would: once a request has its `answer_len` tokens, the next
-    token is its `end_id`, whatever the inner source would have said. The engine wraps every
-    source in it, so the timing stand-in, `hf` mode and the simulator end answers the same way."""
+    """Ends each answer like the model would: once a request has its `answer_len` tokens (and at
+    least its `min_tokens`), the next token is its `end_id`, whatever the inner source would have
+    said. The engine wraps every source in it, so the timing stand-in, `hf` mode and the simulator
+    end answers the same way."""
 
     def __init__(self, inner: TokenSource) -> None:
         self.inner = inner
@@ -87,7 +88,8 @@ class EndAtAnswerLength:
     def next_tokens(self, requests: Sequence[EngineRequest]) -> list[int]:
         tokens = self.inner.next_tokens(requests)
         return [
-            req.end_id if req.answer_len is not None and req.end_id is not None and req.generated >= req.answer_len
+            req.end_id if req.answer_len is not None and req.end_id is not None
+            and req.generated >= max(req.answer_len, req.min_tokens)
             else tok
             for req, tok in zip(requests, tokens)
         ]

@@ -190,7 +190,8 @@ class EntryFlow:
 
     def _send(self, sink: ClientSink, reply: SchedulerReply) -> None:
         text = self.text_of(reply.context_ids, reply.token_ids, reply.final)
-        sink.send(text, len(reply.token_ids), reply.finish_reason if reply.final else "", reply.final)
+        sink.send(text, len(reply.token_ids), reply.finish_reason if reply.final else "", reply.final,
+                  reply.engine_outputs)
 
     async def _stop_abandoned(self, request_id: str) -> None:
         """`stop` a scheduler request the entry gave up on, for at most `stop_timeout_s` (it may

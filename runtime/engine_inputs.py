@@ -17,15 +17,21 @@ Two gaps between what clients send and what TensorRT-LLM does with it:
   top_p default is 1.0), so `top_k` 0 / `top_p` 1.0 (the whole distribution at that temperature)
   are filled in when it sent neither. Without a temperature the request stays greedy on both
   targets (TensorRT-LLM's default, which the stand-in follows: engine.settings).
+
+And the client's inputs the scheduler resolves rather than passes on (`resolve_inputs`): TensorRT-LLM
+<= 0.14's names `random_seed` and `min_length` become the engine's `seed` and `min_tokens`, and what
+this pipeline cannot serve is refused with a clear message (a 400) before the request queues.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from runtime.contracts import LLM
+from runtime.contracts import LLM, Scheduler
+from runtime.preprocess import BadRequest
 from runtime.triton_tensors import first_value
 
 # Meta's generation_config.json for Llama-3-8B/70B-Instruct: "eos_token_id": [128001, 128009].
@@ -92,3 +98,43 @@ def answer_tokens(chunk: list[int], end_tokens: Sequence[int]) -> list[int]:
         if token in end_tokens:
             return chunk[:i]
     return chunk
+
+
+# Older names -> the engine's (TensorRT-LLM 1.0's); when a client sends both, the engine's name wins.
+ALIASES = {Scheduler.RANDOM_SEED: LLM.SEED, Scheduler.MIN_LENGTH: LLM.MIN_TOKENS}
+
+
+def resolve_inputs(passed: Mapping[str, np.ndarray], resolved: Mapping[str, np.ndarray],
+                   max_beam_width: int = 1) -> dict[str, np.ndarray]:
+    """The engine's pass-through inputs with the client's older aliases folded in; raises BadRequest
+    for what neither this pipeline nor the engine serves (`resolved`: Scheduler.RESOLVED inputs sent)."""
+    out = dict(passed)
+    for alias, name in ALIASES.items():
+        if alias in resolved and name not in out:
+            out[name] = resolved[alias]
+    for flag in (Scheduler.RETURN_CONTEXT_LOGITS, Scheduler.RETURN_GENERATION_LOGITS):
+        if first_value(resolved.get(flag), False):
+            raise BadRequest(f"{flag} is not supported: the scheduler relays tokens and log-probs, not logits")
+    sequences = first_value(resolved.get(Scheduler.NUM_RETURN_SEQUENCES), 1)
+    if sequences != 1:
+        raise BadRequest(f"num_return_sequences must be 1 (one sequence per request), got {sequences}")
+    beam = first_value(out.get(LLM.BEAM_WIDTH), 1)
+    if not 1 <= beam <= max_beam_width:
+        raise BadRequest(f"beam_width {beam} is not supported: the engine's max_beam_width is {max_beam_width}")
+    min_tokens = first_value(out.get(LLM.MIN_TOKENS), 0)
+    if min_tokens < 0:
+        raise BadRequest(f"min_tokens must be >= 0, got {min_tokens}")
+    repetition = first_value(out.get(LLM.REPETITION_PENALTY), 1.0)
+    if not (math.isfinite(repetition) and repetition > 0):
+        raise BadRequest(f"repetition_penalty must be a finite number > 0, got {repetition}")
+    for name in (LLM.PRESENCE_PENALTY, LLM.FREQUENCY_PENALTY, LLM.LEN_PENALTY):
+        value = first_value(out.get(name), 0.0)
+        if not math.isfinite(value):
+            raise BadRequest(f"{name} must be finite, got {value}")
+    return out
+
+
+def includes_prompt(resolved: Mapping[str, np.ndarray], streaming: bool) -> bool:
+    """TensorRT-LLM's `exclude_input_in_output` false: a non-streaming answer starts with the prompt's
+    tokens (streamed answers never do, there as here)."""
+    return not streaming and not bool(first_value(resolved.get(Scheduler.EXCLUDE_INPUT_IN_OUTPUT), True))

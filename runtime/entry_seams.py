@@ -3,12 +3,12 @@ and what they answer with. `ltr_bls/1/model.py` fills them; the tests fake them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from runtime.contracts import Scheduler
+from runtime.contracts import ENGINE_OUTPUTS_TO_ENTRY, Scheduler
 from runtime.triton_tensors import first_value
 
 
@@ -30,6 +30,8 @@ class SchedulerReply:
     context_ids: list[int]  # tokens sent before, for incremental detokenization
     final: bool
     finish_reason: str = ""  # "stop" | "length" | "cancelled" on the final response
+    # the engine's other outputs (log-probs, logits, indices) by the entry's names, for the client as they came
+    engine_outputs: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def from_tensors(cls, tensor: Callable[[str], np.ndarray | None]) -> SchedulerReply | None:
@@ -45,6 +47,8 @@ class SchedulerReply:
             context_ids=tensor(Scheduler.CONTEXT_IDS).reshape(-1).tolist(),
             final=bool(first_value(tensor(Scheduler.IS_FINAL), False)),
             finish_reason=finish.decode() if isinstance(finish, bytes) else str(finish),
+            engine_outputs={entry: value for name, entry in ENGINE_OUTPUTS_TO_ENTRY.items()
+                            if (value := tensor(name)) is not None},
         )
 
 
@@ -78,8 +82,10 @@ class Steps(Protocol):
 class ClientSink(Protocol):
     def is_cancelled(self) -> bool: ...
 
-    def send(self, text: str, tokens: int, finish: str, final: bool) -> None:
-        """One response with the ensemble's outputs: text_output, output_token_count, finish_reason."""
+    def send(self, text: str, tokens: int, finish: str, final: bool,
+             engine_outputs: Mapping[str, np.ndarray] | None = None) -> None:
+        """One response with the ensemble's outputs: text_output, output_token_count, finish_reason,
+        and the engine's others as the scheduler sent them (None: their empty defaults)."""
         ...
 
     def send_error(self, error: StepError) -> None:

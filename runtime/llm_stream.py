@@ -20,6 +20,22 @@ from typing import AsyncIterator, Callable, Iterable, TypeVar
 Response = TypeVar("Response")
 
 
+class TokenChunk(list):
+    """Token ids that arrived together, with each one's log-prob in `log_probs` (0.0 where the engine
+    sent none: it does only with `return_log_probs`). A list, so that whoever wants only the ids
+    (the relay's tests, `answer_tokens`) reads it as one."""
+
+    def __init__(self, ids: Iterable[int] = (), log_probs: Iterable[float] = ()) -> None:
+        super().__init__(ids)
+        self.log_probs: list[float] = list(log_probs)
+
+
+def aligned_log_probs(ids: list[int], log_probs: list[float] | None) -> list[float]:
+    """One log-prob per id: those sent, cut or padded with 0.0 to the ids' count."""
+    values = list(log_probs or [])[: len(ids)]
+    return values + [0.0] * (len(ids) - len(values))
+
+
 class LLMStalled(RuntimeError):
     """No response from the LLM model for `stall_timeout_s`: its stub died (Triton then neither
     answers nor ends the BLS stream) or it hangs. The request fails with this instead of waiting
@@ -88,10 +104,11 @@ async def merged_chunks(
     token_ids: Callable[[Response], list[int]],
     error_message: Callable[[Response], str | None],
     stall_timeout_s: float | None = None,
-) -> AsyncIterator[list[int]]:
-    """Yield the token ids of the responses on `arrived`, those that arrived together as one chunk,
-    never an empty one. Ends at None; raises an exception that arrived (after yielding the tokens
-    before it), RuntimeError with the message of an error response, and LLMStalled when nothing
+    log_probs: Callable[[Response], list[float]] | None = None,
+) -> AsyncIterator[TokenChunk]:
+    """Yield the token ids of the responses on `arrived`, those that arrived together as one chunk
+    (a TokenChunk, with their log-probs when `log_probs` reads them), never an empty one. Ends at
+    None; raises an exception that arrived (after yielding the tokens before it), RuntimeError with the message of an error response, and LLMStalled when nothing
     arrives for `stall_timeout_s` (None: wait forever)."""
     while True:
         try:
@@ -101,7 +118,7 @@ async def merged_chunks(
         batch = [first]
         while not arrived.empty():
             batch.append(arrived.get_nowait())
-        tokens: list[int] = []
+        tokens = TokenChunk()
         for response in batch:
             if response is None or isinstance(response, Exception):
                 if tokens:
@@ -112,7 +129,9 @@ async def merged_chunks(
             message = error_message(response)
             if message is not None:
                 raise RuntimeError(message)
-            tokens.extend(token_ids(response))
+            ids = token_ids(response)
+            tokens.extend(ids)
+            tokens.log_probs.extend(aligned_log_probs(ids, log_probs(response) if log_probs else None))
         if tokens:
             yield tokens
 
@@ -124,8 +143,9 @@ def stream_chunks(
     error_message: Callable[[Response], str | None],
     stall_timeout_s: float | None = None,
     release: DeferredRelease | None = None,
-) -> AsyncIterator[list[int]]:
+    log_probs: Callable[[Response], list[float]] | None = None,
+) -> AsyncIterator[TokenChunk]:
     """Read the blocking `responses` on `executor` and yield their tokens as merged chunks."""
     arrived: asyncio.Queue = asyncio.Queue()
     executor.submit(read_into, responses, asyncio.get_running_loop(), arrived, release)
-    return merged_chunks(arrived, token_ids, error_message, stall_timeout_s)
+    return merged_chunks(arrived, token_ids, error_message, stall_timeout_s, log_probs)

@@ -143,6 +143,27 @@ def word_list(tokenizer: Tokenizer, words: Sequence[bytes | str]) -> np.ndarray:
     return out
 
 
+def embedding_bias(tokenizer: Tokenizer, words: Sequence[bytes | str], weights: np.ndarray | None,
+                   limits: Limits) -> np.ndarray:
+    """TensorRT-LLM's `embedding_bias`: a [vocab] FP32 vector with each word's weight added at each of
+    its tokens' ids (a word of several tokens biases all of them), for the engine to add to its logits.
+    No words: an empty vector, which the scheduler does not pass on."""
+    weights = np.zeros(0, np.float32) if weights is None else np.asarray(weights, np.float32).reshape(-1)
+    if len(words) != weights.size:
+        raise BadRequest(f"embedding_bias_words has {len(words)} words but embedding_bias_weights "
+                         f"{weights.size} weights")
+    check_words(words, limits, "embedding_bias_words")
+    if not words:
+        return np.zeros(0, np.float32)
+    if not np.all(np.isfinite(weights)):
+        raise BadRequest("embedding_bias_weights must be finite")
+    bias = np.zeros(tokenizer.vocab_size, np.float32)
+    for word, weight in zip(words, weights):
+        for token in tokenizer.encode(decode_utf8(word, "embedding_bias_words")):
+            bias[token] += weight
+    return bias
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A request that passed every check: preprocessing's outputs but the score (runtime.contracts
@@ -182,6 +203,9 @@ class Preprocessor:
         pad_id = check_token_id(first_value(inputs.get(P.PAD_ID), self.tokenizer.pad_id), vocab, "pad_id")
         bad = self._words(inputs.get(P.BAD_WORDS_DICT), "bad_words")
         stop = self._words(inputs.get(P.STOP_WORDS_DICT), "stop_words")
+        bias_words = [] if inputs.get(P.EMBEDDING_BIAS_WORDS) is None else [
+            w for w in np.asarray(inputs[P.EMBEDDING_BIAS_WORDS]).reshape(-1) if len(w)]
+        bias = embedding_bias(self.tokenizer, bias_words, inputs.get(P.EMBEDDING_BIAS_WEIGHTS), self.limits)
         tensors = {
             P.INPUT_ID: input_ids[None, :],
             P.REQUEST_INPUT_LEN: np.array([[input_ids.size]], dtype=np.int32),
@@ -190,6 +214,7 @@ class Preprocessor:
             P.STOP_WORDS_IDS: stop[None],
             P.OUT_END_ID: np.array([[end_id]], dtype=np.int32),
             P.OUT_PAD_ID: np.array([[pad_id]], dtype=np.int32),
+            P.EMBEDDING_BIAS: bias[None],
         }
         return Prepared(tensors, self.predictor_ids(text))
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from runtime.detokenize import CONTEXT_TOKENS
 from runtime.engine_inputs import answer_tokens
+from runtime.llm_stream import aligned_log_probs
 from runtime.finish import FinishReason, finish_reason
 from runtime.latency_histograms import QUEUE_WAIT, TTFT, Observe, Phase
 from runtime.predicted_backlog import PredictedBacklog
@@ -47,11 +48,14 @@ class LLMJob:
     predictor_version: str | None = None  # the length predictor version that gave `score` (request log)
     end_tokens: tuple[int, ...] = ()  # end tokens sent as stop words: they end the answer, not part of it
     expected_tokens: float | None = None  # the calibrated answer length of `score` (predicted backlog)
+    return_log_probs: bool = False  # the client asked for each token's log-prob (the chunks carry them)
+    include_prompt: bool = False  # non-streaming answer starts with the prompt (exclude_input_in_output false)
 
 
 class LLMClient(Protocol):
     def stream(self, job: LLMJob) -> AsyncIterator[list[int]]:
-        """Yield the generated token ids, chunk by chunk, until the engine finishes."""
+        """Yield the generated token ids, chunk by chunk, until the engine finishes; a chunk may carry
+        its tokens' log-probs as `log_probs` (runtime.llm_stream.TokenChunk)."""
         ...
 
     async def stop(self, job: LLMJob) -> None:
@@ -63,9 +67,11 @@ class ResponseSink(Protocol):
     def is_cancelled(self) -> bool: ...
 
     def send_tokens(
-        self, token_ids: list[int], context_ids: list[int], final: bool, finish: FinishReason | None = None
+        self, token_ids: list[int], context_ids: list[int], final: bool, finish: FinishReason | None = None,
+        log_probs: list[float] | None = None,
     ) -> None:
-        """Send tokens; the final response carries why the generation ended."""
+        """Send tokens; the final response carries why the generation ended. `log_probs`: those of
+        the generated tokens sent here, when the client asked for them (None otherwise)."""
         ...
 
     def send_error(self, message: str, retryable: bool = False) -> None:
@@ -224,18 +230,23 @@ class Relay:
         self, job: LLMJob, sink: ResponseSink, cancelled: Callable[[], bool], progress: _Progress
     ) -> FinishReason:
         sent: list[int] = []  # streaming: what the client has; otherwise: everything so far
+        sent_log_probs: list[float] = []
         ended = False  # the engine's stream ran to its end: nothing left to stop
         try:
             async for chunk in self.llm.stream(job):
                 if cancelled():
                     raise RequestCancelled(job.request_id)
-                chunk = answer_tokens(chunk, job.end_tokens)
+                log_probs = getattr(chunk, "log_probs", None)
+                chunk = answer_tokens(list(chunk), job.end_tokens)
+                log_probs = aligned_log_probs(chunk, log_probs)
                 if chunk and progress.first_token is None:
                     progress.first_token = self.wall_clock()
                     self._observe(TTFT, progress.first_token - progress.arrival)
                 if job.streaming and chunk:
-                    sink.send_tokens(chunk, sent[-CONTEXT_TOKENS:], final=False)
+                    sink.send_tokens(chunk, sent[-CONTEXT_TOKENS:], final=False,
+                                     log_probs=log_probs if job.return_log_probs else None)
                 sent.extend(chunk)
+                sent_log_probs.extend(log_probs)
                 progress.tokens = len(sent)
                 self.backlog.generated(job.request_id, len(sent))
             ended = True
@@ -243,10 +254,12 @@ class Relay:
             if not ended:  # cancelled, stopped, failed, stalled, or the send failed: stop the engine's side
                 await self._stop_engine(job)
         finish = finish_reason(len(sent), job.max_tokens)
+        wanted = job.return_log_probs
         if job.streaming:
-            sink.send_tokens([], sent[-CONTEXT_TOKENS:], final=True, finish=finish)
+            sink.send_tokens([], sent[-CONTEXT_TOKENS:], final=True, finish=finish, log_probs=[] if wanted else None)
         else:
-            sink.send_tokens(sent, [], final=True, finish=finish)
+            answer = [*job.input_ids.tolist(), *sent] if job.include_prompt else sent
+            sink.send_tokens(answer, [], final=True, finish=finish, log_probs=sent_log_probs if wanted else None)
         self.stats.completed += 1
         return finish
 

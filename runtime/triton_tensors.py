@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.contracts import LLM
+from runtime.contracts import LLM, Scheduler
 
 
 def model_parameters(model_config: dict) -> dict[str, str]:
@@ -40,3 +40,19 @@ def scalar(request: Any, name: str, default: Any = None) -> Any:
 def stop_requested(request: Any) -> bool:
     """TensorRT-LLM's convention: a request with `stop: true` ends the live request with its id."""
     return bool(scalar(request, LLM.STOP, False))
+
+
+def engine_outputs(log_probs: list[float] | None, cum_log_prob: float) -> dict[str, np.ndarray]:
+    """TensorRT-LLM's outputs beside the tokens, for one response of one sequence (batch 1, beam 1):
+    the log-probs of its tokens and the answer's sum so far when the client asked (`log_probs` not
+    None), empty ones otherwise; logits always empty (none are relayed); batch and sequence index 0."""
+    wanted = log_probs is not None
+    return {
+        Scheduler.CUM_LOG_PROBS: np.array([[cum_log_prob]] if wanted else np.zeros((1, 0)), dtype=np.float32),
+        Scheduler.OUTPUT_LOG_PROBS: np.array(log_probs or [], dtype=np.float32).reshape(1, 1, -1) if wanted
+        else np.zeros((1, 1, 0), dtype=np.float32),
+        Scheduler.CONTEXT_LOGITS: np.zeros((1, 0, 0), dtype=np.float32),
+        Scheduler.GENERATION_LOGITS: np.zeros((1, 1, 0, 0), dtype=np.float32),
+        Scheduler.BATCH_INDEX: np.zeros((1, 1), dtype=np.int32),
+        Scheduler.SEQUENCE_INDEX: np.zeros((1, 1), dtype=np.int32),
+    }

@@ -106,15 +106,17 @@ class FakeSteps:
 class FakeSink:
     def __init__(self, cancel_after: int | None = None) -> None:
         self.sent: list[tuple[str, int, str, bool]] = []
+        self.engine_outputs: list[dict] = []
         self.errors: list[StepError] = []
         self.cancel_after = cancel_after  # the client leaves after this many responses
 
     def is_cancelled(self) -> bool:
         return self.cancel_after is not None and len(self.sent) >= self.cancel_after
 
-    def send(self, text, tokens, finish, final):
+    def send(self, text, tokens, finish, final, engine_outputs=None):
         assert not self.finished, "nothing after the final response"
         self.sent.append((text, tokens, finish, final))
+        self.engine_outputs.append(dict(engine_outputs or {}))
 
     def send_error(self, error):
         assert not self.finished

@@ -30,8 +30,8 @@ def test_a_stop_call_passes_the_clients_inputs_through():
 
 def test_names_outside_the_contract_are_refused():
     ids = np.array([1], np.int32)
-    with pytest.raises(ValueError, match="beam_width"):
-        llm_call_inputs(ids, 4, {"beam_width": np.array([[2]], np.int32)}, llm.STREAMING)
+    with pytest.raises(ValueError, match="random_seed"):  # an alias the scheduler folds into `seed`
+        llm_call_inputs(ids, 4, {"random_seed": np.array([[2]], np.uint64)}, llm.STREAMING)
     with pytest.raises(ValueError, match="exclude_input_in_output"):
         llm_call_inputs(ids, 4, {}, "exclude_input_in_output")
 

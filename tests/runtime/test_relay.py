@@ -42,7 +42,7 @@ class FakeSink:
     def is_cancelled(self) -> bool:
         return self.cancel_after is not None and len(self.tokens) >= self.cancel_after
 
-    def send_tokens(self, token_ids, context_ids, final, finish=None):
+    def send_tokens(self, token_ids, context_ids, final, finish=None, log_probs=None):
         assert isinstance(token_ids, list) and isinstance(context_ids, list)  # the Triton sink packs lists
         assert context_ids == self.tokens[-CONTEXT_TOKENS:] or not token_ids
         assert (finish is not None) == final, "the final response, and only it, says why it ended"
@@ -297,10 +297,10 @@ class StallingLLM(FakeLLM):
 class BrokenSink(FakeSink):
     """The client's response sender fails on the second token (the stream broke underneath)."""
 
-    def send_tokens(self, token_ids, context_ids, final, finish=None):
+    def send_tokens(self, token_ids, context_ids, final, finish=None, log_probs=None):
         if len(self.tokens) >= 1 and token_ids:
             raise RuntimeError("response sender closed")
-        super().send_tokens(token_ids, context_ids, final, finish)
+        super().send_tokens(token_ids, context_ids, final, finish, log_probs)
 
 
 def test_every_abandoned_generation_is_stopped_in_the_engine_before_its_slot_is_reused():

@@ -15,12 +15,13 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from runtime.bls_entry import LIVE_REQUESTS, METRIC_FAMILIES, OUTCOMES, REQUESTS, EntryFlow
-from runtime.contracts import PREPROCESSING_TO_SCHEDULER, Entry, Scheduler, scheduler_stop_inputs
+from runtime.contracts import (ENGINE_OUTPUTS_TO_ENTRY, PREPROCESSING_TO_SCHEDULER, Entry, Scheduler,
+                               scheduler_stop_inputs)
 from runtime.detokenize import response_text, special_token_filter
 from runtime.entry_seams import SchedulerReply, StepError
 from runtime.llama3_tokenizer import load_tokenizer
 from runtime.llm_stream import DeferredRelease, use_bls_executor
-from runtime.triton_tensors import model_parameters
+from runtime.triton_tensors import engine_outputs as empty_engine_outputs, model_parameters
 
 
 def _error(response) -> StepError | None:
@@ -102,11 +103,15 @@ class TritonClientSink:
     def is_cancelled(self) -> bool:
         return self.request.is_cancelled()
 
-    def send(self, text: str, tokens: int, finish: str, final: bool) -> None:
+    def send(self, text: str, tokens: int, finish: str, final: bool,
+             engine_outputs: Mapping[str, np.ndarray] | None = None) -> None:
+        others = {ENGINE_OUTPUTS_TO_ENTRY[name]: value for name, value in empty_engine_outputs(None, 0.0).items()}
+        others.update(engine_outputs or {})
         tensors = [
             pb_utils.Tensor(Entry.TEXT_OUTPUT, np.array([[text.encode("utf-8")]], dtype=np.object_)),
             pb_utils.Tensor(Entry.OUTPUT_TOKEN_COUNT, np.array([[tokens]], dtype=np.int32)),
             pb_utils.Tensor(Entry.FINISH_REASON, np.array([[finish.encode()]], dtype=np.object_)),
+            *(pb_utils.Tensor(name, value) for name, value in others.items()),
         ]
         flags = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL if final else 0
         self.sender.send(pb_utils.InferenceResponse(output_tensors=tensors), flags=flags)

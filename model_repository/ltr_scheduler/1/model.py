@@ -19,7 +19,7 @@ from runtime import internal_key
 from runtime import scheduler_metrics as metric_names
 from runtime.contracts import LLM, Scheduler, llm_call_inputs
 from runtime.drain import DrainSignal
-from runtime.engine_inputs import engine_inputs, parse_token_ids
+from runtime.engine_inputs import engine_inputs, includes_prompt, parse_token_ids, resolve_inputs
 from runtime.length_calibration import CalibrationByVersion
 from runtime.llm_stream import DeferredRelease, stream_chunks, use_bls_executor
 from runtime.predictor_version import ServingVersionWatch
@@ -28,13 +28,18 @@ from runtime.preprocess import check_sampling
 from runtime.relay import LLMJob, Relay, RelayStats
 from runtime.request_log import LogSettings, RequestLog
 from runtime.scheduler_metrics import EVENTS, CounterDeltas, event_totals
-from runtime.triton_tensors import model_parameters, scalar, stop_requested
+from runtime.triton_tensors import engine_outputs, first_value, model_parameters, scalar, stop_requested
 from scheduler import AdmissionGate, RequestQueue, StarvationConfig, make_policy
 
 
 def _token_ids(response) -> list[int]:
     ids = pb_utils.get_output_tensor_by_name(response, LLM.OUTPUT_IDS)
     return [] if ids is None else ids.as_numpy().reshape(-1).tolist()
+
+
+def _log_probs(response) -> list[float]:
+    values = pb_utils.get_output_tensor_by_name(response, LLM.OUTPUT_LOG_PROBS)
+    return [] if values is None else values.as_numpy().reshape(-1).tolist()
 
 
 def _error_message(response) -> str | None:
@@ -73,7 +78,7 @@ class BLSClient:
     async def stream(self, job: LLMJob) -> AsyncIterator[list[int]]:
         responses = await self._call(job, LLM.STREAMING)
         async for chunk in stream_chunks(responses, self.executor, _token_ids, _error_message, self.stall_timeout_s,
-                                         self.release):
+                                         self.release, _log_probs if job.return_log_probs else None):
             yield chunk
 
     async def stop(self, job: LLMJob) -> None:
@@ -89,19 +94,23 @@ class TritonSink:
     def __init__(self, request) -> None:
         self.request = request
         self.sender = request.get_response_sender()
+        self.cum_log_prob = 0.0  # TensorRT-LLM's cum_log_probs: the answer's so far
 
     def is_cancelled(self) -> bool:
         return self.request.is_cancelled()
 
     def send_tokens(
-        self, token_ids: list[int], context_ids: list[int], final: bool, finish: str | None = None
+        self, token_ids: list[int], context_ids: list[int], final: bool, finish: str | None = None,
+        log_probs: list[float] | None = None,
     ) -> None:
+        self.cum_log_prob += sum(log_probs or ())
         tensors = [
             pb_utils.Tensor(Scheduler.OUTPUT_IDS, np.array([[token_ids]], dtype=np.int32).reshape(1, 1, -1)),
             pb_utils.Tensor(Scheduler.SEQUENCE_LENGTH, np.array([[len(token_ids)]], dtype=np.int32)),
             pb_utils.Tensor(Scheduler.CONTEXT_IDS, np.array([context_ids], dtype=np.int32).reshape(1, -1)),
             pb_utils.Tensor(Scheduler.IS_FINAL, np.array([[final]])),
             pb_utils.Tensor(Scheduler.FINISH_REASON, np.array([[(finish or "").encode()]], dtype=np.object_)),
+            *(pb_utils.Tensor(name, value) for name, value in engine_outputs(log_probs, self.cum_log_prob).items()),
         ]
         flags = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL if final else 0
         self.sender.send(pb_utils.InferenceResponse(output_tensors=tensors), flags=flags)
@@ -173,6 +182,7 @@ class TritonPythonModel:
             max_size=int(params["max_queue_size"]),
         )
         max_inflight = int(params["max_inflight"])
+        self.max_beam_width = int(params.get("max_beam_width") or 1)
         self.end_tokens = parse_token_ids(params["end_tokens"])
         self.fallback_rank = FallbackRank()
         self.metrics = SchedulerMetrics(params["policy"])
@@ -265,11 +275,12 @@ class TritonPythonModel:
         check_sampling(
             scalar(request, LLM.TEMPERATURE), scalar(request, LLM.RUNTIME_TOP_K), scalar(request, LLM.RUNTIME_TOP_P)
         )
-        passed = {}
-        for name in LLM.PASSED_THROUGH:
-            tensor = pb_utils.get_input_tensor_by_name(request, name)
-            if tensor is not None and tensor.as_numpy().size:
-                passed[name] = tensor.as_numpy()
+        passed, resolved = ({name: tensor.as_numpy() for name in names
+                             if (tensor := pb_utils.get_input_tensor_by_name(request, name)) is not None
+                             and tensor.as_numpy().size}
+                            for names in (LLM.PASSED_THROUGH, Scheduler.RESOLVED))
+        passed = resolve_inputs(passed, resolved, self.max_beam_width)
+        streaming = bool(scalar(request, LLM.STREAMING, False))
         raw_score = float(scalar(request, Scheduler.SCORE))
         max_tokens = int(scalar(request, LLM.REQUEST_OUTPUT_LEN))
         calibration = self.calibration(self.version_watch.current)
@@ -279,11 +290,13 @@ class TritonPythonModel:
             input_ids=input_ids.reshape(-1).astype(np.int32),
             max_tokens=max_tokens,
             score=self.fallback_rank(raw_score),  # NaN: the predictor was out
-            streaming=bool(scalar(request, LLM.STREAMING, False)),
+            streaming=streaming,
             llm_inputs=passed,
             client_id=request.request_id(),
             expected_len=_expected_len(request),
             predictor_version=self.version_watch.current,
             end_tokens=end_tokens,
             expected_tokens=calibration.expected_tokens(raw_score, max_tokens) if calibration else None,
+            return_log_probs=bool(first_value(passed.get(LLM.RETURN_LOG_PROBS), False)),
+            include_prompt=includes_prompt(resolved, streaming),
         )

@@ -1,4 +1,5 @@
-"""Triton model `postprocessing`: token ids (+ context) → text via runtime.detokenize."""
+"""Triton model `postprocessing`: token ids (+ context) → text via runtime.detokenize; the engine's
+other outputs (log-probs, logits, indices) pass through unchanged."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ class TritonPythonModel:
                         pb_utils.Tensor(P.OUTPUT, np.array([[text.encode("utf-8")]], dtype=np.object_)),
                         pb_utils.Tensor(P.OUTPUT_TOKEN_COUNT, np.array([[new_ids.size]], dtype=np.int32)),
                         pb_utils.Tensor(P.FINISH_REASON_OUT, finish.astype(np.object_).reshape(1, 1)),
+                        *(pb_utils.Tensor(out, pb_utils.get_input_tensor_by_name(request, into).as_numpy())
+                          for into, out in P.PASSED.items()),  # the engine's other outputs, unchanged
                     ]
                 )
             )

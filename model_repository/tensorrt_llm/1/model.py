@@ -35,8 +35,7 @@ from runtime.triton_tensors import model_parameters, stop_requested
 
 # What the scheduler sends (runtime.contracts.LLM), plus TensorRT-LLM inputs only the stand-in reads.
 INPUT_NAMES = (
-    *LLM.SENT_ON_EVERY_CALL, *LLM.PASSED_THROUGH, LLM.STREAMING, LLM.BEAM_WIDTH, LLM.RANDOM_SEED,
-    LLM.EXCLUDE_INPUT_IN_OUTPUT,
+    *LLM.SENT_ON_EVERY_CALL, *LLM.PASSED_THROUGH, LLM.STREAMING, LLM.RANDOM_SEED, LLM.EXCLUDE_INPUT_IN_OUTPUT,
 )
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 
@@ -52,14 +51,29 @@ class _Context:
     done: bool = False
     stop_requested: bool = False  # set by a `stop` request with the same request id
     tokens: list[int] = field(default_factory=list)
+    log_probs: list[float] = field(default_factory=list)  # of `tokens` (non-streaming)
+    cum_log_prob: float = 0.0
 
 
-def _response(ids: list[int]) -> Any:
-    out = np.asarray(ids, dtype=np.int32).reshape(1, 1, -1)
-    length = np.asarray([[len(ids)]], dtype=np.int32)
-    return pb_utils.InferenceResponse(
-        output_tensors=[pb_utils.Tensor(LLM.OUTPUT_IDS, out), pb_utils.Tensor(LLM.SEQUENCE_LENGTH, length)]
-    )
+def _response(ids: list[int], log_probs: list[float], cum_log_prob: float) -> Any:
+    """TensorRT-LLM's outputs for one beam: tokens, their log-probs (zeros when not asked for, as
+    `timing` mode has no distribution), the running sum, and batch and sequence index 0."""
+    tensors = {
+        LLM.OUTPUT_IDS: np.asarray(ids, dtype=np.int32).reshape(1, 1, -1),
+        LLM.SEQUENCE_LENGTH: np.asarray([[len(ids)]], dtype=np.int32),
+        LLM.OUTPUT_LOG_PROBS: np.asarray(log_probs, dtype=np.float32).reshape(1, 1, -1),
+        LLM.CUM_LOG_PROBS: np.asarray([[cum_log_prob]], dtype=np.float32),
+        LLM.BATCH_INDEX: np.zeros((1, 1), dtype=np.int32),
+        LLM.SEQUENCE_INDEX: np.zeros((1, 1), dtype=np.int32),
+    }
+    return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(k, v) for k, v in tensors.items()])
+
+
+def _token_log_probs(req: EngineRequest, ids: list[int]) -> list[float]:
+    """The log-probs of the tokens just emitted (the last len(ids) generated); 0.0 where the token
+    source recorded none (`timing` mode, or the request did not ask)."""
+    recorded = req.log_probs[req.generated - len(ids): req.generated] if len(req.log_probs) >= req.generated else []
+    return recorded + [0.0] * (len(ids) - len(recorded))
 
 
 class TritonPythonModel:
@@ -122,13 +136,16 @@ class TritonPythonModel:
 
     def _on_tokens(self, req: EngineRequest, ids: list[int], final: bool) -> None:
         ctx: _Context = req.payload
+        log_probs = _token_log_probs(req, ids)
         if final and req.finish_reason == "end_id":
-            ids = ids[:-1]  # the end token ends the answer but is not part of it
+            ids, log_probs = ids[:-1], log_probs[:-1]  # the end token ends the answer but is not part of it
+        ctx.cum_log_prob += sum(log_probs)
         if ctx.streaming:
-            ctx.sender.send(_response(ids), flags=FINAL if final else 0)
+            ctx.sender.send(_response(ids, log_probs, ctx.cum_log_prob), flags=FINAL if final else 0)
             ctx.done = final
         else:
             ctx.tokens.extend(ids)
+            ctx.log_probs.extend(log_probs)
 
     def _stop(self, request_id: str, sender: Any) -> None:
         """Mark the live request with this id to leave the batch at the next step."""
@@ -149,7 +166,7 @@ class TritonPythonModel:
             ctx.sender.send(flags=FINAL)
         else:
             ids = ctx.tokens if ctx.exclude_input else list(req.prompt_ids or []) + ctx.tokens
-            ctx.sender.send(_response(ids), flags=FINAL)
+            ctx.sender.send(_response(ids, ctx.log_probs, ctx.cum_log_prob), flags=FINAL)
 
     def finalize(self) -> None:
         self.runner.stop()

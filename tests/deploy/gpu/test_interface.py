@@ -21,7 +21,7 @@ def test_the_check_covers_the_whole_contract():
     """Every name the scheduler sends or reads (runtime.contracts.LLM) is checked, each as often as it is sent."""
     assert SCHEDULER_LLM_CALLS.always == {"input_ids", "input_lengths", "request_output_len"}
     assert SCHEDULER_LLM_CALLS.sometimes == {*LLM.PASSED_THROUGH, "streaming", "stop"}
-    assert SCHEDULER_LLM_CALLS.reads == {"output_ids", "sequence_length"}
+    assert SCHEDULER_LLM_CALLS.reads == {"output_ids", "sequence_length", "output_log_probs"}
 
 
 def test_gpu_tensorrt_llm_serves_the_scheduler_as_the_cpu_stand_in_does():
