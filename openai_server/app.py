@@ -168,14 +168,18 @@ class OpenAIServer:
         ensemble_request = EnsembleRequest(
             request_id=ids.id, text=text, prompt_ids=prompt_ids, max_tokens=max_tokens,
             temperature=req.temperature, top_p=req.top_p, seed=req.seed, stop_words=tuple(req.stop_strings),
+            frequency_penalty=req.frequency_penalty, presence_penalty=req.presence_penalty,
+            repetition_penalty=req.repetition_penalty, min_tokens=req.min_tokens,
+            return_log_probs=req.wants_log_probs,
         )
         generation = Generation(self.backend, ensemble_request, len(prompt_ids))
         try:
             if not req.stream:
-                text_out = await until_disconnect(request, self._collect(generation))
+                text_out, log_probs = await until_disconnect(request, self._collect(generation))
                 use = usage(generation.prompt_tokens, generation.completion_tokens)
                 build = chat_completion if chat else completion
-                return JSONResponse(build(ids, text_out, generation.finish_reason or "stop", use))
+                return JSONResponse(build(ids, text_out, generation.finish_reason or "stop", use,
+                                          log_probs if req.wants_log_probs else None))
             first = await until_disconnect(request, generation.next_piece())
         except ClientGone:
             generation.close()
@@ -187,25 +191,33 @@ class OpenAIServer:
         except BaseException:
             generation.close()
             raise
-        events = self._events(generation, first, ids, chat, req.include_usage_chunk)
+        events = self._events(generation, first, ids, chat, req.include_usage_chunk, req.wants_log_probs)
         return GenerationStream(events, generation)
 
-    async def _collect(self, generation: Generation) -> str:
-        parts = []
+    async def _collect(self, generation: Generation) -> tuple[str, list[tuple[str, float]]]:
+        parts, log_probs = [], []
         try:
             while (piece := await generation.next_piece()) is not None:
                 parts.append(piece.text)
+                log_probs.extend(piece.log_probs)
         finally:
             generation.close()
-        return "".join(parts)
+        return "".join(parts), log_probs
 
     async def _events(self, generation: Generation, first: Piece | None, ids: ResponseIds, chat: bool,
-                      include_usage: bool) -> AsyncIterator[bytes]:
-        def content(text: str, finish: str | None = None) -> bytes:
+                      include_usage: bool, with_log_probs: bool = False) -> AsyncIterator[bytes]:
+        offset = 0  # completions: where the next piece's text starts
+
+        def content(text: str, finish: str | None = None, log_probs: tuple = ()) -> bytes:
+            nonlocal offset
+            lps = list(log_probs) if with_log_probs and finish is None else None
             if chat:
                 return sse(chat_chunk(ids, {"content": text} if text or finish is None else {}, finish,
-                                      with_usage_field=include_usage))
-            return sse(completion_chunk(ids, text, finish, with_usage_field=include_usage))
+                                      with_usage_field=include_usage, logprobs=lps))
+            chunk = sse(completion_chunk(ids, text, finish, with_usage_field=include_usage, logprobs=lps,
+                                         offset=offset))
+            offset += len(text)
+            return chunk
 
         self.metrics.open_streams.inc()
         complete = False
@@ -213,7 +225,7 @@ class OpenAIServer:
             head = sse(chat_chunk(ids, {"role": "assistant", "content": ""}, with_usage_field=include_usage)) if chat else b""
             piece = first
             while piece is not None:
-                out = head + (content(piece.text) if piece.text else b"")
+                out = head + (content(piece.text, log_probs=piece.log_probs) if piece.text or piece.log_probs else b"")
                 head = b""
                 if piece.finish_reason is not None:
                     out += content("", piece.finish_reason)

@@ -26,6 +26,8 @@ import numpy as np
 from tritonclient.grpc import InferResult, service_pb2, service_pb2_grpc
 from tritonclient.utils import np_to_triton_dtype, serialize_byte_tensor
 
+from runtime.contracts import Entry
+
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 2**31 - 1  # as tritonclient's own clients
@@ -42,6 +44,11 @@ class EnsembleRequest:
     top_p: float | None = None
     seed: int | None = None
     stop_words: tuple[str, ...] = ()  # also passed to the engine, so that it can stop at once
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    repetition_penalty: float | None = None
+    min_tokens: int | None = None
+    return_log_probs: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,7 @@ class EnsembleChunk:
     tokens: int
     final: bool
     finish_reason: str | None = None  # the ensemble's own, on its final response, when it has one
+    log_probs: tuple[float, ...] = ()  # of this response's tokens, when the request asked for them
 
 
 @dataclass(frozen=True)
@@ -120,6 +128,15 @@ def ensemble_message(model: str, request: EnsembleRequest) -> service_pb2.ModelI
     if request.stop_words:
         words = np.array([[w.encode("utf-8") for w in request.stop_words]], dtype=np.object_)
         _add_input(message, "stop_words", words)
+    for name, value in ((Entry.FREQUENCY_PENALTY, request.frequency_penalty),
+                        (Entry.PRESENCE_PENALTY, request.presence_penalty),
+                        (Entry.REPETITION_PENALTY, request.repetition_penalty)):
+        if value is not None:
+            _add_input(message, name, np.array([[value]], dtype=np.float32))
+    if request.min_tokens is not None:
+        _add_input(message, Entry.MIN_TOKENS, np.array([[request.min_tokens]], dtype=np.int32))
+    if request.return_log_probs:
+        _add_input(message, Entry.RETURN_LOG_PROBS, np.array([[True]]))
     return message
 
 
@@ -143,6 +160,7 @@ def parse_response(response: service_pb2.ModelStreamInferResponse) -> EnsembleCh
     text = result.as_numpy("text_output")
     count = result.as_numpy("output_token_count")
     finish = result.as_numpy("finish_reason")
+    log_probs = result.as_numpy(Entry.OUTPUT_LOG_PROBS)
     reason = None
     if finish is not None and finish.size:
         value = finish.reshape(-1)[0]
@@ -152,6 +170,7 @@ def parse_response(response: service_pb2.ModelStreamInferResponse) -> EnsembleCh
         tokens=int(count.reshape(-1)[0]) if count is not None and count.size else 0,
         final=final,
         finish_reason=reason,
+        log_probs=tuple(float(v) for v in log_probs.reshape(-1)) if log_probs is not None else (),
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from openai_server.ensemble_client import Backend, EnsembleError, EnsembleRequest
+from openai_server.ensemble_client import Backend, EnsembleChunk, EnsembleError, EnsembleRequest
 from openai_server.stop_strings import StopStringMatcher
 from runtime.finish import finish_reason
 
@@ -27,6 +27,16 @@ def openai_finish_reason(reported: str | None, completion_tokens: int, max_token
 class Piece:
     text: str
     finish_reason: str | None = None  # set on the last piece
+    # (token text, log-prob) of the tokens that came with this piece, when the request asked for them
+    log_probs: tuple[tuple[str, float], ...] = ()
+
+
+def token_log_probs(chunk: EnsembleChunk) -> tuple[tuple[str, float], ...]:
+    """One (text, log-prob) per token of an ensemble response. The ensemble returns text per response,
+    not per token: a response of one token (the usual case) gives its text exactly; when several
+    arrived together (the host fell behind), the first entry carries their text and the others ""."""
+    texts = [chunk.text] + [""] * (len(chunk.log_probs) - 1)
+    return tuple(zip(texts, chunk.log_probs))
 
 
 class Generation:
@@ -40,6 +50,7 @@ class Generation:
         self._stream = backend.open(request)
         self._stream_done = False  # the ensemble request has ended by itself (final response or error)
         self._closed = False
+        self._log_probs: tuple[tuple[str, float], ...] = ()  # of tokens whose text is held back
 
     async def next_piece(self) -> Piece | None:
         """The next text to send (the last one carries the finish reason); None after it.
@@ -54,22 +65,25 @@ class Generation:
                 self._stream_done = True
                 raise
             self.completion_tokens += chunk.tokens
+            log_probs = self._log_probs + token_log_probs(chunk)
+            self._log_probs = ()
             text = self._matcher.feed(chunk.text)
             if self._matcher.stopped:
                 self._stream_done = chunk.final
                 self.finish_reason = "stop"
                 self.close()  # the engine may still be generating: end it
-                return Piece(text, "stop")
+                return Piece(text, "stop", log_probs)
             if chunk.final:
                 self._stream_done = True
-                return self._finish(text + self._matcher.flush(), chunk.finish_reason)
+                return self._finish(text + self._matcher.flush(), chunk.finish_reason, log_probs)
             if text:
-                return Piece(text)
+                return Piece(text, log_probs=log_probs)
+            self._log_probs = log_probs  # held back with the text (a stop string may be starting)
         return None
 
-    def _finish(self, text: str, reported: str | None) -> Piece:
+    def _finish(self, text: str, reported: str | None, log_probs: tuple[tuple[str, float], ...] = ()) -> Piece:
         self.finish_reason = openai_finish_reason(reported, self.completion_tokens, self.request.max_tokens)
-        return Piece(text, self.finish_reason)
+        return Piece(text, self.finish_reason, log_probs)
 
     def close(self) -> None:
         """Call when done with the answer, however that came about: a request whose stream has

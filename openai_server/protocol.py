@@ -1,8 +1,10 @@
 """The OpenAI request and response objects this server speaks (chat completions, completions).
 
-Requests are checked here, before anything reaches Triton. Unknown fields, and OpenAI fields this
-server does not implement (`logprobs`, `tools`, `response_format`, ...), are ignored, as vLLM does
-with fields it does not know: the request is served and the ignored names are logged.
+Requests are checked here, before anything reaches Triton. OpenAI fields whose meaning this server
+cannot deliver (`tools`, `response_format` other than text, `n` > 1, `top_logprobs`, ...:
+`NOT_IMPLEMENTED`) are refused with a 400 that names them, rather than answered as if they had been
+honoured. Unknown fields are ignored, as vLLM does with fields it does not know: the request is
+served and the ignored names are logged.
 """
 
 from __future__ import annotations
@@ -25,6 +27,34 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+def _off(value: Any) -> bool:
+    """A field sent with its do-nothing value (null, false, empty, "none") asks for nothing."""
+    return value in (None, False, "none", "auto", 0) or value == [] or value == {} or value == ""
+
+
+def _text_format(value: Any) -> bool:
+    return value is None or (isinstance(value, dict) and value.get("type") == "text")
+
+
+# Known OpenAI fields this server cannot honour -> (is it asking for nothing?, why it is refused).
+NOT_IMPLEMENTED: dict[str, tuple[Any, str]] = {
+    "tools": (_off, "tool calling is not implemented"),
+    "tool_choice": (_off, "tool calling is not implemented"),
+    "functions": (_off, "function calling is not implemented"),
+    "function_call": (_off, "function calling is not implemented"),
+    "response_format": (_text_format, "only text responses are implemented (no JSON mode or schemas)"),
+    "logit_bias": (_off, "logit_bias is not implemented (the ensemble's embedding bias takes words, not ids)"),
+    "top_logprobs": (_off, "only the chosen token's log-prob is available (TensorRT-LLM returns no alternatives)"),
+    "best_of": (lambda v: v in (None, 1), "best_of > 1 is not implemented (one sequence per request)"),
+    "echo": (_off, "echo is not implemented"),
+    "suffix": (_off, "suffix (insertion) is not implemented"),
+    "audio": (_off, "audio output is not implemented"),
+    "modalities": (lambda v: v in (None, ["text"]), "only the text modality is implemented"),
+    "prediction": (_off, "predicted outputs are not implemented"),
+    "web_search_options": (_off, "web search is not implemented"),
+}
+
+
 class _Sampling(BaseModel):
     """Fields both endpoints share."""
 
@@ -40,6 +70,10 @@ class _Sampling(BaseModel):
     stream_options: StreamOptions | None = None
     n: int | None = 1
     user: str | None = None
+    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    repetition_penalty: float | None = Field(None, gt=0.0)  # vLLM's extension, as TensorRT-LLM's input
+    min_tokens: int | None = Field(None, ge=0, lt=2**31)  # vLLM's extension
 
     @field_validator("n")
     @classmethod
@@ -57,6 +91,14 @@ class _Sampling(BaseModel):
         return [w for w in words if w]
 
     @model_validator(mode="after")
+    def _nothing_unimplemented(self) -> "_Sampling":
+        refused = [f"{name}: {why}" for name, (off, why) in NOT_IMPLEMENTED.items()
+                   if name in (self.model_extra or {}) and not off(self.model_extra[name])]
+        if refused:
+            raise ValueError("not supported by this server: " + "; ".join(refused))
+        return self
+
+    @model_validator(mode="after")
     def _stream_options_need_stream(self) -> "_Sampling":
         if self.stream_options is not None and not self.stream:
             raise ValueError("stream_options can only be set when stream is true")
@@ -72,7 +114,11 @@ class _Sampling(BaseModel):
 
     @property
     def ignored_fields(self) -> list[str]:
-        return sorted(self.model_extra or {})
+        return sorted(set(self.model_extra or {}) - set(NOT_IMPLEMENTED))
+
+    @property
+    def wants_log_probs(self) -> bool:
+        return False
 
 
 class ChatMessage(BaseModel):
@@ -102,6 +148,11 @@ def _text_of(content: str | list[dict[str, Any]] | None) -> str:
 class ChatCompletionRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1, lt=2**31)
+    logprobs: bool | None = None
+
+    @property
+    def wants_log_probs(self) -> bool:
+        return bool(self.logprobs)
 
     def chat_messages(self) -> list[Message]:
         return [m.to_message() for m in self.messages]
@@ -113,6 +164,19 @@ class ChatCompletionRequest(_Sampling):
 
 class CompletionRequest(_Sampling):
     prompt: str | list[str] | list[int] | list[list[int]]
+    logprobs: int | None = Field(None, ge=0, le=0)  # 0: the chosen tokens' log-probs; no alternatives
+
+    @field_validator("logprobs", mode="before")
+    @classmethod
+    def _chosen_only(cls, value: Any) -> Any:
+        if isinstance(value, int) and value > 0:
+            raise ValueError(f"logprobs {value} is not supported: only the chosen token's log-prob is available "
+                             "(TensorRT-LLM returns no alternatives); send 0")
+        return value
+
+    @property
+    def wants_log_probs(self) -> bool:
+        return self.logprobs is not None
 
     def single_prompt(self) -> str | list[int]:
         """The one prompt (text or token ids); several prompts in one request are refused like n>1."""
@@ -160,20 +224,45 @@ class ResponseIds:
         self.model = model
 
 
-def chat_completion(ids: ResponseIds, text: str, finish: str, use: dict[str, int]) -> dict[str, Any]:
+TokenLogProbs = list[tuple[str, float]]  # (token text, log-prob) per generated token
+
+
+def chat_logprobs(tokens: TokenLogProbs | None) -> dict[str, Any] | None:
+    """OpenAI's chat `logprobs` object (None when not asked for): the chosen tokens only."""
+    if tokens is None:
+        return None
+    return {"content": [{"token": text, "logprob": lp, "bytes": list(text.encode("utf-8")), "top_logprobs": []}
+                        for text, lp in tokens], "refusal": None}
+
+
+def completion_logprobs(tokens: TokenLogProbs | None, offset: int = 0) -> dict[str, Any] | None:
+    """The completions API's `logprobs` object (None when not asked for); `offset`: where the text starts."""
+    if tokens is None:
+        return None
+    offsets = []
+    for text, _ in tokens:
+        offsets.append(offset)
+        offset += len(text)
+    return {"tokens": [t for t, _ in tokens], "token_logprobs": [lp for _, lp in tokens],
+            "top_logprobs": [{t: lp} for t, lp in tokens], "text_offset": offsets}
+
+
+def chat_completion(ids: ResponseIds, text: str, finish: str, use: dict[str, int],
+                    logprobs: TokenLogProbs | None = None) -> dict[str, Any]:
     return {
         "id": ids.id, "object": "chat.completion", "created": ids.created, "model": ids.model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": chat_logprobs(logprobs),
                      "finish_reason": finish}],
         "usage": use,
     }
 
 
 def chat_chunk(ids: ResponseIds, delta: dict[str, Any], finish: str | None = None,
-               use: dict[str, int] | None = None, with_usage_field: bool = False) -> dict[str, Any]:
+               use: dict[str, int] | None = None, with_usage_field: bool = False,
+               logprobs: TokenLogProbs | None = None) -> dict[str, Any]:
     chunk: dict[str, Any] = {
         "id": ids.id, "object": "chat.completion.chunk", "created": ids.created, "model": ids.model,
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        "choices": [{"index": 0, "delta": delta, "logprobs": chat_logprobs(logprobs), "finish_reason": finish}],
     }
     if with_usage_field:
         chunk["usage"] = use
@@ -185,19 +274,22 @@ def usage_chunk(ids: ResponseIds, obj: str, use: dict[str, int]) -> dict[str, An
     return {"id": ids.id, "object": obj, "created": ids.created, "model": ids.model, "choices": [], "usage": use}
 
 
-def completion(ids: ResponseIds, text: str, finish: str, use: dict[str, int]) -> dict[str, Any]:
+def completion(ids: ResponseIds, text: str, finish: str, use: dict[str, int],
+               logprobs: TokenLogProbs | None = None) -> dict[str, Any]:
     return {
         "id": ids.id, "object": "text_completion", "created": ids.created, "model": ids.model,
-        "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}],
+        "choices": [{"index": 0, "text": text, "logprobs": completion_logprobs(logprobs), "finish_reason": finish}],
         "usage": use,
     }
 
 
 def completion_chunk(ids: ResponseIds, text: str, finish: str | None = None,
-                     use: dict[str, int] | None = None, with_usage_field: bool = False) -> dict[str, Any]:
+                     use: dict[str, int] | None = None, with_usage_field: bool = False,
+                     logprobs: TokenLogProbs | None = None, offset: int = 0) -> dict[str, Any]:
     chunk: dict[str, Any] = {
         "id": ids.id, "object": "text_completion", "created": ids.created, "model": ids.model,
-        "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}],
+        "choices": [{"index": 0, "text": text, "logprobs": completion_logprobs(logprobs, offset),
+                     "finish_reason": finish}],
     }
     if with_usage_field:
         chunk["usage"] = use

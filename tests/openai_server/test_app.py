@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 
 from openai_server.app import create_app
-from openai_server.ensemble_client import EnsembleError
+from openai_server.ensemble_client import EnsembleChunk, EnsembleError
 from openai_server.settings import Settings
 from tests.openai_server.fake_backend import FakeBackend, words
 
@@ -106,6 +106,58 @@ def test_error_statuses_in_openai_shape():
         _, metrics = get(port, "/metrics")
         assert 'openai_server_errors_total{status="413",type="invalid_request_error"} 1.0' in metrics
         assert 'openai_server_errors_total{status="404",type="invalid_request_error"} 1.0' in metrics
+
+
+def test_unimplemented_openai_fields_get_a_400_naming_them_and_nothing_reaches_triton():
+    backend = FakeBackend()
+    with serving(backend) as port:
+        for path, body, named in (
+            ("/v1/chat/completions", {**CHAT, "tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+            ("/v1/chat/completions", {**CHAT, "tool_choice": "required"}, "tool_choice"),
+            ("/v1/chat/completions", {**CHAT, "functions": [{"name": "f"}]}, "functions"),
+            ("/v1/chat/completions", {**CHAT, "response_format": {"type": "json_object"}}, "response_format"),
+            ("/v1/chat/completions", {**CHAT, "logprobs": True, "top_logprobs": 3}, "top_logprobs"),
+            ("/v1/chat/completions", {**CHAT, "logit_bias": {"1": 3}}, "logit_bias"),
+            ("/v1/chat/completions", {**CHAT, "n": 2}, "n=1"),
+            ("/v1/completions", {"model": MODEL, "prompt": "Hi", "logprobs": 3}, "logprobs 3"),
+            ("/v1/completions", {"model": MODEL, "prompt": "Hi", "echo": True}, "echo"),
+        ):
+            status, _, reply = post(port, path, body)
+            assert status == 400, (body, reply)
+            assert named in reply["error"]["message"] and reply["error"]["type"] == "invalid_request_error"
+        status, _, reply = post(port, "/v1/chat/completions", {**CHAT, "some_future_field": 1,
+                                                              "response_format": {"type": "text"}})
+        assert status == 200  # unknown fields, and known ones asking for nothing, are still served
+    assert len(backend.opened) == 1
+
+
+def test_penalties_and_log_probs_reach_the_ensemble_and_come_back():
+    script = [EnsembleChunk(" a", 1, False, log_probs=(-0.5,)), EnsembleChunk(" b", 1, False, log_probs=(-1.5,)),
+              EnsembleChunk("", 0, True, "stop")]
+    backend = FakeBackend(script=list(script))
+    with serving(backend) as port:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused")
+        reply = client.chat.completions.create(**CHAT, logprobs=True, frequency_penalty=0.5, presence_penalty=0.25,
+                                               extra_body={"repetition_penalty": 1.1, "min_tokens": 2})
+        content = reply.choices[0].logprobs.content
+        assert [(c.token, c.logprob) for c in content] == [(" a", -0.5), (" b", -1.5)]
+        assert content[0].bytes == list(b" a") and content[0].top_logprobs == []
+        sent = backend.opened[0]
+        assert (sent.frequency_penalty, sent.presence_penalty, sent.repetition_penalty, sent.min_tokens) == (
+            0.5, 0.25, 1.1, 2)
+        assert sent.return_log_probs
+        backend.script = list(script)
+        chunks = list(client.chat.completions.create(**CHAT, logprobs=True, stream=True))
+        streamed = [(c.token, c.logprob) for ch in chunks if ch.choices and ch.choices[0].logprobs
+                    for c in ch.choices[0].logprobs.content]
+        assert streamed == [(" a", -0.5), (" b", -1.5)]
+        backend.script = list(script)
+        text = client.completions.create(model=MODEL, prompt="Once", max_tokens=5, logprobs=0)
+        lp = text.choices[0].logprobs
+        assert lp.tokens == [" a", " b"] and lp.token_logprobs == [-0.5, -1.5] and lp.text_offset == [0, 2]
+        backend.script = list(script)
+        plain = client.chat.completions.create(**CHAT)
+        assert plain.choices[0].logprobs is None and not backend.opened[-1].return_log_probs
 
 
 def test_api_key():

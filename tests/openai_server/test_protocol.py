@@ -37,9 +37,62 @@ def test_missing_fields_and_non_objects_are_refused():
         parse_request(ChatCompletionRequest, [CHAT])
 
 
-def test_unknown_and_unimplemented_fields_are_ignored_and_named():
-    req = chat(logprobs=True, tools=[], frequency_penalty=0.5, user="u1")
-    assert req.ignored_fields == ["frequency_penalty", "logprobs", "tools"]
+def test_unknown_fields_are_ignored_and_named():
+    req = chat(logprobs=True, tools=[], frequency_penalty=0.5, user="u1", store=True, metadata={"a": "b"})
+    assert req.ignored_fields == ["metadata", "store"]  # `tools: []` asks for nothing; the rest are used
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools: tool calling is not implemented"),
+    ({"tool_choice": "required"}, "tool_choice: tool calling"),
+    ({"functions": [{"name": "f"}]}, "functions: function calling"),
+    ({"function_call": {"name": "f"}}, "function_call: function calling"),
+    ({"response_format": {"type": "json_object"}}, "response_format: only text responses"),
+    ({"response_format": {"type": "json_schema", "json_schema": {}}}, "response_format"),
+    ({"logit_bias": {"42": 5}}, "logit_bias is not implemented"),
+    ({"logprobs": True, "top_logprobs": 2}, "top_logprobs: only the chosen token's log-prob"),
+    ({"modalities": ["text", "audio"]}, "modalities"),
+    ({"n": 3}, "only n=1"),
+])
+def test_known_fields_that_are_not_implemented_are_refused_by_name(fields, message):
+    with pytest.raises(InvalidRequest, match=message):
+        chat(**fields)
+
+
+def test_several_unimplemented_fields_are_named_in_one_message():
+    with pytest.raises(InvalidRequest, match="tools: .*response_format: "):
+        chat(tools=[{"type": "function"}], response_format={"type": "json_object"})
+
+
+def test_unimplemented_fields_sent_with_their_do_nothing_value_are_served():
+    req = chat(tools=[], tool_choice="none", response_format={"type": "text"}, logit_bias={}, top_logprobs=0,
+               functions=None, modalities=["text"])
+    assert req.ignored_fields == []
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"logprobs": 2}, "logprobs 2 is not supported: only the chosen token's log-prob"),
+    ({"echo": True}, "echo is not implemented"),
+    ({"best_of": 2}, "best_of > 1"),
+    ({"suffix": "end"}, "suffix"),
+    ({"n": 2}, "only n=1"),
+])
+def test_completions_refuse_what_they_cannot_honour(fields, message):
+    with pytest.raises(InvalidRequest, match=message):
+        parse_request(CompletionRequest, {"model": "m", "prompt": "Hi", **fields})
+
+
+def test_log_probs_and_penalties_are_used():
+    req = chat(logprobs=True, frequency_penalty=0.5, presence_penalty=-0.5, repetition_penalty=1.2, min_tokens=3)
+    assert req.wants_log_probs and (req.frequency_penalty, req.presence_penalty) == (0.5, -0.5)
+    assert (req.repetition_penalty, req.min_tokens) == (1.2, 3)
+    assert not chat().wants_log_probs and not chat(logprobs=False).wants_log_probs
+    completion = parse_request(CompletionRequest, {"model": "m", "prompt": "Hi", "logprobs": 0})
+    assert completion.wants_log_probs
+    with pytest.raises(InvalidRequest, match="frequency_penalty"):
+        chat(frequency_penalty=2.5)
+    with pytest.raises(InvalidRequest, match="repetition_penalty"):
+        chat(repetition_penalty=0)
 
 
 def test_fields_that_are_used():
