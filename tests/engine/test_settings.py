@@ -181,3 +181,20 @@ def test_the_stand_in_samples_exactly_when_tensorrt_llm_would():
     sent, _ = engine_inputs(temp)
     sampled = parse_request("b", {**base, **{k: v for k, v in sent.items() if k != LLM.STOP_WORDS_LIST}}, settings)[0]
     assert (sampled.top_k, sampled.top_p, sampled.temperature) == (0, 1.0, np.float32(0.7))
+
+
+def test_tensorrt_llms_other_sampling_inputs_reach_the_request():
+    tensors = {"input_ids": np.array([[1, 2]], np.int32), "request_output_len": np.array([[4]], np.int32),
+               "min_tokens": np.array([[3]], np.int32), "repetition_penalty": np.array([[1.3]], np.float32),
+               "presence_penalty": np.array([[0.5]], np.float32), "frequency_penalty": np.array([[0.25]], np.float32),
+               "embedding_bias": np.array([[0.0, 1.0]], np.float32), "return_log_probs": np.array([[True]]),
+               "len_penalty": np.array([[2.0]], np.float32)}
+    req, _, _ = parse_request("r", tensors, EngineSettings())
+    assert (req.min_tokens, req.presence_penalty, req.frequency_penalty) == (3, 0.5, 0.25)
+    assert req.repetition_penalty == pytest.approx(1.3) and req.return_log_probs
+    assert req.embedding_bias.tolist() == [0.0, 1.0]
+    plain, _, _ = parse_request("p", {k: tensors[k] for k in ("input_ids", "request_output_len")}, EngineSettings())
+    assert (plain.min_tokens, plain.repetition_penalty, plain.embedding_bias, plain.return_log_probs) == (
+        0, 1.0, None, False)
+    with pytest.raises(ValueError, match="beam_width 1 only"):
+        parse_request("b", {**tensors, "beam_width": np.array([[2]], np.int32)}, EngineSettings())

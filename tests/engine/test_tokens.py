@@ -31,3 +31,14 @@ def test_timing_tokens_parameter_picks_the_source() -> None:
     assert isinstance(multilingual.token_source(), CyclicTokenSource)
     with pytest.raises(ValueError, match="timing_tokens"):
         EngineSettings.from_parameters({**params, "timing_tokens": "klingon"}, environ={})
+
+
+def test_min_tokens_holds_back_the_natural_end():
+    from engine.tokens import ConstantTokenSource, EndAtAnswerLength
+
+    source = EndAtAnswerLength(ConstantTokenSource(5))
+    req = EngineRequest("r", prompt_len=1, max_tokens=10, answer_len=2, end_id=9, min_tokens=4)
+    req.generated = 2
+    assert source.next_tokens([req]) == [5]  # the answer would end here, but min_tokens is 4
+    req.generated = 4
+    assert source.next_tokens([req]) == [9]

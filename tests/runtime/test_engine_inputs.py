@@ -111,3 +111,42 @@ def test_a_temperature_alone_samples_the_whole_distribution_on_both_targets():
     out, _ = engine_inputs(temp)
     assert LLM.RUNTIME_TOP_P in out
 
+
+
+def test_older_aliases_are_folded_into_the_engines_names_which_win():
+    from runtime.engine_inputs import resolve_inputs
+
+    seed, old_seed = np.array([[7]], np.uint64), np.array([[9]], np.uint64)
+    out = resolve_inputs({}, {"random_seed": old_seed, "min_length": np.array([[4]], np.int32)})
+    assert out[LLM.SEED] is old_seed and out[LLM.MIN_TOKENS].tolist() == [[4]]
+    assert resolve_inputs({LLM.SEED: seed}, {"random_seed": old_seed})[LLM.SEED] is seed
+
+
+@pytest.mark.parametrize("passed, resolved, message", [
+    ({LLM.BEAM_WIDTH: np.array([[2]], np.int32)}, {}, "beam_width 2 is not supported: the engine's max_beam_width is 1"),
+    ({LLM.BEAM_WIDTH: np.array([[0]], np.int32)}, {}, "beam_width 0"),
+    ({}, {"return_context_logits": np.array([[True]])}, "return_context_logits is not supported"),
+    ({}, {"return_generation_logits": np.array([[True]])}, "return_generation_logits is not supported"),
+    ({}, {"num_return_sequences": np.array([[2]], np.int32)}, "num_return_sequences must be 1"),
+    ({LLM.MIN_TOKENS: np.array([[-1]], np.int32)}, {}, "min_tokens must be >= 0"),
+    ({LLM.REPETITION_PENALTY: np.array([[0.0]], np.float32)}, {}, "repetition_penalty must be"),
+    ({LLM.PRESENCE_PENALTY: np.array([[np.inf]], np.float32)}, {}, "presence_penalty must be finite"),
+])
+def test_what_the_pipeline_cannot_serve_is_a_bad_request(passed, resolved, message):
+    from runtime.engine_inputs import resolve_inputs
+    from runtime.preprocess import BadRequest
+
+    with pytest.raises(BadRequest, match=message):
+        resolve_inputs(passed, resolved)
+
+
+def test_their_do_nothing_values_pass_and_a_wider_engine_takes_wider_beams():
+    from runtime.engine_inputs import includes_prompt, resolve_inputs
+
+    off = {"return_context_logits": np.array([[False]]), "return_generation_logits": np.array([[False]]),
+           "num_return_sequences": np.array([[1]], np.int32)}
+    assert resolve_inputs({LLM.BEAM_WIDTH: np.array([[1]], np.int32)}, off)
+    assert resolve_inputs({LLM.BEAM_WIDTH: np.array([[4]], np.int32)}, {}, max_beam_width=4)
+    exclude_false = {"exclude_input_in_output": np.array([[False]])}
+    assert includes_prompt(exclude_false, streaming=False)
+    assert not includes_prompt(exclude_false, streaming=True) and not includes_prompt({}, streaming=False)

@@ -24,3 +24,16 @@ def test_a_scheduler_reply_is_read_from_its_tensors():
     reply = SchedulerReply.from_tensors(tensors.get)
     assert reply == SchedulerReply(token_ids=[7, 8], context_ids=[5, 6], final=True, finish_reason="length")
     assert SchedulerReply.from_tensors({}.get) is None  # a bare final flag: nothing for the client
+
+
+def test_the_engines_other_outputs_are_kept_by_the_clients_names():
+    from runtime.contracts import Entry
+    from runtime.triton_tensors import engine_outputs
+
+    tensors = {S.OUTPUT_IDS: np.array([[[7]]], np.int32), S.SEQUENCE_LENGTH: np.array([[1]], np.int32),
+               S.CONTEXT_IDS: np.zeros((1, 0), np.int32), S.IS_FINAL: np.array([[False]]),
+               **engine_outputs([-0.5], -0.5)}
+    reply = SchedulerReply.from_tensors(tensors.get)
+    assert set(reply.engine_outputs) == {Entry.CUM_LOG_PROBS, Entry.OUTPUT_LOG_PROBS, Entry.CONTEXT_LOGITS,
+                                         Entry.GENERATION_LOGITS, Entry.BATCH_INDEX, Entry.SEQUENCE_INDEX}
+    assert reply.engine_outputs[Entry.OUTPUT_LOG_PROBS].tolist() == [[[-0.5]]]

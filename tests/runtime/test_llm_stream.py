@@ -163,3 +163,16 @@ def test_a_finished_iterator_is_released_on_the_event_loop_not_the_reader_thread
 
     assert sum(asyncio.run(main()), []) == [1, 2]
     assert kept_on[0][1] == "MainThread"
+
+
+def test_merged_chunks_carry_each_tokens_log_prob_aligned_to_its_ids():
+    async def scenario():
+        arrived: asyncio.Queue = asyncio.Queue()
+        for item in (Response([1]), Response([2, 3]), Response([4]), None):
+            arrived.put_nowait(item)
+        lps = {1: [-0.5], 2: [-1.0, -2.0, -9.0], 4: []}  # one too many is cut, none is padded with 0.0
+        return [c async for c in merged_chunks(arrived, token_ids, error_message,
+                                               log_probs=lambda r: lps[r.ids[0]])]
+
+    (chunk,) = asyncio.run(scenario())
+    assert chunk == [1, 2, 3, 4] and chunk.log_probs == [-0.5, -1.0, -2.0, 0.0]

@@ -224,3 +224,23 @@ def test_prompt_token_ids_are_used_as_sent(tokenizer):
 def test_the_preprocessor_refuses_a_bad_request_with_its_message(tokenizer, change, message):
     with pytest.raises(BadRequest, match=message):
         _preprocessor(tokenizer, max_prompt_bytes=200, max_words=4).prepare(_request(**change))
+
+
+def test_embedding_bias_adds_each_words_weight_at_its_tokens(tokenizer):
+    from runtime.contracts import Preprocessing as P
+
+    prepared = _preprocessor(tokenizer).prepare(_request(
+        EMBEDDING_BIAS_WORDS=np.array([[b"Paris", b" London"]], dtype=object),
+        EMBEDDING_BIAS_WEIGHTS=np.array([[2.5, -1.0]], np.float32)))
+    bias = prepared.tensors[P.EMBEDDING_BIAS].reshape(-1)
+    assert bias.shape == (tokenizer.vocab_size,) and bias.dtype == np.float32
+    for word, weight in (("Paris", 2.5), (" London", -1.0)):
+        assert all(bias[t] == weight for t in tokenizer.encode(word))
+    assert np.count_nonzero(bias) == len(tokenizer.encode("Paris")) + len(tokenizer.encode(" London"))
+    assert _preprocessor(tokenizer).prepare(_request()).tensors[P.EMBEDDING_BIAS].shape == (1, 0)
+
+
+def test_embedding_bias_words_and_weights_must_pair_up(tokenizer):
+    with pytest.raises(BadRequest, match="1 words but embedding_bias_weights 2 weights"):
+        _preprocessor(tokenizer).prepare(_request(EMBEDDING_BIAS_WORDS=np.array([[b"a"]], dtype=object),
+                                                  EMBEDDING_BIAS_WEIGHTS=np.array([[1.0, 2.0]], np.float32)))

@@ -385,3 +385,45 @@ def test_queue_wait_and_ttft_are_observed_and_the_backlog_empties():
     assert sorted(phase for phase, _ in observed) == ["queue_wait", "queue_wait", "ttft", "ttft"]
     assert all(seconds >= 0 for _, seconds in observed)
     assert max(backlogs) == 4 + 2.0 and relay.backlog.total() == 0
+
+
+class LogProbLLM(FakeLLM):
+    """Chunks of two tokens, each with its log-prob, the last one an added end token."""
+
+    async def stream(self, job: LLMJob):
+        from runtime.llm_stream import TokenChunk
+
+        yield TokenChunk([1000, 1001], [-0.5, -1.0])
+        yield TokenChunk([1002, 128001], [-0.25, -3.0])
+
+
+class RecordingSink(FakeSink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.log_probs: list[list[float] | None] = []
+
+    def send_tokens(self, token_ids, context_ids, final, finish=None, log_probs=None):
+        self.log_probs.append(log_probs)
+        self.sent = getattr(self, "sent", []) + [list(token_ids)]
+        super().send_tokens(token_ids, context_ids, final, finish, log_probs)
+
+
+def test_log_probs_follow_their_tokens_and_only_when_asked():
+    def served(streaming: bool, wanted: bool) -> RecordingSink:
+        j = job("j", 8, streaming=streaming)
+        j.end_tokens, j.return_log_probs = (128001,), wanted
+        sink = RecordingSink()
+        run_relay([(j, sink)], LogProbLLM())
+        return sink
+
+    assert served(True, True).log_probs == [[-0.5, -1.0], [-0.25], []]  # the cut end token's is cut too
+    assert served(False, True).log_probs == [[-0.5, -1.0, -0.25]]
+    assert served(True, False).log_probs == [None, None, None]
+
+
+def test_a_non_streaming_answer_starts_with_the_prompt_when_the_client_asked():
+    j = job("j", 3, streaming=False)
+    j.include_prompt = True
+    sink = RecordingSink()
+    run_relay([(j, sink)], FakeLLM())
+    assert sink.sent == [[1, 2, 3, 1000, 1001, 1002]] and sink.finish == "length"  # the answer's 3 tokens

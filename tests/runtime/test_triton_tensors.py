@@ -65,3 +65,15 @@ def test_scalar_reads_an_input_or_falls_back_to_the_default(request_with):
 ])
 def test_stop_requested_only_by_a_true_stop_flag(request_with, arrays, expected):
     assert stop_requested(request_with(**arrays)) is expected
+
+
+def test_engine_outputs_have_tensorrt_llms_shapes_for_one_sequence():
+    from runtime.triton_tensors import engine_outputs
+
+    asked = engine_outputs([-0.5, -1.0], -2.5)
+    assert asked["cum_log_probs"].tolist() == [[-2.5]] and asked["output_log_probs"].tolist() == [[[-0.5, -1.0]]]
+    assert asked["context_logits"].shape == (1, 0, 0) and asked["generation_logits"].shape == (1, 1, 0, 0)
+    assert asked["batch_index"].tolist() == [[0]] and asked["sequence_index"].tolist() == [[0]]
+    not_asked = engine_outputs(None, 0.0)
+    assert not_asked["cum_log_probs"].shape == (1, 0) and not_asked["output_log_probs"].shape == (1, 1, 0)
+    assert {v.dtype.name for k, v in asked.items() if "index" not in k} == {"float32"}
