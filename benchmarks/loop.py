@@ -208,7 +208,7 @@ def run(args: argparse.Namespace) -> dict:
                 shutil.move(res["staged_dir"], moved)
                 staged_curve.append((k, moved, res["retrain_seconds"]))
         result = retrain(snapshot, model_dir, settings, checkpoints=ckpts, work_dir=WORK / "retrain")
-        report["retrain"] = {k: result.get(k) for k in ("rows", "n_train_prompts", "n_replay", "n_holdout", "judge",
+        report["retrain"] = {k: result.get(k) for k in ("rows", "n_train_prompts", "n_replay", "n_holdout", "n_holdout_prompts", "judge",
                                                       "shipped", "reason", "train_seconds", "retrain_seconds")}
         report["retrain_seconds"] = result["retrain_seconds"]
 
@@ -322,9 +322,9 @@ def write_markdown(report: dict, path: Path, png: str) -> None:
         "|---|---|",
         f"| Kendall's tau on {report['n_test']} fresh prompts, v1 (before) | {report['tau_before']:.3f} |",
         f"| Kendall's tau on the same prompts, v2 (after, served scores) | {report['tau_after']:.3f} |",
-        f"| logged requests / usable (stop) / censored (length, cancelled) | {r['rows'].get('total')} / {r['rows'].get('used')} / "
+        f"| logged requests / usable (stop + censored) / censored as lower bounds (length, cancelled) | {r['rows'].get('total')} / {r['rows'].get('used')} / "
         f"{r['rows'].get('censored_length', 0)}, {r['rows'].get('censored_cancelled', 0)} |",
-        f"| judge on the newest {r['n_holdout']} logged rows: tau old -> new | {r['judge']['tau_old']:.3f} -> {r['judge']['tau_new']:.3f} ({r['reason']}) |",
+        f"| judge on the {r.get('n_holdout_prompts', '?')} newest-first-seen prompts ({r['n_holdout']} logged rows, none trained on): tau old -> new | {r['judge']['tau_old']:.3f} -> {r['judge']['tau_new']:.3f} ({r['reason']}) |",
         f"| retrain seconds (2 threads; training alone) | {report['retrain_seconds']} ({r['train_seconds']}) |",
         *([f"| retrain seconds for {report['retrain_timing']['logged_rows']} logged rows, in the bench after the swap (2 threads; "
            f"training alone; see the load note below) | "
