@@ -164,7 +164,7 @@ def traffic_log(root: Path, traffic: Sequence[str], n: int, path: Path, seed: in
 
 
 def offline_curve(root: Path, traffic: Sequence[str], test: Sequence[str], ks: Sequence[int], model_dir: Path,
-                  settings: RetrainSettings, checkpoints: Path, threads: int, seed: int) -> list[dict]:
+                  settings: RetrainSettings, checkpoints: Path, threads: int, seed: int, work: Path = WORK) -> list[dict]:
     """The `curve`: for each k, retrain the serving version on a `traffic_log` of k requests
     (staged, never installed) and take Kendall's tau of the staged version on the fresh `test`
     prompts against their median recorded length (10 Llama-3.1-8B samples)."""
@@ -178,9 +178,9 @@ def offline_curve(root: Path, traffic: Sequence[str], test: Sequence[str], ks: S
     v1 = LengthRanker(latest_version_dir(model_dir), intra_op_threads=threads)
     curve = [{"k": 0, "tau": kendall_tau(v1.score_texts(test, 32), y), "retrain_seconds": 0.0}]
     for k in ks:
-        log = traffic_log(root, traffic, k, WORK / f"curve_log_{k}.jsonl", seed)
+        log = traffic_log(root, traffic, k, work / f"curve_log_{k}.jsonl", seed)
         res = retrain(log, model_dir, replace(settings, min_rows=min(settings.min_rows, k)), checkpoints=checkpoints,
-                      work_dir=WORK / f"offline_curve_{k}", install=False)
+                      work_dir=work / f"offline_curve_{k}", install=False)
         point = {"k": k, "retrain_seconds": res["retrain_seconds"], "n_train_prompts": res.get("n_train_prompts"),
                  "n_holdout_prompts": res.get("n_holdout_prompts"), "judge": res.get("judge")}
         if "staged_dir" in res:
@@ -195,12 +195,14 @@ def curve_only(args: argparse.Namespace) -> int:
     shipped version, added to --out with `mix` and `v1_training`; no server is started."""
     root = data_dir(args.data_dir)
     traffic, test = split_prompts(castillo_prompts(root), args.n_traffic_prompts, args.n_test, args.seed)
-    source = render_repository(WORK / "curve_source")
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    source = render_repository(work / "curve_source")
     model_dir = source / "length_predictor"
     settings = RetrainSettings(threads=args.threads, margin=args.margin)
     report = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    report["curve"] = offline_curve(root, traffic, test, args.curve_k, model_dir, settings, WORK / "curve_checkpoints",
-                                    args.threads, args.seed)
+    report["curve"] = offline_curve(root, traffic, test, args.curve_k, model_dir, settings, work / "curve_checkpoints",
+                                    args.threads, args.seed, work)
     report["curve_method"] = (f"synthetic logs (not served): k requests drawn with repetition from {len(traffic)} traffic "
                               "prompts, each with one recorded Llama-3.1-8B length sampled per request; the shipped "
                               f"version retrained on each (staged); tau on {len(test)} fresh prompts (median of 10 samples)")
@@ -463,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--curve-only", action="store_true",
                     help="only the `curve` from synthetic repeating traffic (no server), added to --out")
     ap.add_argument("--curve-k", type=int, nargs="*", default=[300, 1000, 1500, 3000, 10000])
+    ap.add_argument("--work", type=Path, default=WORK, help="--curve-only: scratch folder")
     ap.add_argument("--n-traffic-prompts", type=int, default=3000, help="--curve-only: distinct prompts the traffic repeats")
     ap.add_argument("--timing-only", action="store_true",
                     help="only time a --timing-rows retrain from the shipped version and add it to --out")
