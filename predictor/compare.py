@@ -228,7 +228,11 @@ def castillo_sets(data_dir: Path, cfg: TrainConfig, cache_dir: Path) -> dict:
     hold = np.array([d in HELD_OUT_SETS for d in ps.datasets])
     train, held = split_by_dataset(ps)
     j = ps.models.index(JUDGE_MODEL)
-    out = {"x_train": x[~hold], "multi": typical_length_target(train.medians),
+    ds = np.array(train.datasets)
+    per_set = np.full(len(train.prompts), np.nan)
+    for name in sorted(set(train.datasets)):
+        per_set[ds == name] = typical_length_target(train.medians[ds == name])
+    out = {"x_train": x[~hold], "multi": typical_length_target(train.medians), "multi_per_set": per_set,
            "llama31": typical_length_target(train.medians[:, [j]]), "n_train": len(train.prompts), "held": {}}
     xh = x[hold]
     for name in HELD_OUT_SETS:
@@ -254,7 +258,10 @@ def prior_rows(cfg: TrainConfig, cs: dict, xp: np.ndarray, y: np.ndarray, folds:
 
     rows = []
     heads = {}
-    for tname, label in (("multi", "13-model typical length (mean per-model percentile)"), ("llama31", "Llama-3.1-8B's length percentile alone")):
+    for tname, label in (("multi", "13-model typical length (mean per-model percentile)"), ("llama31", "Llama-3.1-8B's length percentile alone"),
+                         ("multi_per_set", "13-model typical length, percentiles within each data set (tried second)")):
+        if tname not in cs:
+            continue
         t = cs[tname]
         ok = ~np.isnan(t)
         w, b = ridge_fit(cs["x_train"][ok], t[ok], PRIOR_ALPHA)

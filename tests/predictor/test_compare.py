@@ -57,12 +57,12 @@ def test_prior_rows_judge_held_out_sets_and_never_train_on_alpaca_eval():
     xs = {n: rng.normal(size=(m, 8)) for n, m in (("train", 300), ("alpaca", 60), ("arena", 40), ("DollyDataset", 50), ("Mbpp", 50))}
     true = {n: x @ w for n, x in xs.items()}
     rank = true["train"].argsort().argsort() / 299.0
-    cs = {"x_train": xs["train"], "multi": rank, "llama31": rank, "n_train": 300,
+    cs = {"x_train": xs["train"], "multi": rank, "llama31": rank, "multi_per_set": rank, "n_train": 300,
           "held": {n: {"prompts": [f"{n}{i}" for i in range(50)], "x": xs[n], "y": np.exp(true[n] / 3)} for n in ("DollyDataset", "Mbpp")}}
     y = np.exp(true["alpaca"] / 3)
     rows = prior_rows(None, cs, xs["alpaca"], y, np.arange(60) % 5, xs["arena"])
-    assert len(rows) == 4 and all("trained_on" in r and len(r["arena_scores"]) == 40 for r in rows)
+    assert len(rows) == 5 and all("trained_on" in r and len(r["arena_scores"]) == 40 for r in rows)
     assert all(r["castillo_DollyDataset_tau"] > 0.5 and r["castillo_Mbpp_tau"] > 0.5 for r in rows)  # retrieval is coarser
-    assert rows[0]["castillo_DollyDataset_tau"] > 0.8 and rows[3]["castillo_Mbpp_tau"] > 0.8
+    assert rows[0]["castillo_DollyDataset_tau"] > 0.8 and rows[4]["castillo_Mbpp_tau"] > 0.8
     assert rows[0]["cv_tau"] > 0.8  # the prior alone is judged on every AlpacaEval prompt: it never trained on them
     assert np.allclose([zscore(np.array([1.0, 2.0, 3.0])).mean(), zscore(np.array([1.0, 2.0, 3.0])).std()], [0.0, 1.0])
