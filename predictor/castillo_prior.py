@@ -77,6 +77,16 @@ def split_by_dataset(ps: PromptSet, held_out: Sequence[str] = HELD_OUT_SETS) -> 
     return ps.subset(~hold), ps.subset(hold)
 
 
+def held_out_labels(ps: PromptSet, held_out: Sequence[str] = HELD_OUT_SETS) -> dict[str, tuple[list[str], np.ndarray]]:
+    """Per held-out data set: its prompts that `JUDGE_MODEL` answered, and that model's median length."""
+    j = ps.models.index(JUDGE_MODEL)
+    out = {}
+    for name in held_out:
+        keep = [i for i, d in enumerate(ps.datasets) if d == name and not np.isnan(ps.medians[i, j])]
+        out[name] = ([ps.prompts[i] for i in keep], ps.medians[keep, j])
+    return out
+
+
 def ridge_fit(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
     """Weights and bias of ridge regression (centred; the bias is not penalised)."""
     mu, ym = x.mean(0), float(y.mean())

@@ -44,3 +44,13 @@ def test_light_heads_recover_a_linear_target_and_neighbours():
     assert np.allclose(x @ w + b, y, atol=1e-4)
     xt = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1]])
     assert np.allclose(knn_mean(xt, np.array([10.0, 20.0, 30.0]), np.array([[1.0, 0.05], [0.0, 2.0]]), k=2), [20.0, 25.0])
+
+
+def test_held_out_labels_are_the_judge_models_medians_of_the_held_out_sets():
+    from predictor.castillo_prior import JUDGE_MODEL, PromptSet, held_out_labels
+
+    ps = PromptSet(["a", "b", "c", "d"], ["Alpaca", "Mbpp", "Mbpp", "DollyDataset"], ["m", JUDGE_MODEL],
+                   np.array([[1.0, 2.0], [3.0, 4.0], [5.0, np.nan], [7.0, 8.0]]))
+    out = held_out_labels(ps)
+    assert out["Mbpp"][0] == ["b"] and out["Mbpp"][1].tolist() == [4.0]  # c: the judge model never answered it
+    assert out["DollyDataset"][0] == ["d"] and out["DollyDataset"][1].tolist() == [8.0]
