@@ -31,6 +31,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -41,7 +42,7 @@ from predictor.data import CASTILLO_FILE
 from predictor.evaluate import kendall_tau
 from predictor.retrain import RetrainSettings, retrain
 from repo_paths import BUILD_DIR, data_dir
-from runtime.length_predictor import LengthRanker
+from runtime.length_predictor import LengthRanker, latest_version_dir
 from runtime.request_log import read_rows
 from workloads.lengths import CASTILLO_TABLE, LENGTHS_DIR
 from workloads.metrics import summarize
@@ -142,6 +143,89 @@ def synthetic_log(root: Path, avoid: set[str], n: int, path: Path, seed: int) ->
     return path
 
 
+def traffic_log(root: Path, traffic: Sequence[str], n: int, path: Path, seed: int) -> Path:
+    """`n` log rows of repeating traffic: each request draws one of `traffic`'s prompts at random
+    (so prompts repeat) and one of its recorded CASTILLO lengths (sampled per request, as a real
+    model's would vary). What a server in timing mode would have logged, without serving it."""
+    samples = {}
+    for line in (root / CASTILLO_FILE).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            r = json.loads(line)
+            samples.setdefault(r["prompt"], r["output_tokens_samples"])
+    pool = [p for p in traffic if p in samples]
+    rng = np.random.RandomState(seed)
+    out = []
+    for i in range(n):
+        p = pool[rng.randint(len(pool))]
+        out.append({"prompt": p, "output_tokens": int(rng.choice(samples[p])), "finish_reason": "stop", "score": 0.0,
+                    "predictor_version": "1", "max_tokens": 4096, "end_time": float(i)})
+    path.write_text("".join(json.dumps(r) + "\n" for r in out))
+    return path
+
+
+def offline_curve(root: Path, traffic: Sequence[str], test: Sequence[str], ks: Sequence[int], model_dir: Path,
+                  settings: RetrainSettings, checkpoints: Path, threads: int, seed: int, work: Path = WORK) -> list[dict]:
+    """The `curve`: for each k, retrain the serving version on a `traffic_log` of k requests
+    (staged, never installed) and take Kendall's tau of the staged version on the fresh `test`
+    prompts against their median recorded length (10 Llama-3.1-8B samples)."""
+    med = {}
+    for line in (root / CASTILLO_FILE).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            r = json.loads(line)
+            med.setdefault(r["prompt"], float(np.median(r["output_tokens_samples"])))
+    test = [p for p in test if p in med]
+    y = np.array([med[p] for p in test])
+    v1 = LengthRanker(latest_version_dir(model_dir), intra_op_threads=threads)
+    curve = [{"k": 0, "tau": kendall_tau(v1.score_texts(test, 32), y), "retrain_seconds": 0.0}]
+    for k in ks:
+        log = traffic_log(root, traffic, k, work / f"curve_log_{k}.jsonl", seed)
+        res = retrain(log, model_dir, replace(settings, min_rows=min(settings.min_rows, k)), checkpoints=checkpoints,
+                      work_dir=work / f"offline_curve_{k}", install=False)
+        point = {"k": k, "retrain_seconds": res["retrain_seconds"], "n_train_prompts": res.get("n_train_prompts"),
+                 "n_holdout_prompts": res.get("n_holdout_prompts"), "judge": res.get("judge")}
+        if "staged_dir" in res:
+            point["tau"] = kendall_tau(LengthRanker(res["staged_dir"], intra_op_threads=threads).score_texts(test, 32), y)
+        curve.append(point)
+        print(json.dumps(point), flush=True)
+    return curve
+
+
+def curve_only(args: argparse.Namespace) -> int:
+    """`--curve-only`: the `curve` from synthetic repeating traffic (`traffic_log`), retraining the
+    shipped version, added to --out with `mix` and `v1_training`; no server is started."""
+    root = data_dir(args.data_dir)
+    traffic, test = split_prompts(castillo_prompts(root), args.n_traffic_prompts, args.n_test, args.seed)
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    source = render_repository(work / "curve_source")
+    model_dir = source / "length_predictor"
+    settings = RetrainSettings(threads=args.threads, margin=args.margin)
+    report = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    report["curve"] = offline_curve(root, traffic, test, args.curve_k, model_dir, settings, work / "curve_checkpoints",
+                                    args.threads, args.seed, work)
+    report["curve_method"] = (f"synthetic logs (not served): k requests drawn with repetition from {len(traffic)} traffic "
+                              "prompts, each with one recorded Llama-3.1-8B length sampled per request; the shipped "
+                              f"version retrained on each (staged); tau on {len(test)} fresh prompts (median of 10 samples)")
+    report["mix"] = MIX
+    report["v1_training"] = v1_training(model_dir)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+MIX = ("CASTILLO, all six data sets (Alpaca, Dolly: chat; Apps, BigCodeBench, DS1000, MBPP: code), lengths of "
+       "Llama-3.1-8B-Instruct: v1 never trained on any CASTILLO prompt")
+
+
+def v1_training(model_dir: Path) -> str:
+    """What version 1 trained on, from its own predictor.json."""
+    from runtime.length_predictor import read_meta
+
+    meta = read_meta(model_dir / "1")
+    t = meta.get("training", {})
+    return (f"{t.get('train_prompts', '?')} AlpacaEval prompts, labels {t.get('labels', '?')} "
+            f"(median over the AlpacaEval Llama-3-family generators' lengths), no CASTILLO or Arena-Hard prompt")
+
+
 def plot(curve: list[dict], tau_before: float, path: Path) -> None:
     import matplotlib
 
@@ -208,7 +292,7 @@ def run(args: argparse.Namespace) -> dict:
                 shutil.move(res["staged_dir"], moved)
                 staged_curve.append((k, moved, res["retrain_seconds"]))
         result = retrain(snapshot, model_dir, settings, checkpoints=ckpts, work_dir=WORK / "retrain")
-        report["retrain"] = {k: result.get(k) for k in ("rows", "n_train_prompts", "n_replay", "n_holdout", "judge",
+        report["retrain"] = {k: result.get(k) for k in ("rows", "n_train_prompts", "n_replay", "n_holdout", "n_holdout_prompts", "judge",
                                                       "shipped", "reason", "train_seconds", "retrain_seconds")}
         report["retrain_seconds"] = result["retrain_seconds"]
 
@@ -322,9 +406,9 @@ def write_markdown(report: dict, path: Path, png: str) -> None:
         "|---|---|",
         f"| Kendall's tau on {report['n_test']} fresh prompts, v1 (before) | {report['tau_before']:.3f} |",
         f"| Kendall's tau on the same prompts, v2 (after, served scores) | {report['tau_after']:.3f} |",
-        f"| logged requests / usable (stop) / censored (length, cancelled) | {r['rows'].get('total')} / {r['rows'].get('used')} / "
+        f"| logged requests / usable (stop + censored) / censored as lower bounds (length, cancelled) | {r['rows'].get('total')} / {r['rows'].get('used')} / "
         f"{r['rows'].get('censored_length', 0)}, {r['rows'].get('censored_cancelled', 0)} |",
-        f"| judge on the newest {r['n_holdout']} logged rows: tau old -> new | {r['judge']['tau_old']:.3f} -> {r['judge']['tau_new']:.3f} ({r['reason']}) |",
+        f"| judge on the {r.get('n_holdout_prompts', '?')} newest-first-seen prompts ({r['n_holdout']} logged rows, none trained on): tau old -> new | {r['judge']['tau_old']:.3f} -> {r['judge']['tau_new']:.3f} ({r['reason']}) |",
         f"| retrain seconds (2 threads; training alone) | {report['retrain_seconds']} ({r['train_seconds']}) |",
         *([f"| retrain seconds for {report['retrain_timing']['logged_rows']} logged rows, in the bench after the swap (2 threads; "
            f"training alone; see the load note below) | "
@@ -378,11 +462,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--margin", type=float, default=RetrainSettings.margin)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--curve-only", action="store_true",
+                    help="only the `curve` from synthetic repeating traffic (no server), added to --out")
+    ap.add_argument("--curve-k", type=int, nargs="*", default=[300, 1000, 1500, 3000, 10000])
+    ap.add_argument("--work", type=Path, default=WORK, help="--curve-only: scratch folder")
+    ap.add_argument("--n-traffic-prompts", type=int, default=3000, help="--curve-only: distinct prompts the traffic repeats")
     ap.add_argument("--timing-only", action="store_true",
                     help="only time a --timing-rows retrain from the shipped version and add it to --out")
     args = ap.parse_args(argv)
     if args.timing_only:
         return timing_only(args)
+    if args.curve_only:
+        return curve_only(args)
     report = run(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

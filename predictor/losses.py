@@ -22,6 +22,32 @@ def list_mle(scores: torch.Tensor, labels: torch.Tensor, generator: torch.Genera
     return (tail_lse - s).sum()
 
 
+def censored_list_mle(
+    scores: torch.Tensor, lengths: torch.Tensor, censored: torch.Tensor, step: int = 10,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """ListMLE where some lengths are only lower bounds (the answer was cut: `length`, `cancelled`).
+
+    Why: dropping cut answers hides the longest ones from training. A censored item's place in
+    the full order is unknown, but one fact is known: it is longer than every item whose length
+    is at most its lower bound. So the loss is ListMLE over the uncensored items (bucketized as
+    usual) plus, for each censored item c, the Plackett-Luce probability that c comes first among
+    {c} and the uncensored items known shorter than it: -s_c + logsumexp(s_c, s_j: len_j <= lb_c).
+    Pairs whose order is unknown (c against a longer item, or two censored items) add nothing.
+    """
+    censored = censored.bool()
+    known = ~censored
+    loss = scores.sum() * 0.0
+    if int(known.sum()) >= 2:
+        loss = loss + list_mle(scores[known], bucketize(lengths[known], step), generator)
+    for c in torch.nonzero(censored).flatten().tolist():
+        below = known & (lengths <= lengths[c])
+        if bool(below.any()):
+            group = torch.cat([scores[c : c + 1], scores[below]])
+            loss = loss + torch.logsumexp(group, 0) - scores[c]
+    return loss
+
+
 def pairwise_logistic(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """RankNet-style loss: mean log(1 + exp(-(s_i - s_j))) over the pairs with label_i > label_j.
 

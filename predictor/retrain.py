@@ -3,20 +3,23 @@ only when it ranks the newest traffic better than the serving version.
 
 1. Rows (runtime/request_log.py): `stop` rows with prompt text are (prompt, natural length) pairs.
    `length` and `cancelled` rows are censored (the answer was cut: its length is only a lower bound)
-   and are DROPPED, and counted: ListMLE needs a full order, and a cut answer's place in it is not
-   known. Dropping them under-represents long answers when many requests hit `max_tokens` (the report
-   says how many there were). `error` / `rejected` rows and rows without text (prompt logging off)
-   are skipped and counted too.
-2. Split by time: the newest `--holdout` fraction of the usable rows (by end time) is the judge's
-   slice; the new version never trains on it.
-3. Fine-tune the serving version's checkpoint (`train_model(init=...)`) on the older rows, one label
-   per prompt (median of its rows), mixed with a replay sample of the earlier training data
+   and are KEPT as lower bounds: a prompt with a cut row trains through censored ListMLE
+   (losses.censored_list_mle), which uses only the orders the bound makes certain (it is longer
+   than every answer no longer than its bound). Dropping them would hide the longest answers.
+   `error` / `rejected` rows and rows without text (prompt logging off) are skipped and counted.
+2. Split by PROMPT: the prompts first seen most recently (the newest `--holdout` fraction of the
+   distinct prompts) are the judge's slice with all their rows; every other prompt trains with all
+   of its rows. Traffic repeats itself: a prompt asked ten times gives a ten-row median label, and
+   never straddles the split (a split by row lost most repeated prompts to the judge).
+3. Fine-tune the serving version's checkpoint (`train_model(init=...)`) on the other prompts, one
+   label per prompt (median of its rows, cut rows at their bound), mixed with a replay sample of the earlier training data
    (`--replay` x as many prompts, labels as `make train` makes them) so it does not forget; one
    epoch with the lower layers frozen by default, which keeps 5,000 logged rows within minutes on
    2 cores.
 4. Export through the shipped path (int8 ONNX, predictor.export) into a staging folder and judge
    both ONNX versions with the server's own preprocessing (runtime.length_predictor.LengthRanker): Kendall's
-   tau against the held-out lengths. Ship `length_predictor/<N+1>/` only when tau_new >= tau_old +
+   tau against the held-out prompts' median lengths (prompts with an exact label, one item each).
+   Ship `length_predictor/<N+1>/` only when tau_new >= tau_old +
    `--margin` (default 0.02); otherwise keep the old one and say why.
 5. `rollback --version V` retires every version above V (renamed `retired-<v>`: not numeric, so
    Triton ignores it and it can be restored by hand); `python -m deploy.swap` then makes a running
@@ -54,7 +57,8 @@ RETIRED_PREFIX = "retired-"
 # ---- the log's rows -----------------------------------------------------------------------------
 @dataclass
 class LoggedPairs:
-    """Usable (prompt, natural length) rows in time order, and why the others were left out."""
+    """Usable rows in time order (`stop`: natural length; `length` / `cancelled`: a lower bound),
+    and why the others were left out."""
 
     rows: list[dict]
     counts: dict[str, int] = field(default_factory=dict)
@@ -65,35 +69,63 @@ def usable_rows(rows: Sequence[dict]) -> LoggedPairs:
     kept = []
     for row in rows:
         reason = row.get("finish_reason")
-        if reason in CENSORED:
-            counts[f"censored_{reason}"] += 1
-        elif reason != "stop":
+        if reason != "stop" and reason not in CENSORED:
             counts[f"skipped_{reason}"] += 1
         elif not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
             counts["skipped_no_prompt"] += 1
         else:
+            if reason in CENSORED:
+                counts[f"censored_{reason}"] += 1
             kept.append(row)
     counts["used"] = len(kept)
     kept.sort(key=lambda r: r.get("end_time") or 0.0)
     return LoggedPairs(kept, dict(counts))
 
 
-def time_split(rows: Sequence[dict], holdout: float, min_holdout: int = 50) -> tuple[list[dict], list[dict]]:
-    """Older rows to train on, the newest `holdout` fraction (at least `min_holdout`) to judge on.
-    Rows must be in time order. A prompt seen in both keeps only its held-out rows: the judge
-    never scores a prompt the new version trained on."""
-    n_hold = min(len(rows), max(min_holdout, int(round(len(rows) * holdout))))
-    train, held = list(rows[: len(rows) - n_hold]), list(rows[len(rows) - n_hold :])
-    held_prompts = {r["prompt"] for r in held}
-    return [r for r in train if r["prompt"] not in held_prompts], held
+def prompt_split(rows: Sequence[dict], holdout: float, min_holdout: int = 50) -> tuple[list[dict], list[dict]]:
+    """Split by prompt, not by row: the prompts first seen most recently (the newest `holdout`
+    fraction of distinct prompts, at least `min_holdout` of them, at most half) go to the judge with ALL their
+    rows; every other prompt trains with all of its rows. Why: traffic repeats itself, and a split
+    by row put one row of nearly every repeated prompt in the judge's slice, which then kept that
+    prompt out of training (296 prompts x 10 asks trained on 36 prompts). Rows in time order."""
+    first_seen: dict[str, int] = {}
+    for i, r in enumerate(rows):
+        first_seen.setdefault(r["prompt"], i)
+    prompts = sorted(first_seen, key=first_seen.__getitem__)
+    n_hold = min(len(prompts) // 2, max(min_holdout, int(round(len(prompts) * holdout))))
+    held_prompts = set(prompts[len(prompts) - n_hold :])
+    return [r for r in rows if r["prompt"] not in held_prompts], [r for r in rows if r["prompt"] in held_prompts]
+
+
+@dataclass
+class PromptLabels:
+    """One label per distinct prompt: the median of its rows' lengths, a cut row counted at its
+    lower bound. The median only grows when a cut row's true length is put in, so a prompt with
+    any cut row has a lower-bound label (`censored`); one with none has an exact label."""
+
+    prompts: list[str]
+    labels: np.ndarray
+    censored: np.ndarray  # bool per prompt
+    n_rows: np.ndarray  # rows per prompt (repeats are more signal: a less noisy median)
+
+
+def prompt_labels(rows: Sequence[dict]) -> PromptLabels:
+    groups: dict[str, list[tuple[int, bool]]] = {}
+    for r in rows:
+        groups.setdefault(r["prompt"], []).append((int(r["output_tokens"]), r.get("finish_reason") in CENSORED))
+    prompts = list(groups)
+    return PromptLabels(
+        prompts,
+        np.array([float(np.median([n for n, _ in groups[p]])) for p in prompts]),
+        np.array([any(c for _, c in groups[p]) for p in prompts], dtype=bool),
+        np.array([len(groups[p]) for p in prompts], dtype=np.int64),
+    )
 
 
 def median_labels(rows: Sequence[dict]) -> tuple[list[str], np.ndarray]:
-    groups: dict[str, list[int]] = {}
-    for r in rows:
-        groups.setdefault(r["prompt"], []).append(int(r["output_tokens"]))
-    prompts = list(groups)
-    return prompts, np.array([float(np.median(groups[p])) for p in prompts])
+    """Median length per prompt (every row counted as exact; `prompt_labels` knows cut rows)."""
+    lab = prompt_labels(rows)
+    return lab.prompts, lab.labels
 
 
 def replay_sample(prompts: Sequence[str], labels: np.ndarray, n: int, seed: int, avoid: set[str]) -> tuple[list[str], np.ndarray]:
@@ -221,24 +253,32 @@ def retrain(
     if max_rows is not None:
         pairs.rows = pairs.rows[:max_rows]
     report: dict = {"log": str(log_path), "serving_version": serving_dir.name, "rows": pairs.counts,
-                    "censored_handling": "dropped (a cut answer's length is only a lower bound)",
+                    "censored_handling": "lower bounds: a prompt with a cut row (finish length/cancelled) trains with its median "
+                                         "as a lower bound (censored ListMLE: only orders known from the bound); not judged",
+                    "split": "by prompt: the newest-first-seen prompts and all their rows judge, the rest train",
                     "settings": asdict(settings)}
     if len(pairs.rows) < settings.min_rows:
         report.update(shipped=False, reason=f"{len(pairs.rows)} usable rows < min_rows {settings.min_rows}")
         return _finish(report, work_dir, t0)
-    train_rows, held = time_split(pairs.rows, settings.holdout, settings.min_holdout)
-    prompts, labels = median_labels(train_rows)
+    train_rows, held = prompt_split(pairs.rows, settings.holdout, settings.min_holdout)
+    lab = prompt_labels(train_rows)
+    prompts, labels = lab.prompts, lab.labels
     old_prompts, old_labels = replay if replay is not None else replay_pool(None)
     held_prompts = {r["prompt"] for r in held}
     r_prompts, r_labels = replay_sample(old_prompts, old_labels, int(len(prompts) * settings.replay), settings.seed, held_prompts)
-    report.update(n_train_rows=len(train_rows), n_train_prompts=len(prompts), n_replay=len(r_prompts), n_holdout=len(held))
+    judged = prompt_labels(held)
+    exact = ~judged.censored
+    report.update(n_train_rows=len(train_rows), n_train_prompts=len(prompts), n_train_censored_prompts=int(lab.censored.sum()),
+                  n_replay=len(r_prompts), n_holdout=len(held), n_holdout_prompts=len(judged.prompts),
+                  n_judged_prompts=int(exact.sum()))
 
     ckpt = checkpoint_of(serving_dir.name, checkpoints)
     init, meta = LengthPredictor.load(ckpt)
     cfg = TrainConfig(**{**meta["train_config"], "epochs": settings.epochs, "freeze_layers": settings.freeze_layers,
                          "threads": settings.threads, "seed": settings.seed})
     t_train = time.time()
-    model, tok, facts = train_model(cfg, prompts + r_prompts, np.concatenate([labels, r_labels]), progress=False, init=init)
+    model, tok, facts = train_model(cfg, prompts + r_prompts, np.concatenate([labels, r_labels]), progress=False, init=init,
+                                    censored=np.concatenate([lab.censored, np.zeros(len(r_prompts), dtype=bool)]))
     report["train_seconds"] = round(time.time() - t_train, 1)
 
     version = next_version(model_dir)
@@ -253,10 +293,13 @@ def retrain(
     staged = work_dir / "staged" / str(version)
     if staged.exists():
         shutil.rmtree(staged)
-    export_checkpoint(new_ckpt, staged, real_prompts=[r["prompt"] for r in held[:64]])
+    export_checkpoint(new_ckpt, staged, real_prompts=judged.prompts[:64])
     torch.set_num_threads(settings.threads)
 
-    texts, lengths = [r["prompt"] for r in held], [float(r["output_tokens"]) for r in held]
+    # one judged item per held-out prompt with an exact label (median of its rows; prompts with
+    # a cut row have only a lower bound and are not judged)
+    texts = [p for p, ok in zip(judged.prompts, exact) if ok]
+    lengths = judged.labels[exact].tolist()
     old_scores = LengthRanker(serving_dir, intra_op_threads=settings.threads).score_texts(texts, 32)
     new_scores = LengthRanker(staged, intra_op_threads=settings.threads).score_texts(texts, 32)
     verdict = judge(old_scores, new_scores, lengths, settings.margin)
@@ -264,7 +307,7 @@ def retrain(
     if verdict.ship and install:
         meta_new = read_meta(staged)
         meta_new["retrain"] = {k: report[k] for k in ("log", "serving_version", "rows", "n_train_prompts", "n_replay",
-                                                       "n_holdout", "censored_handling")} | {"judge": asdict(verdict)}
+                                                       "n_holdout", "n_holdout_prompts", "censored_handling")} | {"judge": asdict(verdict)}
         (staged / META_FILE).write_text(json.dumps(meta_new, indent=2) + "\n")
         dest = install_version(staged, model_dir, version, serving_dir)
         report.update(shipped=True, version_dir=str(dest), reason=verdict.reason)
@@ -301,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--log is required")
     settings = RetrainSettings(**{k: getattr(args, k) for k in asdict(d)})
     report = retrain(args.log, args.model_dir, settings)
-    print(json.dumps({k: report.get(k) for k in ("rows", "n_train_prompts", "n_replay", "n_holdout", "judge",
+    print(json.dumps({k: report.get(k) for k in ("rows", "n_train_prompts", "n_replay", "n_holdout", "n_holdout_prompts", "judge",
                                                  "shipped", "reason", "retrain_seconds")}, indent=1))
     return 0
 

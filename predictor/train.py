@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from predictor.interchange import Example, read_jsonl
-from predictor.losses import bucket_cross_entropy, bucketize, list_mle, log_length_mse, pairwise_logistic
+from predictor.losses import bucket_cross_entropy, bucketize, censored_list_mle, list_mle, log_length_mse, pairwise_logistic
 from predictor.model import LengthPredictor
 from predictor.paths import PREDICTOR_BUILD_DIR, TARGET_GENERATOR, default_backbone
 from runtime.length_predictor import PredictorTokenizer, pad_batch
@@ -180,10 +180,14 @@ def class_edges(lengths: np.ndarray, n_classes: int) -> list[float]:
 def train_model(
     cfg: TrainConfig, prompts: Sequence[str], lengths: np.ndarray, progress: bool = True,
     init: LengthPredictor | None = None, groups: Sequence[str] | None = None,
+    censored: Sequence[bool] | None = None,
 ) -> tuple[LengthPredictor, PredictorTokenizer, dict]:
     """Train on (prompt, label length) pairs; returns the model (eval mode), tokenizer, facts.
     `init`: fine-tune this model (predictor.retrain) instead of starting from the backbone.
-    `groups`: one name per prompt; lists are then drawn within a group (None: one pool)."""
+    `groups`: one name per prompt; lists are then drawn within a group (None: one pool).
+    `censored`: per prompt, True when its length is only a lower bound (a cut answer); ListMLE
+    then uses it only where the order is known (losses.censored_list_mle). Other objectives
+    refuse censored labels."""
     torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     tok = make_tokenizer(cfg)
@@ -196,6 +200,9 @@ def train_model(
 
     lengths = np.asarray(lengths, dtype=np.float64)
     targets = torch.tensor(lengths, dtype=torch.float32)
+    cut = torch.tensor(np.asarray(censored, dtype=bool)) if censored is not None and any(censored) else None
+    if cut is not None and cfg.objective != "listmle":
+        raise ValueError(f"censored labels need the listmle objective, not {cfg.objective}")
     if cfg.objective == "regression" and init is None:
         with torch.no_grad():  # start at the mean log length: the head then only learns the ranking
             model.head.bias.fill_(float(np.log1p(lengths).mean()))
@@ -228,7 +235,9 @@ def train_model(
                 a, m = pad_batch([ids[j] for j in idx], tok.pad_id)
                 out = model(torch.from_numpy(a), torch.from_numpy(m))
             y = targets[idx]
-            if cfg.objective == "listmle":
+            if cut is not None:
+                loss = censored_list_mle(out[:, 0], y, cut[idx], cfg.bucket_tokens, gen)
+            elif cfg.objective == "listmle":
                 loss = list_mle(out[:, 0], bucketize(y, cfg.bucket_tokens), gen)
             elif cfg.objective == "pairwise":
                 loss = pairwise_logistic(out[:, 0], bucketize(y, cfg.bucket_tokens))
@@ -247,6 +256,7 @@ def train_model(
         "objective": cfg.objective,
         "labels": cfg.labels,
         "train_prompts": len(prompts),
+        "censored_prompts": int(cut.sum()) if cut is not None else 0,
         "steps": steps,
         "train_seconds": round(time.time() - t0, 1),
         "cache_seconds": round(t_cache, 1),

@@ -41,3 +41,15 @@ def test_synthetic_log_rows_are_recorded_lengths_of_other_prompts(tmp_path):
     assert "p0" not in {r["prompt"] for r in rows}
     assert all(int(r["prompt"][1:]) <= r["output_tokens"] <= int(r["prompt"][1:]) + 1 for r in rows)
     assert np.all(np.diff([r["end_time"] for r in rows]) > 0)
+
+
+def test_traffic_log_repeats_traffic_prompts_with_lengths_sampled_per_request(tmp_path):
+    from benchmarks.loop import traffic_log
+
+    src = tmp_path / CASTILLO_FILE
+    src.parent.mkdir(parents=True)
+    src.write_text("".join(json.dumps({"prompt": f"p{i}", "output_tokens_samples": [10 * i, 10 * i + 5]}) + "\n" for i in range(9)))
+    rows = read_rows(traffic_log(tmp_path, ["p1", "p2", "p3", "absent"], 300, tmp_path / "log.jsonl", seed=0))
+    assert len(rows) == 300 and {r["prompt"] for r in rows} == {"p1", "p2", "p3"}  # only traffic, each many times
+    lengths = {(r["prompt"], r["output_tokens"]) for r in rows}
+    assert lengths == {(f"p{i}", n) for i in (1, 2, 3) for n in (10 * i, 10 * i + 5)}  # both samples drawn

@@ -38,3 +38,31 @@ def test_subsample_keeps_every_row_of_a_seeded_fraction_of_the_prompts():
     assert half == subsample_prompts(rows, 0.5, seed=3)
     assert prompts != {e.prompt for e in subsample_prompts(rows, 0.5, seed=4)}
     assert subsample_prompts(rows, 1.0, seed=3) is rows
+
+
+def test_every_row_says_what_it_trained_on():
+    from predictor.compare import trained_on
+
+    assert trained_on({"name": "prompt length (Llama-3 tokens)"}) == "nothing (not trained)"
+    assert trained_on({"name": "ListMLE, 8B labels [frozen 4]"}).startswith("AlpacaEval (CV")
+    assert "CASTILLO Alpaca, Dolly" in trained_on({"name": "default + CASTILLO chat prompts (Alpaca, Dolly: 1,200) as extra lists"})
+    assert trained_on({"name": "x", "trained_on": "CASTILLO only"}) == "CASTILLO only"
+
+
+def test_prior_rows_judge_held_out_sets_and_never_train_on_alpaca_eval():
+    from predictor.compare import prior_rows, zscore
+
+    rng = np.random.RandomState(0)
+    w = rng.normal(size=8)
+    xs = {n: rng.normal(size=(m, 8)) for n, m in (("train", 300), ("alpaca", 60), ("arena", 40), ("DollyDataset", 50), ("Mbpp", 50))}
+    true = {n: x @ w for n, x in xs.items()}
+    rank = true["train"].argsort().argsort() / 299.0
+    cs = {"x_train": xs["train"], "multi": rank, "llama31": rank, "multi_per_set": rank, "n_train": 300,
+          "held": {n: {"prompts": [f"{n}{i}" for i in range(50)], "x": xs[n], "y": np.exp(true[n] / 3)} for n in ("DollyDataset", "Mbpp")}}
+    y = np.exp(true["alpaca"] / 3)
+    rows = prior_rows(None, cs, xs["alpaca"], y, np.arange(60) % 5, xs["arena"])
+    assert len(rows) == 5 and all("trained_on" in r and len(r["arena_scores"]) == 40 for r in rows)
+    assert all(r["castillo_DollyDataset_tau"] > 0.5 and r["castillo_Mbpp_tau"] > 0.5 for r in rows)  # retrieval is coarser
+    assert rows[0]["castillo_DollyDataset_tau"] > 0.8 and rows[4]["castillo_Mbpp_tau"] > 0.8
+    assert rows[0]["cv_tau"] > 0.8  # the prior alone is judged on every AlpacaEval prompt: it never trained on them
+    assert np.allclose([zscore(np.array([1.0, 2.0, 3.0])).mean(), zscore(np.array([1.0, 2.0, 3.0])).std()], [0.0, 1.0])

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from predictor.losses import bucketize, list_mle, pairwise_logistic
+from predictor.losses import bucketize, censored_list_mle, list_mle, pairwise_logistic
 
 
 def plackett_luce_logprob(scores: list[float], order: list[int]) -> float:
@@ -79,3 +79,36 @@ def test_pairwise_logistic_of_an_all_tied_list_is_zero_with_a_gradient():
     loss = pairwise_logistic(scores, torch.tensor([3.0, 3.0]))
     loss.backward()
     assert float(loss) == 0.0 and scores.grad is not None
+
+
+def test_censored_list_mle_without_cut_items_is_list_mle():
+    scores, lengths = torch.tensor([0.3, -1.2, 2.0, 0.7]), torch.tensor([40.0, 10.0, 25.0, 90.0])
+    plain = list_mle(scores, bucketize(lengths), torch.Generator().manual_seed(1))
+    cens = censored_list_mle(scores, lengths, torch.zeros(4, dtype=torch.bool), 10, torch.Generator().manual_seed(1))
+    assert abs(float(plain) - float(cens)) < 1e-6
+
+
+def test_censored_list_mle_uses_only_the_orders_a_lower_bound_makes_certain():
+    # items 0-2 exact (40, 10, 25); item 3 cut at 30: longer than 10 and 25, unknown against 40
+    scores = [0.3, -1.2, 2.0, 0.7]
+    lengths = torch.tensor([40.0, 10.0, 25.0, 30.0])
+    cut = torch.tensor([False, False, False, True])
+    loss = censored_list_mle(torch.tensor(scores), lengths, cut)
+    exact_part = -plackett_luce_logprob(scores[:3], [0, 2, 1])
+    bound_part = -(scores[3] - math.log(sum(math.exp(scores[j]) for j in (3, 1, 2))))
+    assert abs(float(loss) - (exact_part + bound_part)) < 1e-5
+    # a cut item's loss falls as it is scored above what it is known to exceed, and does not care
+    # where it sits against the longer exact item (40): that order is unknown
+    s = torch.tensor(scores, requires_grad=True)
+    censored_list_mle(s, lengths, cut).backward()
+    assert s.grad[3] < 0
+    lo, hi = torch.tensor([0.3, -1.2, 2.0, 2.5]), torch.tensor([5.0, -1.2, 2.0, 2.5])
+    d_lo = censored_list_mle(lo, lengths, cut) - list_mle(lo[:3], bucketize(lengths[:3]))
+    d_hi = censored_list_mle(hi, lengths, cut) - list_mle(hi[:3], bucketize(lengths[:3]))
+    assert abs(float(d_lo) - float(d_hi)) < 1e-5
+
+
+def test_censored_list_mle_with_a_bound_below_everything_adds_nothing():
+    scores, lengths = torch.tensor([0.3, -1.2, 2.0]), torch.tensor([40.0, 10.0, 3.0])
+    cut = torch.tensor([False, False, True])
+    assert abs(float(censored_list_mle(scores, lengths, cut)) - float(list_mle(scores[:2], bucketize(lengths[:2])))) < 1e-5

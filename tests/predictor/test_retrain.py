@@ -1,4 +1,5 @@
-"""The retrain cycle's decisions: which rows count, the split by time, the judge, versions, rollback."""
+"""The retrain cycle's decisions: which rows count, the split by prompt, cut rows as lower bounds,
+the judge, versions, rollback."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from predictor.retrain import (
     judge,
     median_labels,
     next_version,
+    prompt_labels,
+    prompt_split,
     replay_sample,
     rollback,
-    time_split,
     usable_rows,
 )
 
@@ -24,21 +26,45 @@ def row(i: int, reason: str = "stop", prompt: str | None = None, tokens: int = 1
     return r
 
 
-def test_censored_rows_are_dropped_and_counted():
-    rows = [row(3), row(1, "length"), row(2, "cancelled"), row(0), row(4, "error"), row(5, "rejected"), row(6, prompt="")]
+def test_censored_rows_are_kept_as_lower_bounds_and_counted():
+    rows = [row(3), row(1, "length"), row(2, "cancelled"), row(0), row(4, "error"), row(5, "rejected"), row(6, prompt=""),
+            row(7, "length", prompt="")]
     pairs = usable_rows(rows)
-    assert [r["request_id"] for r in pairs.rows] == ["r0", "r3"]  # time order
-    assert pairs.counts == {"total": 7, "used": 2, "censored_length": 1, "censored_cancelled": 1,
-                            "skipped_error": 1, "skipped_rejected": 1, "skipped_no_prompt": 1}
+    assert [r["request_id"] for r in pairs.rows] == ["r0", "r1", "r2", "r3"]  # time order, cut rows kept
+    assert pairs.counts == {"total": 8, "used": 4, "censored_length": 1, "censored_cancelled": 1,
+                            "skipped_error": 1, "skipped_rejected": 1, "skipped_no_prompt": 2}
 
 
-def test_time_split_holds_out_the_newest_and_never_trains_on_a_held_out_prompt():
-    rows = [row(i, prompt=f"p{i % 30}") for i in range(100)]
-    train, held = time_split(rows, holdout=0.2)
-    assert [r["end_time"] for r in held] == [float(i) for i in range(50, 100)]  # min_holdout 50 wins over 20%
-    assert not {r["prompt"] for r in train} & {r["prompt"] for r in held}
-    train, held = time_split([row(i) for i in range(1000)], holdout=0.2)
-    assert len(held) == 200 and max(r["end_time"] for r in train) < min(r["end_time"] for r in held)
+def test_prompt_split_never_splits_a_prompt_and_keeps_repeated_prompts_for_training():
+    # the issue's case: 296 prompts asked 10 times each, asks interleaved over time
+    rng = np.random.RandomState(0)
+    asks = rng.permutation(np.repeat(np.arange(296), 10))
+    rows = [row(i, prompt=f"p{p}") for i, p in enumerate(asks)]
+    train, held = prompt_split(rows, holdout=0.2)
+    train_prompts, held_prompts = {r["prompt"] for r in train}, {r["prompt"] for r in held}
+    assert not train_prompts & held_prompts
+    assert len(held_prompts) == 59 and len(train_prompts) == 237  # a split by row trained on 36 of them
+    assert len(train) == 2370 and len(held) == 590  # every row of a prompt goes where its prompt goes
+    # the judge takes the prompts first seen last
+    first = {}
+    for r in rows:
+        first.setdefault(r["prompt"], r["end_time"])
+    assert min(first[p] for p in held_prompts) > max(first[p] for p in train_prompts)
+    # at least min_holdout prompts, never more than half of them
+    train, held = prompt_split([row(i, prompt=f"p{i % 300}") for i in range(300)], holdout=0.1)
+    assert len(held) == 50 and len(train) == 250
+    train, held = prompt_split([row(i, prompt=f"p{i % 30}") for i in range(100)], holdout=0.2)
+    assert len({r["prompt"] for r in held}) == 15 and len({r["prompt"] for r in train}) == 15
+
+
+def test_prompt_labels_median_of_repeats_and_cut_rows_as_lower_bounds():
+    lab = prompt_labels([row(0, prompt="a", tokens=1), row(1, prompt="a", tokens=5), row(2, prompt="b", tokens=3),
+                         row(3, prompt="a", tokens=9), row(4, "length", prompt="c", tokens=64),
+                         row(5, prompt="d", tokens=10), row(6, "cancelled", prompt="d", tokens=2), row(7, prompt="d", tokens=30)])
+    assert lab.prompts == ["a", "b", "c", "d"]
+    assert lab.labels.tolist() == [5.0, 3.0, 64.0, 10.0]
+    assert lab.censored.tolist() == [False, False, True, True]  # any cut row: the median is only a lower bound
+    assert lab.n_rows.tolist() == [3, 1, 1, 3]
 
 
 def test_median_labels_one_per_prompt():
