@@ -57,9 +57,10 @@ tokenizer: $(TOKENIZER)
 
 # Where the stand-in LLM ends answers: the target model's recorded lengths by prompt (engine/lengths.py),
 # prepared from the data folder ($(LTR_DATA_DIR) or ../shared/data). Without data the stand-in still
-# serves, every answer running to its max_tokens, and the deploy banner says so.
+# serves, every answer running to its max_tokens, and the deploy banner says so. Rebuilt when the code
+# that keys it changes (a table without chat-templated keys would not know the load tests' prompts).
 LENGTHS := build/lengths/llama-3-8b-instruct.json
-$(LENGTHS): | $(VENV)/.installed $(TOKENIZER)
+$(LENGTHS): workloads/lengths.py engine/lengths.py runtime/chat_template.py | $(VENV)/.installed $(TOKENIZER)
 	$(PY) -m workloads.lengths || echo "no length tables (data folder missing?): answers will run to max_tokens"
 
 lengths: $(LENGTHS)

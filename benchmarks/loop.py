@@ -38,11 +38,13 @@ import numpy as np
 from deploy.repository import render_repository
 from deploy.swap import swap
 from deploy.triton import RepositoryAccess, TritonServer
+from loadtest.prompts import DEFAULT_PROMPT_FORMAT, add_prompt_format_argument, http_body
 from predictor.data import CASTILLO_FILE
 from predictor.evaluate import kendall_tau
 from predictor.retrain import RetrainSettings, retrain
 from repo_paths import BUILD_DIR, data_dir
 from runtime.length_predictor import LengthRanker, latest_version_dir
+from runtime.contracts import Entry
 from runtime.request_log import read_rows
 from workloads.lengths import CASTILLO_TABLE, LENGTHS_DIR
 from workloads.metrics import summarize
@@ -64,9 +66,11 @@ def split_prompts(prompts: list[str], n_logged: int, n_test: int, seed: int) -> 
     return [prompts[i] for i in order[n_test : n_test + n_logged]], [prompts[i] for i in order[:n_test]]
 
 
-def generate(http_url: str, prompt: str, max_tokens: int, timeout_s: float = 600) -> tuple[bool, str]:
-    """One non-streamed request through the ensemble's generate_stream; (ok, finish_reason or error)."""
-    body = json.dumps({"text_input": prompt, "max_tokens": max_tokens, "stream": False}).encode()
+def generate(http_url: str, prompt: str, max_tokens: int, timeout_s: float = 600,
+             prompt_format: str = DEFAULT_PROMPT_FORMAT) -> tuple[bool, str]:
+    """One non-streamed request through the ensemble's generate_stream, chat-templated as CASTILLO's
+    lengths were recorded (loadtest.prompts); (ok, finish_reason or error)."""
+    body = json.dumps(http_body(prompt, max_tokens, prompt_format, **{Entry.STREAM: False})).encode()
     req = urllib.request.Request(f"http://{http_url}/v2/models/ensemble/generate_stream", data=body,
                                  headers={"Content-Type": "application/json"})
     try:
@@ -80,14 +84,14 @@ def generate(http_url: str, prompt: str, max_tokens: int, timeout_s: float = 600
 
 
 def send_all(http_url: str, prompts: list[str], max_tokens: int, concurrency: int,
-             on_done=None) -> list[tuple[float, float, bool, str]]:
+             on_done=None, prompt_format: str = DEFAULT_PROMPT_FORMAT) -> list[tuple[float, float, bool, str]]:
     """Closed loop: `concurrency` clients; returns (start, end, ok, detail) per request."""
     results: list[tuple[float, float, bool, str]] = []
     lock = threading.Lock()
 
     def one(prompt: str) -> None:
         t0 = time.time()
-        ok, detail = generate(http_url, prompt, max_tokens)
+        ok, detail = generate(http_url, prompt, max_tokens, prompt_format=prompt_format)
         with lock:
             results.append((t0, time.time(), ok, detail))
             if on_done is not None:
@@ -99,10 +103,12 @@ def send_all(http_url: str, prompts: list[str], max_tokens: int, concurrency: in
 
 
 def served_pairs(rows: list[dict], prompts: set[str], version: str | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Served score and generated length of completed rows for `prompts` (one row per prompt, the last)."""
+    """Served score and generated length of completed rows for `prompts` (one row per prompt, the last).
+    A chat-templated request logs its user turn stripped, as the template holds it: matched stripped."""
+    prompts = {p.strip() for p in prompts}
     last = {}
     for r in rows:
-        if r.get("prompt") in prompts and r["finish_reason"] in ("stop", "length") and (
+        if (r.get("prompt") or "").strip() in prompts and r["finish_reason"] in ("stop", "length") and (
                 version is None or r.get("predictor_version") == version):
             last[r["prompt"]] = r
     chosen = list(last.values())
@@ -263,11 +269,12 @@ def run(args: argparse.Namespace) -> dict:
     repo = render_repository(WORK / "served", overrides, source=source)
     access = RepositoryAccess.generate()
     report: dict = {"n_traffic_prompts": len(traffic), "max_tokens": args.max_tokens, "slots": args.slots,
-                    "concurrency": args.concurrency, "seed": args.seed}
+                    "concurrency": args.concurrency, "seed": args.seed, "prompt_format": args.prompt_format}
     server = TritonServer(repo, WORK, repository_access=access).start(timeout_s=300)
     try:
         t0 = time.time()
-        phase1 = send_all(server.http_url, traffic, args.max_tokens, args.concurrency)
+        phase1 = send_all(server.http_url, traffic, args.max_tokens, args.concurrency,
+                          prompt_format=args.prompt_format)
         report["phase1_seconds"] = round(time.time() - t0, 1)
         report["phase1_failed"] = sum(not ok for *_, ok, _ in phase1)
         time.sleep(2)
@@ -314,7 +321,8 @@ def run(args: argparse.Namespace) -> dict:
         swapper.start()
         t0 = time.time()
         phase2 = send_all(server.http_url, test, args.max_tokens, args.concurrency,
-                          on_done=lambda n: started.set() if n >= args.swap_after else None)
+                          on_done=lambda n: started.set() if n >= args.swap_after else None,
+                          prompt_format=args.prompt_format)
         started.set()
         swapper.join()
         report["phase2_seconds"] = round(time.time() - t0, 1)
@@ -462,6 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--margin", type=float, default=RetrainSettings.margin)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    add_prompt_format_argument(ap)
     ap.add_argument("--curve-only", action="store_true",
                     help="only the `curve` from synthetic repeating traffic (no server), added to --out")
     ap.add_argument("--curve-k", type=int, nargs="*", default=[300, 1000, 1500, 3000, 10000])

@@ -21,13 +21,14 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import psutil
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from benchmarks.faults import ENTRY_MODELS, Deployment, phantom_inflight, rss_by_process
 from loadtest.abandon import http_stream_close
+from loadtest.grpc_stream import ensemble_inputs
+from loadtest.prompts import DEFAULT_PROMPT_FORMAT
 from repo_paths import BUILD_DIR, RESULTS_DIR
 
 CONCURRENCY = 16
@@ -54,16 +55,9 @@ def grpc_stream(d: Deployment, max_tokens: int, cancel: bool, bad: bool) -> dict
                 result.get_response().parameters["triton_final_response"].bool_param:
             done.append(("ok", ""))
 
-    def tensor(name: str, value: np.ndarray, dtype: str) -> grpcclient.InferInput:
-        t = grpcclient.InferInput(name, list(value.shape), dtype)
-        t.set_data_from_numpy(value)
-        return t
-
-    inputs = [tensor("text_input", np.array([[b"Tell me a story."]], dtype=np.object_), "BYTES"),
-              tensor("max_tokens", np.array([[max_tokens]], dtype=np.int32), "INT32"),
-              tensor("stream", np.array([[True]]), "BOOL")]
-    if bad:
-        inputs.append(tensor("temperature", np.array([[np.nan]], dtype=np.float32), "FP32"))
+    # the load tests' request (loadtest.prompts: chat-templated); `bad` adds a NaN temperature the server refuses
+    inputs = ensemble_inputs("Tell me a story.", max_tokens, prompt_format=DEFAULT_PROMPT_FORMAT,
+                             **({"temperature": float("nan")} if bad else {}))
     client.start_stream(callback=callback)
     try:
         try:

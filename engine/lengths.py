@@ -13,13 +13,17 @@ taken from a `LengthTable`, prepared from the target model's recorded answers
 
 `max_tokens` stays a cap everywhere: an answer longer than it ends with finish reason `length`.
 Prompts are keyed by their Llama-3 token ids (without the leading BOS), as preprocessing sends them.
+A prompt arrives raw (`text_input` tokenized) or chat-templated (`prompt_token_ids`, the Llama-3
+instruct template the recorded answers were asked with): the table holds each prompt's templated key
+as an alias of its raw one (`make lengths` writes both), so both forms end after the same recorded
+length, and an unknown prompt's draw is seeded by the key it arrived with.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Mapping, Sequence
 
@@ -53,6 +57,7 @@ class LengthTable:
     samples: Mapping[str, tuple[int, ...]]
     pooled: np.ndarray  # every recorded length, the distribution unknown prompts draw from
     unknown: UnknownPrompts = "sample"
+    aliases: Mapping[str, str] = field(default_factory=dict)  # another form's key -> the prompt's key in samples
 
     def __post_init__(self) -> None:
         if self.unknown not in UNKNOWN_CHOICES:
@@ -63,7 +68,7 @@ class LengthTable:
     def answer_length(self, prompt_ids: Sequence[int], seed: int) -> int | None:
         """Tokens before the end token for this prompt and seed; None: no natural end (run to the cap)."""
         key = prompt_key(prompt_ids)
-        known = self.samples.get(key)
+        known = self.samples.get(key) or self.samples.get(self.aliases.get(key, ""))
         if known:
             return pick_sample(known, seed)
         if self.unknown == "cap":
@@ -74,24 +79,30 @@ class LengthTable:
     def describe(self) -> str:
         """One line for the deploy banner and logs."""
         unknown = "drawn from its length distribution" if self.unknown == "sample" else "run to max_tokens"
-        return (f"length table {self.name!r}: {len(self.samples)} prompts, median answer "
+        forms = (f"raw or chat-templated ({len(self.aliases)} templated keys)" if self.aliases
+                 else "raw only: no chat-templated keys, rerun `make lengths`")
+        return (f"length table {self.name!r}: {len(self.samples)} prompts, {forms}, median answer "
                 f"{int(np.median(self.pooled)) if len(self.pooled) else 0} tokens; unknown prompts {unknown}")
 
     # ---------------------------------------------------------------------------------- files
     def to_json(self) -> dict:
-        return {"name": self.name, "samples": {k: list(v) for k, v in self.samples.items()}}
+        return {"name": self.name, "samples": {k: list(v) for k, v in self.samples.items()},
+                "aliases": dict(self.aliases)}
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_json()) + "\n")
 
     @classmethod
-    def from_samples(cls, name: str, samples: Mapping[str, Sequence[int]], unknown: UnknownPrompts = "sample") -> "LengthTable":
+    def from_samples(cls, name: str, samples: Mapping[str, Sequence[int]], unknown: UnknownPrompts = "sample",
+                     aliases: Mapping[str, str] | None = None) -> "LengthTable":
+        """`aliases` add keys without adding lengths: the pooled distribution counts each prompt once."""
         by_key = {k: tuple(int(x) for x in v) for k, v in samples.items() if len(v)}
         pooled = np.array(sorted(x for v in by_key.values() for x in v), dtype=np.int64)
-        return cls(name, by_key, pooled, unknown)
+        kept = {a: k for a, k in (aliases or {}).items() if k in by_key and a not in by_key}
+        return cls(name, by_key, pooled, unknown, kept)
 
     @classmethod
     def load(cls, path: str | Path, unknown: UnknownPrompts = "sample") -> "LengthTable":
         data = json.loads(Path(path).read_text())
-        return cls.from_samples(data["name"], data["samples"], unknown)
+        return cls.from_samples(data["name"], data["samples"], unknown, data.get("aliases"))

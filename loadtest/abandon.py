@@ -4,6 +4,8 @@ connection. Shared by the abandoned-request benchmark, the soak and the integrat
 all of them leave the way a real client does.
 
 Each returns when the client has left; what the server then frees is for the caller to watch.
+Prompts go chat-templated as the load tests send them (loadtest.prompts), `prompt_format="raw"`
+for the text alone.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import uuid
 import tritonclient.grpc as grpcclient
 
 from loadtest.grpc_stream import DEFAULT_MODEL, ensemble_inputs
+from loadtest.prompts import DEFAULT_PROMPT_FORMAT, http_body
+from runtime.contracts import Entry
 
 LEAVE_KINDS = ("grpc_cancel", "http_stream_close", "http_generate_close")
 
 
 def grpc_cancel(url: str, prompt: str, max_tokens: int, model: str = DEFAULT_MODEL, after_tokens: int = 1,
-                within_s: float = 1.0) -> int:
+                within_s: float = 1.0, prompt_format: str = DEFAULT_PROMPT_FORMAT) -> int:
     """Stream over gRPC and cancel the stream (`stop_stream(cancel_requests=True)`) once
     `after_tokens` tokens came or `within_s` passed (a request still waiting in the queue gets none).
     Returns the tokens read."""
@@ -31,7 +35,8 @@ def grpc_cancel(url: str, prompt: str, max_tokens: int, model: str = DEFAULT_MOD
     client.start_stream(callback=lambda result, error: arrived.put((result, error)))
     tokens = 0
     try:
-        client.async_stream_infer(model, ensemble_inputs(prompt, max_tokens), request_id=uuid.uuid4().hex,
+        client.async_stream_infer(model, ensemble_inputs(prompt, max_tokens, prompt_format=prompt_format),
+                                  request_id=uuid.uuid4().hex,
                                   enable_empty_final_response=True)
         deadline = time.monotonic() + within_s
         while tokens < after_tokens and time.monotonic() < deadline:
@@ -59,10 +64,10 @@ def _post(host: str, port: int, path: str, body: dict, timeout_s: float) -> sock
 
 
 def http_stream_close(host: str, port: int, prompt: str, max_tokens: int, model: str = DEFAULT_MODEL,
-                      after_events: int = 1, within_s: float = 1.0) -> int:
+                      after_events: int = 1, within_s: float = 1.0, prompt_format: str = DEFAULT_PROMPT_FORMAT) -> int:
     """POST `generate_stream` and close the connection once `after_events` SSE events came or
     `within_s` passed. Returns the events read."""
-    body = {"text_input": prompt, "max_tokens": max_tokens, "stream": True}
+    body = http_body(prompt, max_tokens, prompt_format, **{Entry.STREAM: True})
     deadline = time.monotonic() + within_s
     data = b""
     with _post(host, port, f"/v2/models/{model}/generate_stream", body, within_s) as sock:
@@ -79,10 +84,10 @@ def http_stream_close(host: str, port: int, prompt: str, max_tokens: int, model:
 
 
 def http_generate_close(host: str, port: int, prompt: str, max_tokens: int, model: str = DEFAULT_MODEL,
-                        within_s: float = 0.3) -> bool:
+                        within_s: float = 0.3, prompt_format: str = DEFAULT_PROMPT_FORMAT) -> bool:
     """POST `generate` (one response at the end), wait `within_s`, close the connection. Returns
     whether the answer had already come (then the client did not really leave early)."""
-    body = {"text_input": prompt, "max_tokens": max_tokens}
+    body = http_body(prompt, max_tokens, prompt_format)
     with _post(host, port, f"/v2/models/{model}/generate", body, within_s) as sock:
         try:
             return bool(sock.recv(1))

@@ -6,7 +6,10 @@ model's own lengths (the stand-in's length table, `make lengths`). The default w
 Arena-Hard, whose prompts the shipped predictor never trained on, so the served LTR column ranks by
 held-out scores, as a user's traffic would be ranked; on AlpacaEval its scores are in-sample, and the
 rows say so (`score_source`). The oracle learns each true length only through the experiments-only
-input `expected_output_len`, which the replay sends and `fcfs`/`ltr` never read.
+input `expected_output_len`, which the replay sends and `fcfs`/`ltr` never read. Prompts go as
+their lengths were recorded, one user turn of the Llama-3 chat template (`--prompt-format chat`,
+loadtest.prompts; `raw` is labelled in the rows); the simulator's prompt lengths stay the raw ones
+(the template's 9 tokens more per prompt are not modelled there).
 
 For each policy a fresh tritonserver is started on free loopback ports (its own rendered model
 repository under build/bench_serve/), the trace is replayed open-loop over gRPC streaming, and the
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from loadtest.prompts import DEFAULT_PROMPT_FORMAT, add_prompt_format_argument
 from loadtest.replay import replay_grpc, to_request_times
 from predictor.evaluate import kendall_tau
 from repo_paths import BUILD_DIR, REPO_ROOT, RESULTS_DIR, SOURCE_REPOSITORY, data_dir
@@ -41,7 +45,8 @@ WORK = BUILD_DIR / "bench_serve"
 
 
 def serve_one(
-    policy: str, reqs: list[wl.TraceRequest], max_inflight: int, timeout_s: float, source: Path | None = None
+    policy: str, reqs: list[wl.TraceRequest], max_inflight: int, timeout_s: float, source: Path | None = None,
+    prompt_format: str = DEFAULT_PROMPT_FORMAT,
 ) -> tuple[dict, float]:
     from deploy.local import deployment_overrides
     from deploy.repository import render_repository
@@ -55,7 +60,7 @@ def serve_one(
     try:
         time.sleep(1.0)
         t0 = time.perf_counter()
-        timings = replay_grpc(server.grpc_url, reqs, timeout_s=timeout_s)
+        timings = replay_grpc(server.grpc_url, reqs, timeout_s=timeout_s, prompt_format=prompt_format)
         wall = time.perf_counter() - t0
     finally:
         server.stop()
@@ -77,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=2.0, help="Poisson arrivals per second")
     p.add_argument("--max-tokens-mode", default="generic", choices=list(wl.MAX_TOKENS_MODES),
                    help="generic: one cap for every request; true_length: each answer's own length (labelled)")
+    add_prompt_format_argument(p)
     p.add_argument("--duration", type=float, default=40.0, help="seconds of arrivals")
     p.add_argument("--burst", type=int, default=0, help="send this many requests at once instead")
     p.add_argument("--seed", type=int, default=0)
@@ -133,12 +139,12 @@ def main(argv: list[str] | None = None) -> int:
                   "load": None if args.burst else args.rate / capacity, "capacity_rps": capacity,
                   "score_source": sources[policy], "max_tokens_mode": args.max_tokens_mode,
                   "kendall_tau": kendall_tau(scores[policy], true) if policy != "fcfs" else None,
-                  "max_inflight": cfg.max_inflight, "batch_slots": cfg.batch_slots,
+                  "prompt_format": args.prompt_format, "max_inflight": cfg.max_inflight, "batch_slots": cfg.batch_slots,
                   "predictor": predictor_note if policy == "ltr" else None}
         rows.append({**common, "instrument": "simulated", **summarize(sim.times)})
         if args.sim_only:
             continue
-        row, wall = serve_one(policy, reqs, args.max_inflight, args.timeout, source)
+        row, wall = serve_one(policy, reqs, args.max_inflight, args.timeout, source, args.prompt_format)
         rows.append({**common, "instrument": "served", **row, "wall_s": wall})
         print(json.dumps(rows[-2:], indent=1))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -162,6 +168,9 @@ def write_markdown(rows: list[dict], path: Path, label: str) -> None:
         + ("max_tokens: one generic cap for every request, answers ending at the target model's own lengths. "
            if first.get("max_tokens_mode") == "generic" else
            "**max_tokens: each request's own answer length (true_length; not what a user gets).** ")
+        + ("Prompts: one user turn of the Llama-3 chat template, as the recorded answers were asked for. "
+           if first.get("prompt_format", "chat") == "chat" else
+           "**Prompts: raw text without the chat template (not what the recorded lengths answered).** ")
         + "Reproduce: `make bench-serve` (`python -m loadtest.bench_serve`).",
         "",
         report.markdown_table(rows, cols),

@@ -3,6 +3,9 @@ ensemble` for the ensemble). Ctrl-C frees the server's slot too: `ltr_bls` sees 
 stream; the ensemble does not, so its request is stopped by id.
 
     python -m loadtest.client "What is the capital of France?" --max-tokens 64
+
+The prompt goes as one user turn of the Llama-3 instruct chat template (`--prompt-format raw`: the
+text alone, as a base model would read it).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import uuid
 import tritonclient.grpc as grpcclient
 
 from loadtest.grpc_stream import DEFAULT_MODEL, Chunk, stop_request, stream_generate
+from loadtest.prompts import add_prompt_format_argument
 
 STOPPED_BY_ID = "ensemble"  # the entry point whose client must stop a request by id (docs/faults.md)
 
@@ -25,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default="127.0.0.1:8001", help="gRPC host:port (GRPC_PORT of make deploy)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="ltr_bls (default) or ensemble")
     parser.add_argument("--temperature", type=float)
+    add_prompt_format_argument(parser)
     args = parser.parse_args(argv)
     optional = {} if args.temperature is None else {"temperature": args.temperature}
     client = grpcclient.InferenceServerClient(args.url)
@@ -32,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     tokens = 0
     try:
         for item in stream_generate(client, args.prompt, args.max_tokens, model=args.model, request_id=request_id,
-                                    cancel_on_early_exit=args.model != STOPPED_BY_ID, **optional):
+                                    cancel_on_early_exit=args.model != STOPPED_BY_ID,
+                                    prompt_format=args.prompt_format, **optional):
             if isinstance(item, str):
                 print(f"\nerror: {item}", file=sys.stderr)
                 return 1

@@ -17,6 +17,9 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
+from loadtest.prompts import prompt_inputs
+from runtime.contracts import Entry
+
 DEFAULT_MODEL = "ltr_bls"  # sees a cancelled stream and frees its capacity; "ensemble" does not
 SCHEDULER_MODEL = "ltr_scheduler"
 
@@ -68,15 +71,24 @@ def tensor(name: str, value: np.ndarray) -> grpcclient.InferInput:
     return infer_input
 
 
-def ensemble_inputs(prompt: str | bytes, max_tokens: int, stream: bool = True, **optional: float | int) -> list:
+def ensemble_inputs(prompt: str | bytes, max_tokens: int, stream: bool = True, prompt_format: str = "raw",
+                    **optional: float | int) -> list:
     """TensorRT-LLM ensemble inputs; optional ones (temperature, top_k, top_p, end_id, ...)
-    are sent only when given."""
-    text = prompt if isinstance(prompt, bytes) else prompt.encode("utf-8")
+    are sent only when given. `prompt_format` "chat" adds the chat-templated prompt
+    (loadtest.prompts; what load tests and benchmarks send); the default "raw" is the plain
+    TensorRT-LLM interface, and bytes (which may be no text at all) are always sent raw."""
+    if isinstance(prompt, bytes):
+        text, token_ids = prompt, None
+    else:
+        carried = prompt_inputs(prompt, prompt_format)
+        text, token_ids = prompt.encode("utf-8"), carried.get(Entry.PROMPT_TOKEN_IDS)
     inputs = [
-        tensor("text_input", np.array([[text]], dtype=np.object_)),
-        tensor("max_tokens", np.array([[max_tokens]], dtype=np.int32)),
-        tensor("stream", np.array([[stream]], dtype=bool)),
+        tensor(Entry.TEXT_INPUT, np.array([[text]], dtype=np.object_)),
+        tensor(Entry.MAX_TOKENS, np.array([[max_tokens]], dtype=np.int32)),
+        tensor(Entry.STREAM, np.array([[stream]], dtype=bool)),
     ]
+    if token_ids is not None:
+        inputs.append(tensor(Entry.PROMPT_TOKEN_IDS, np.array([token_ids], dtype=np.int32)))
     dtypes = {"temperature": np.float32, "top_p": np.float32, "top_k": np.int32, "end_id": np.int32,
               "pad_id": np.int32, "seed": np.uint64, "expected_output_len": np.int32}
     for name, value in optional.items():
@@ -126,10 +138,11 @@ def stream_generate(
     timeout_s: float = 600.0,
     request_id: str | None = None,
     cancel_on_early_exit: bool = True,
+    prompt_format: str = "raw",
     **optional: float | int,
 ) -> Iterator[Chunk | str]:
     """Yield the answer's text chunks as they arrive; an error ends the stream (a str)."""
-    inputs = ensemble_inputs(prompt, max_tokens, stream=True, **optional)
+    inputs = ensemble_inputs(prompt, max_tokens, stream=True, prompt_format=prompt_format, **optional)
     for result in stream_infer(client, model, inputs, timeout_s, request_id, cancel_on_early_exit):
         if isinstance(result, str):
             yield result

@@ -15,6 +15,12 @@ are fired as locust request events (request_type `HTTP-SSE` or `gRPC-stream`, na
 failure under `e2e`. Pick the user class on the command line as usual (`HttpStreamUser`, `GrpcStreamUser`,
 `OpenAIChatUser`); `OpenAIChatUser` streams `/v1/chat/completions` from the OpenAI-compatible server, so
 `-H` is that server (`make loadtest LOAD_USER=OpenAIChatUser` points it there).
+
+Prompts go as the recorded answers were asked for: one user turn of the Llama-3 instruct chat
+template (`prompt_token_ids`, with the message in `text_input` for the predictor; the OpenAI server
+applies the same template itself), built by loadtest.prompts; `--prompt-format raw` sends the text
+alone. The stand-in's length table knows both forms, so every text request must end at its natural
+length; text-less traces send a synthetic prompt raw.
 """
 
 from __future__ import annotations
@@ -31,8 +37,10 @@ import grpc.experimental.gevent as grpc_gevent
 import numpy as np
 from locust import FastHttpUser, User, events
 
+from loadtest.prompts import PROMPT_FORMATS, PROMPT_FORMAT_HELP, http_body
 from loadtest.replay import synthetic_prompt
 from repo_paths import data_dir
+from runtime.contracts import Entry
 from workloads import traces as wl
 
 grpc_gevent.init_gevent()  # let grpc's polling cooperate with locust's gevent loop
@@ -54,6 +62,7 @@ def _add_arguments(parser: Any) -> None:
     parser.add_argument("--max-tokens-mode", default="generic", choices=list(wl.MAX_TOKENS_MODES),
                         help="generic: one cap for every request, as clients send; true_length: each request's own "
                              "answer length (the usual benchmarks' shortcut; text-less traces always use it)")
+    parser.add_argument("--prompt-format", default="chat", choices=list(PROMPT_FORMATS), help=PROMPT_FORMAT_HELP)
     parser.add_argument("--openai-model", default="llama-3-8b-instruct", help="model name for OpenAIChatUser")
     parser.add_argument("--openai-api-key", default="", help="API key for OpenAIChatUser, if the server wants one")
 
@@ -72,6 +81,36 @@ def _load_workload(environment: Any, **_: Any) -> None:
     _STATE.update(reqs=reqs, next=itertools.count(), done=0, sent=0, exact=o.workload in wl.TEXT_WORKLOADS)
 
 
+def request_prompt(req: wl.TraceRequest, prompt_format: str) -> tuple[str, str]:
+    """The prompt text a request sends and its format: a dataset prompt in `prompt_format`, a
+    text-less trace's synthetic prompt raw (no recorded answer asked it)."""
+    if req.prompt is None:
+        return synthetic_prompt(req.prompt_tokens), "raw"
+    return req.prompt, prompt_format
+
+
+def http_stream_body(req: wl.TraceRequest, prompt_format: str) -> dict:
+    """`generate_stream`'s JSON body for one workload request (HttpStreamUser)."""
+    prompt, fmt = request_prompt(req, prompt_format)
+    return http_body(prompt, req.max_tokens, fmt, **{Entry.SEED: req.seed, Entry.STREAM: True})
+
+
+def grpc_stream_inputs(req: wl.TraceRequest, prompt_format: str) -> list:
+    """The gRPC stream's inputs for one workload request (GrpcStreamUser)."""
+    from loadtest.grpc_stream import ensemble_inputs
+
+    prompt, fmt = request_prompt(req, prompt_format)
+    return ensemble_inputs(prompt, req.max_tokens, prompt_format=fmt, seed=req.seed)
+
+
+def openai_chat_body(req: wl.TraceRequest, model: str) -> dict:
+    """`/v1/chat/completions`' body for one workload request (OpenAIChatUser): the server applies the
+    same chat template to the one user message."""
+    prompt, _ = request_prompt(req, "chat")
+    return {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": req.max_tokens,
+            "seed": req.seed, "stream": True, "stream_options": {"include_usage": True}}
+
+
 def _take() -> wl.TraceRequest | None:
     i = next(_STATE["next"])
     return _STATE["reqs"][i] if i < len(_STATE["reqs"]) else None
@@ -82,19 +121,19 @@ def _fire(env: Any, kind: str, name: str, seconds: float, length: int = 0, exc: 
                             response_length=length, exception=exc, context={})
 
 
-def _expected_tokens(req: wl.TraceRequest, exact: bool) -> int | None:
+def _expected_tokens(req: wl.TraceRequest) -> int | None:
     """The tokens a request must get: its natural length where the server's length table knows its
-    prompt (text workloads through the ensemble), else None (only the cap is known)."""
-    return req.answer_tokens if exact and _STATE["exact"] else None
+    prompt (text workloads, raw or chat-templated, every user), else None (only the cap is known)."""
+    return req.answer_tokens if _STATE["exact"] else None
 
 
 def _report(env: Any, kind: str, sent: float, token_times: list[float], tokens: int,
-            req: wl.TraceRequest, error: str | None, exact: bool = True) -> None:
+            req: wl.TraceRequest, error: str | None) -> None:
     """Fire ttft / tpot / e2e events for one finished request."""
     with _LOCK:
         _STATE["done"] += 1
         finished_all = _STATE["done"] >= len(_STATE["reqs"])
-    expected = _expected_tokens(req, exact)
+    expected = _expected_tokens(req)
     if error is None and expected is not None and tokens != expected:
         error = f"got {tokens} tokens, expected {expected}"
     if error is None and not 0 < tokens <= req.max_tokens:
@@ -145,8 +184,7 @@ class HttpStreamUser(_OpenLoop, FastHttpUser):
 
     def _one(self, req: wl.TraceRequest) -> None:
         env = self.environment
-        prompt = req.prompt if req.prompt is not None else synthetic_prompt(req.prompt_tokens)
-        body = {"text_input": prompt, "max_tokens": req.max_tokens, "seed": req.seed, "stream": True}
+        body = http_stream_body(req, env.parsed_options.prompt_format)
         sent = time.perf_counter()
         times: list[float] = []
         tokens = 0
@@ -181,10 +219,8 @@ class GrpcStreamUser(_OpenLoop, User):
     def _one(self, req: wl.TraceRequest) -> None:
         import tritonclient.grpc as grpcclient
 
-        from loadtest.grpc_stream import ensemble_inputs
-
         env = self.environment
-        prompt = req.prompt if req.prompt is not None else synthetic_prompt(req.prompt_tokens)
+        inputs = grpc_stream_inputs(req, env.parsed_options.prompt_format)
         results: queue.Queue = queue.Queue()
         client = grpcclient.InferenceServerClient(env.parsed_options.grpc_url)
         times: list[float] = []
@@ -193,7 +229,7 @@ class GrpcStreamUser(_OpenLoop, User):
         sent = time.perf_counter()
         try:
             client.start_stream(callback=lambda result, error: results.put((time.perf_counter(), result, error)))
-            client.async_stream_infer(env.parsed_options.model, ensemble_inputs(prompt, req.max_tokens, seed=req.seed),
+            client.async_stream_infer(env.parsed_options.model, inputs,
                                       request_id=req.request_id, enable_empty_final_response=True)
             while True:
                 # gevent-friendly wait on a queue filled by the client's own thread
@@ -234,10 +270,7 @@ class OpenAIChatUser(_OpenLoop, FastHttpUser):
     def _one(self, req: wl.TraceRequest) -> None:
         env = self.environment
         o = env.parsed_options
-        prompt = req.prompt if req.prompt is not None else synthetic_prompt(req.prompt_tokens)
-        body = {"model": o.openai_model, "messages": [{"role": "user", "content": prompt}],
-                "max_tokens": req.max_tokens, "seed": req.seed, "stream": True,
-                "stream_options": {"include_usage": True}}
+        body = openai_chat_body(req, o.openai_model)
         headers = {"Authorization": f"Bearer {o.openai_api_key}"} if o.openai_api_key else {}
         sent = time.perf_counter()
         times: list[float] = []
@@ -264,5 +297,4 @@ class OpenAIChatUser(_OpenLoop, FastHttpUser):
                     times.append(time.perf_counter())
         except Exception as exc:  # noqa: BLE001
             error = f"{type(exc).__name__}: {exc}"
-        # the chat template changes the prompt's ids, so the length table does not know it: only the cap holds
-        _report(env, "OpenAI-SSE", sent, times, tokens, req, error, exact=False)
+        _report(env, "OpenAI-SSE", sent, times, tokens, req, error)

@@ -17,6 +17,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from loadtest.grpc_stream import DEFAULT_MODEL, ensemble_inputs
+from loadtest.prompts import DEFAULT_PROMPT_FORMAT
 from workloads.metrics import RequestTimes
 from workloads.traces import TraceRequest
 
@@ -77,14 +78,26 @@ def to_request_times(timings: Sequence[StreamTiming], arrivals: Sequence[float] 
     )
 
 
+def request_inputs(r: TraceRequest, prompt_format: str = DEFAULT_PROMPT_FORMAT) -> list:
+    """One workload request's gRPC inputs. A text-less trace's synthetic prompt goes raw (no recorded
+    answer asked it, and its length stands for the trace's raw context); the true length goes only to
+    the experiments-only input the oracle policy reads."""
+    prompt = r.prompt if r.prompt is not None else synthetic_prompt(r.prompt_tokens)
+    return ensemble_inputs(prompt, r.max_tokens or r.output_tokens, stream=True, seed=r.seed,
+                           expected_output_len=r.output_tokens,
+                           prompt_format=prompt_format if r.prompt is not None else "raw")
+
+
 def replay_grpc(
     url: str,
     reqs: Sequence[TraceRequest],
     model: str = DEFAULT_MODEL,
     timeout_s: float = 600.0,
     progress: bool = True,
+    prompt_format: str = DEFAULT_PROMPT_FORMAT,
 ) -> list[StreamTiming]:
-    """Send `reqs` at their arrival times (open loop) and wait until all finish or `timeout_s`."""
+    """Send `reqs` at their arrival times (open loop) and wait until all finish or `timeout_s`;
+    dataset prompts chat-templated unless `prompt_format` is "raw" (loadtest.prompts)."""
     timings = [StreamTiming() for _ in reqs]
     index = {f"q{i}": i for i in range(len(reqs))}
     pending = set(index)
@@ -126,11 +139,8 @@ def replay_grpc(
             delay = r.arrival_s - (time.perf_counter() - t0)
             if delay > 0:
                 time.sleep(delay)
-            prompt = r.prompt if r.prompt is not None else synthetic_prompt(r.prompt_tokens)
+            inputs = request_inputs(r, prompt_format)
             timings[i].sent = time.perf_counter() - t0
-            # The true length goes only to the experiments-only input the oracle policy reads.
-            inputs = ensemble_inputs(prompt, r.max_tokens or r.output_tokens, stream=True, seed=r.seed,
-                                     expected_output_len=r.output_tokens)
             client.async_stream_infer(
                 model, inputs,
                 request_id=f"q{i}", enable_empty_final_response=True,

@@ -7,7 +7,10 @@ prepared once from the recorded answers in the data folder.
 * `llama-3.1-8b-instruct`: CASTILLO's 4,112 prompts, ten sampled lengths each (another model:
   a workload of new prompts and a model upgrade at once).
 
-Keys are the prompts' Llama-3 token ids as preprocessing sends them; the files hold no text.
+Keys are the prompts' Llama-3 token ids as preprocessing sends them, twice: raw (`text_input`
+tokenized) and as one user turn of the Llama-3 instruct chat template (`prompt_token_ids`, how the
+load tests send them and how the recorded answers were asked for), the second an alias of the first;
+the files hold no text.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Callable, Iterable, Sequence
 
 from engine.lengths import LengthTable, prompt_key
 from predictor.data import CASTILLO_FILE
@@ -26,10 +30,21 @@ TARGET_TABLE = "llama-3-8b-instruct"
 CASTILLO_TABLE = "llama-3.1-8b-instruct"
 
 
-def _encoder():
+Encode = Callable[[str], Sequence[int]]
+
+
+def _encoders() -> tuple[Encode, Encode]:
+    """Raw ids and single-turn chat-template ids of a prompt, with the Llama-3 tokenizer."""
+    from runtime.chat_template import single_turn_ids
     from runtime.llama3_tokenizer import load_tokenizer
 
-    return load_tokenizer().encode
+    tokenizer = load_tokenizer()
+    return tokenizer.encode, lambda prompt: single_turn_ids(tokenizer, prompt)
+
+
+def chat_aliases(prompts: Iterable[str], encode: Encode, template: Encode) -> dict[str, str]:
+    """Each prompt's chat-templated key -> its raw key, so that either form finds its lengths."""
+    return {prompt_key(template(p)): prompt_key(encode(p)) for p in prompts}
 
 
 def pool_samples(pools: list[PromptPool], encode) -> dict[str, list[int]]:
@@ -50,11 +65,19 @@ def castillo_samples(path: Path, encode) -> dict[str, list[int]]:
     return samples
 
 
+def castillo_prompts(path: Path) -> list[str]:
+    return [json.loads(line)["prompt"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def build_tables(root: Path, out_dir: Path = LENGTHS_DIR) -> list[Path]:
-    encode = _encoder()
-    tables = [LengthTable.from_samples(TARGET_TABLE, pool_samples([load_alpaca(root), load_arena(root)], encode))]
+    encode, template = _encoders()
+    pools = [load_alpaca(root), load_arena(root)]
+    tables = [LengthTable.from_samples(TARGET_TABLE, pool_samples(pools, encode),
+                                       aliases=chat_aliases((p for pool in pools for p in pool.prompts), encode, template))]
     if (root / CASTILLO_FILE).is_file():
-        tables.append(LengthTable.from_samples(CASTILLO_TABLE, castillo_samples(root / CASTILLO_FILE, encode)))
+        path = root / CASTILLO_FILE
+        tables.append(LengthTable.from_samples(CASTILLO_TABLE, castillo_samples(path, encode),
+                                               aliases=chat_aliases(castillo_prompts(path), encode, template)))
     paths = []
     for table in tables:
         path = out_dir / f"{table.name}.json"

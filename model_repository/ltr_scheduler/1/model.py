@@ -214,11 +214,11 @@ class TritonPythonModel:
             return None
         decode = None
         if settings.prompts:
+            from runtime.chat_template import logged_prompt
             from runtime.llama3_tokenizer import load_tokenizer
 
             tokenizer = load_tokenizer(params.get("tokenizer_path") or None)
-            special = {tokenizer.bos_id}
-            decode = lambda ids: tokenizer.decode([i for i in ids if i not in special])  # noqa: E731
+            decode = lambda ids: logged_prompt(tokenizer, ids)  # noqa: E731
         return RequestLog(settings, decode=decode)
 
     def finalize(self) -> None:
