@@ -37,10 +37,9 @@ import grpc.experimental.gevent as grpc_gevent
 import numpy as np
 from locust import FastHttpUser, User, events
 
-from loadtest.prompts import PROMPT_FORMATS, PROMPT_FORMAT_HELP, http_body
-from loadtest.replay import synthetic_prompt
+from loadtest.prompts import PROMPT_FORMATS, PROMPT_FORMAT_HELP
+from loadtest.workload_requests import grpc_inputs, http_stream_body, openai_chat_body
 from repo_paths import data_dir
-from runtime.contracts import Entry
 from workloads import traces as wl
 
 grpc_gevent.init_gevent()  # let grpc's polling cooperate with locust's gevent loop
@@ -79,36 +78,6 @@ def _load_workload(environment: Any, **_: Any) -> None:
     else:  # no text: the stand-in cannot know these answers, so their length is the cap
         reqs = wl.with_max_tokens(wl.load_trace(o.workload, root)[:n], "true_length")
     _STATE.update(reqs=reqs, next=itertools.count(), done=0, sent=0, exact=o.workload in wl.TEXT_WORKLOADS)
-
-
-def request_prompt(req: wl.TraceRequest, prompt_format: str) -> tuple[str, str]:
-    """The prompt text a request sends and its format: a dataset prompt in `prompt_format`, a
-    text-less trace's synthetic prompt raw (no recorded answer asked it)."""
-    if req.prompt is None:
-        return synthetic_prompt(req.prompt_tokens), "raw"
-    return req.prompt, prompt_format
-
-
-def http_stream_body(req: wl.TraceRequest, prompt_format: str) -> dict:
-    """`generate_stream`'s JSON body for one workload request (HttpStreamUser)."""
-    prompt, fmt = request_prompt(req, prompt_format)
-    return http_body(prompt, req.max_tokens, fmt, **{Entry.SEED: req.seed, Entry.STREAM: True})
-
-
-def grpc_stream_inputs(req: wl.TraceRequest, prompt_format: str) -> list:
-    """The gRPC stream's inputs for one workload request (GrpcStreamUser)."""
-    from loadtest.grpc_stream import ensemble_inputs
-
-    prompt, fmt = request_prompt(req, prompt_format)
-    return ensemble_inputs(prompt, req.max_tokens, prompt_format=fmt, seed=req.seed)
-
-
-def openai_chat_body(req: wl.TraceRequest, model: str) -> dict:
-    """`/v1/chat/completions`' body for one workload request (OpenAIChatUser): the server applies the
-    same chat template to the one user message."""
-    prompt, _ = request_prompt(req, "chat")
-    return {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": req.max_tokens,
-            "seed": req.seed, "stream": True, "stream_options": {"include_usage": True}}
 
 
 def _take() -> wl.TraceRequest | None:
@@ -220,7 +189,7 @@ class GrpcStreamUser(_OpenLoop, User):
         import tritonclient.grpc as grpcclient
 
         env = self.environment
-        inputs = grpc_stream_inputs(req, env.parsed_options.prompt_format)
+        inputs = grpc_inputs(req, env.parsed_options.prompt_format)
         results: queue.Queue = queue.Queue()
         client = grpcclient.InferenceServerClient(env.parsed_options.grpc_url)
         times: list[float] = []

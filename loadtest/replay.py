@@ -16,15 +16,11 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from loadtest.grpc_stream import DEFAULT_MODEL, ensemble_inputs
+from loadtest.grpc_stream import DEFAULT_MODEL
 from loadtest.prompts import DEFAULT_PROMPT_FORMAT
+from loadtest.workload_requests import grpc_inputs
 from workloads.metrics import RequestTimes
 from workloads.traces import TraceRequest
-
-
-def synthetic_prompt(tokens: int) -> str:
-    """A prompt of about `tokens` Llama-3 tokens for text-less traces (" the" is one token)."""
-    return "Repeat:" + " the" * max(tokens - 3, 1)
 
 
 @dataclass
@@ -78,16 +74,6 @@ def to_request_times(timings: Sequence[StreamTiming], arrivals: Sequence[float] 
     )
 
 
-def request_inputs(r: TraceRequest, prompt_format: str = DEFAULT_PROMPT_FORMAT) -> list:
-    """One workload request's gRPC inputs. A text-less trace's synthetic prompt goes raw (no recorded
-    answer asked it, and its length stands for the trace's raw context); the true length goes only to
-    the experiments-only input the oracle policy reads."""
-    prompt = r.prompt if r.prompt is not None else synthetic_prompt(r.prompt_tokens)
-    return ensemble_inputs(prompt, r.max_tokens or r.output_tokens, stream=True, seed=r.seed,
-                           expected_output_len=r.output_tokens,
-                           prompt_format=prompt_format if r.prompt is not None else "raw")
-
-
 def replay_grpc(
     url: str,
     reqs: Sequence[TraceRequest],
@@ -139,7 +125,8 @@ def replay_grpc(
             delay = r.arrival_s - (time.perf_counter() - t0)
             if delay > 0:
                 time.sleep(delay)
-            inputs = request_inputs(r, prompt_format)
+            # the true length goes only to the experiments-only input the oracle policy reads
+            inputs = grpc_inputs(r, prompt_format, oracle=True)
             timings[i].sent = time.perf_counter() - t0
             client.async_stream_infer(
                 model, inputs,

@@ -53,3 +53,35 @@ def test_traffic_log_repeats_traffic_prompts_with_lengths_sampled_per_request(tm
     assert len(rows) == 300 and {r["prompt"] for r in rows} == {"p1", "p2", "p3"}  # only traffic, each many times
     lengths = {(r["prompt"], r["output_tokens"]) for r in rows}
     assert lengths == {(f"p{i}", n) for i in (1, 2, 3) for n in (10 * i, 10 * i + 5)}  # both samples drawn
+
+
+def test_requests_go_chat_templated_and_their_logged_user_turn_counts(monkeypatch):
+    """The loop sends CASTILLO prompts as their lengths were recorded (a chat turn); the log keeps the
+    turn stripped, which still matches the prompt sent."""
+    from benchmarks import loop
+    from loadtest.prompts import http_body
+    from runtime.contracts import Entry
+
+    sent = []
+
+    class Reply:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+        def read(self):
+            return b'data: {"finish_reason": "stop"}\n'
+
+    def fake_urlopen(req, timeout):
+        sent.append(json.loads(req.data))
+        return Reply()
+
+    monkeypatch.setattr(loop.urllib.request, "urlopen", fake_urlopen)
+    assert loop.generate("h:1", " Sort a list. ", 64) == (True, "stop")
+    assert loop.generate("h:1", " Sort a list. ", 64, prompt_format="raw") == (True, "stop")
+    assert sent[0] == http_body(" Sort a list. ", 64, **{Entry.STREAM: False}) and Entry.PROMPT_TOKEN_IDS in sent[0]
+    assert Entry.PROMPT_TOKEN_IDS not in sent[1]
+    rows = [{"prompt": "Sort a list.", "finish_reason": "stop", "score": 1.0, "output_tokens": 5}]
+    assert served_pairs(rows, {" Sort a list. "})[2] == ["Sort a list."]

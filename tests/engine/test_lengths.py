@@ -68,3 +68,39 @@ def test_engine_ends_the_answer_with_end_id_at_its_natural_length(answer_len, ca
 
 def test_pooled_lengths_are_every_sample() -> None:
     assert np.array_equal(table().pooled, [7, 100, 300])
+
+
+TEMPLATED = [128006, 882, 128007, 271, *KNOWN, 128009, 128006, 78191, 128007, 271]  # the chat form of KNOWN
+
+
+def aliased(unknown: str = "sample") -> LengthTable:
+    return LengthTable.from_samples(
+        "toy", {prompt_key(KNOWN): [7], prompt_key(TWO_SAMPLES): [100, 300]}, unknown,  # type: ignore[arg-type]
+        aliases={prompt_key(TEMPLATED): prompt_key(KNOWN), prompt_key([1, 2]): "no-such-key"},
+    )
+
+
+def test_an_alias_finds_the_prompts_lengths_in_either_form() -> None:
+    t = aliased()
+    for seed in range(5):
+        assert t.answer_length([LLAMA3_BOS_ID, *TEMPLATED], seed) == t.answer_length(KNOWN, seed) == 7
+    assert t.aliases == {prompt_key(TEMPLATED): prompt_key(KNOWN)}  # an alias of nothing is dropped
+
+
+def test_aliases_add_no_lengths_and_unknown_prompts_keep_their_seeded_draw() -> None:
+    plain, t = table(), aliased()
+    assert t.pooled.tolist() == plain.pooled.tolist()
+    for i in range(50):
+        ids = [5, i, 9]
+        assert t.answer_length(ids, seed=3) == plain.answer_length(ids, seed=3) == t.answer_length(ids, seed=4)
+    assert aliased("cap").answer_length([5, 9], seed=0) is None
+
+
+def test_aliases_survive_a_save_and_load_and_old_files_still_load(tmp_path) -> None:  # noqa: ANN001
+    t = aliased()
+    t.save(tmp_path / "t.json")
+    back = LengthTable.load(tmp_path / "t.json")
+    assert back.aliases == t.aliases and back.answer_length(TEMPLATED, 0) == 7
+    (tmp_path / "old.json").write_text('{"name": "old", "samples": {"%s": [7]}}' % prompt_key(KNOWN))
+    old = LengthTable.load(tmp_path / "old.json")
+    assert old.aliases == {} and "rerun `make lengths`" in old.describe()

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from loadtest.replay import StreamTiming, synthetic_prompt, to_request_times
+from loadtest.replay import StreamTiming, to_request_times
 from workloads.metrics import summarize
 
 
@@ -27,6 +27,3 @@ def test_failed_requests_are_left_out() -> None:
     assert s["n_requests"] == 1 and s["mean_latency_s"] == pytest.approx(2.0)
     assert math.isnan(bad.ttft)
 
-
-def test_synthetic_prompt_length() -> None:
-    assert synthetic_prompt(50).count(" the") == 47
