@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import pytest
 
+import tritonclient.grpc as grpcclient
+
 from engine.lengths import LengthTable, pick_sample, prompt_key
+from loadtest.grpc_stream import generate
+from loadtest.prompts import http_body
+from runtime.chat_template import single_turn_ids
+from runtime.contracts import Entry
 from runtime.llama3_tokenizer import load_tokenizer
 from tests.server.helpers import http_generate, http_generate_stream, start_server
+from workloads.lengths import chat_aliases
 
 KNOWN = "Name three primary colours."  # answers in 5 tokens
 TWO_SAMPLES = "Describe a sunset."  # answers in 6 or 11 tokens, by seed
@@ -16,9 +23,11 @@ UNKNOWN = "What is the tallest mountain on Earth?"
 
 @pytest.fixture(scope="module")
 def table(tmp_path_factory):
-    encode = load_tokenizer().encode
+    tok = load_tokenizer()
+    encode = tok.encode
     path = tmp_path_factory.mktemp("lengths") / "toy.json"
-    table = LengthTable.from_samples("toy", {prompt_key(encode(KNOWN)): [5], prompt_key(encode(TWO_SAMPLES)): [6, 11]})
+    table = LengthTable.from_samples("toy", {prompt_key(encode(KNOWN)): [5], prompt_key(encode(TWO_SAMPLES)): [6, 11]},
+                                     aliases=chat_aliases([KNOWN, TWO_SAMPLES], encode, lambda p: single_turn_ids(tok, p)))
     table.save(path)
     return table, path, encode
 
@@ -61,3 +70,17 @@ def test_an_unknown_prompt_draws_its_length_from_the_table(server, table):
     for seed in (0, 1):
         _, body = http_generate(server, {"text_input": UNKNOWN, "max_tokens": 50, "seed": seed})
         assert (body["output_token_count"], body["finish_reason"]) == (drawn, "stop")
+
+
+def test_a_chat_templated_prompt_ends_at_its_recorded_length(server):
+    """As the load tests send a dataset prompt (loadtest.prompts: the template's ids in
+    prompt_token_ids, the message in text_input), over HTTP and gRPC, on both entry points."""
+    for model in ("ltr_bls", "ensemble"):
+        status, body = http_generate(server, http_body(KNOWN, 50), model=model)
+        assert status == 200, body
+        assert (body["output_token_count"], body["finish_reason"]) == (5, "stop"), model
+    for seed in range(3):
+        _, body = http_generate(server, http_body(TWO_SAMPLES, 50, **{Entry.SEED: seed}))
+        assert body["output_token_count"] == pick_sample((6, 11), seed)
+    gen = generate(grpcclient.InferenceServerClient(server.grpc_url), KNOWN, 50, prompt_format="chat")
+    assert (gen.error, gen.tokens) == (None, 5)
