@@ -138,6 +138,8 @@ LOAD_RATE ?= 2
 LOAD_REQUESTS ?= 60
 LOAD_USERS ?= 4
 LOAD_TIME ?= 300s
+# chat: dataset prompts as one Llama-3 chat turn (prompt_token_ids), as their lengths were recorded; raw: text alone
+LOAD_PROMPT_FORMAT ?= chat
 # OpenAIChatUser talks to the OpenAI-compatible server, the other users to Triton's HTTP port.
 LOAD_HOST ?= http://127.0.0.1:$(if $(filter OpenAIChatUser,$(LOAD_USER)),$(OPENAI_PORT),$(HTTP_PORT))
 
@@ -166,6 +168,7 @@ loadtest: setup $(LENGTHS)
 	$(PY) -m locust -f loadtest/locustfile.py --headless --only-summary \
 		-H $(LOAD_HOST) --grpc-url 127.0.0.1:$(GRPC_PORT) \
 		--workload $(LOAD_WORKLOAD) --rate $(LOAD_RATE) --max-requests $(LOAD_REQUESTS) \
+		--prompt-format $(LOAD_PROMPT_FORMAT) \
 		-u $(LOAD_USERS) -r $(LOAD_USERS) -t $(LOAD_TIME) \
 		--csv results/locust --html results/locust.html $(LOAD_USER)
 
