@@ -169,7 +169,7 @@ def write_markdown(rows: list[dict], path: Path, label: str) -> None:
            if first.get("max_tokens_mode") == "generic" else
            "**max_tokens: each request's own answer length (true_length; not what a user gets).** ")
         + ("Prompts: one user turn of the Llama-3 chat template, as the recorded answers were asked for. "
-           if first.get("prompt_format", "chat") == "chat" else
+           if first.get("prompt_format", "raw") == "chat" else  # rows before issue 30 went raw
            "**Prompts: raw text without the chat template (not what the recorded lengths answered).** ")
         + "Reproduce: `make bench-serve` (`python -m loadtest.bench_serve`).",
         "",
