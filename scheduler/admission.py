@@ -40,11 +40,12 @@ class AdmissionControl:
             return True
         return False
 
-    def admit_waiting(self) -> list[QueuedRequest]:
-        """Admit waiting requests, in the queue's order, while slots are free."""
+    def admit_waiting(self, now: float | None = None) -> list[QueuedRequest]:
+        """Admit waiting requests, in the queue's order, while slots are free (`now`: the clock of
+        the requests' arrivals, for policies that age requests by their wait)."""
         admitted: list[QueuedRequest] = []
         while self.inflight < self.max_inflight:
-            request = self.queue.pop()
+            request = self.queue.pop(now)
             if request is None:
                 break
             self._take_slot()
