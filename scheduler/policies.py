@@ -101,7 +101,7 @@ class GuardedConfig:
     is measured over."""
 
     ttft_target_s: float = 2.0
-    short_quantile: float = 0.3
+    short_quantile: float = 0.2
     age_factor: float = 0.0
     overtake_share: float = 1.0
     budget_window: int = 500
