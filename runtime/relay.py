@@ -17,7 +17,7 @@ import numpy as np
 
 from runtime.detokenize import CONTEXT_TOKENS
 from runtime.request_log import EndReason, RequestRecord
-from scheduler import AdmissionGate, QueuedRequest, QueueFull, QueueTimeout, RequestCancelled
+from scheduler import AdmissionGate, ArrivalAwarePolicy, QueuedRequest, QueueFull, QueueTimeout, RequestCancelled
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,9 @@ class Relay:
         self.queue_timeout_s = queue_timeout_s  # the queue deadline (None: wait as long as it takes)
         self.grace_left = grace_left  # graceful stop: None, or seconds left to finish (runtime.drain)
         self.stats = RelayStats()
+        # the guarded policy learns from finished requests (its ranking guard, its work budget)
+        policy = gate.queue.policy
+        self._learner: ArrivalAwarePolicy | None = policy if isinstance(policy, ArrivalAwarePolicy) else None
         self._live: dict[str, int] = {}  # client id -> live jobs with that id
         self._stop_requested: set[str] = set()
 
@@ -176,6 +179,17 @@ class Relay:
         finally:
             self._forget(job.client_id)
             self._log(job, ended, progress)
+            self._teach(queued, ended, progress)
+
+    def _teach(self, queued: QueuedRequest, ended: EndReason, progress: "_Progress") -> None:
+        """Tell the policy how an admitted request ended: its tokens are its length (a lower bound
+        when cut by the cap or cancelled). Requests that never ran teach nothing."""
+        if self._learner is None or progress.admission is None or ended not in ("stop", "length", "cancelled"):
+            return
+        try:
+            self._learner.finished(queued, progress.tokens, ended)
+        except Exception:
+            log.exception("policy: finished request %s not recorded", queued.request_id)
 
     def _log(self, job: Job, ended: EndReason, progress: _Progress) -> None:
         """One request-log row; the log only queues it, and its failures never reach the request."""

@@ -82,9 +82,11 @@ class AdmissionGate:
         queue: RequestQueue,
         max_inflight: int,
         on_change: Callable[["AdmissionGate"], None] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.control = AdmissionControl(queue, max_inflight)
         self.on_change = on_change  # observers (metrics) see every change of queue or slots
+        self.clock = clock  # the clock of the requests' `arrival` (policies that age requests by their wait)
         self._waiters: dict[str, asyncio.Future[None]] = {}
 
     @property
@@ -147,7 +149,7 @@ class AdmissionGate:
     def release(self) -> None:
         """Give a slot back and admit the next waiting requests."""
         self.control.release()
-        for request in self.control.admit_waiting():
+        for request in self.control.admit_waiting(None if self.clock is None else self.clock()):
             self._waiters.pop(request.request_id).set_result(None)
         self._changed()
 

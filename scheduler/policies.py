@@ -6,6 +6,7 @@ Ties are broken by arrival order in the queue, so a policy only says what it ran
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from typing import Callable, Literal, Mapping, Protocol, get_args, runtime_check
 
 from scheduler.guard import GuardConfig, RankingGuard
 from scheduler.request import QueuedRequest
+
+log = logging.getLogger(__name__)
 
 PolicyName = Literal["fcfs", "ltr", "oracle", "guarded"]
 POLICY_NAMES: tuple[str, ...] = get_args(PolicyName)
@@ -206,7 +209,12 @@ class Guarded:
         request.overtook = overtook
 
     def finished(self, request: QueuedRequest, generated: int, finish_reason: str) -> None:
-        self.guard.observe(request.score, generated, finish_reason)
+        change = self.guard.observe(request.score, generated, finish_reason)
+        if change is not None:
+            g = self.guard.stats()
+            log.warning("ranking guard: tau %.3f over %d finished requests (%d known pairs, floor %.2f): %s",
+                        g.tau, g.samples, g.pairs, g.floor,
+                        "ranking trusted, shortest-predicted-first" if change else "falling back to arrival order")
         self._work.append((request.overtook, generated))
         self._tokens += generated
         self._overtook_tokens += generated if request.overtook else 0

@@ -65,3 +65,13 @@ def test_scalar_reads_an_input_or_falls_back_to_the_default(request_with):
 ])
 def test_stop_requested_only_by_a_true_stop_flag(request_with, arrays, expected):
     assert stop_requested(request_with(**arrays)) is expected
+
+
+def test_queue_deadline_serves_late_by_default_and_refuses_past_the_ttft_target_when_asked():
+    from runtime.triton_tensors import queue_deadline
+
+    assert queue_deadline({"queue_timeout_s": "0", "slo_miss": "serve", "slo_ttft_s": "2"}) is None
+    assert queue_deadline({"queue_timeout_s": "0", "slo_miss": "refuse", "slo_ttft_s": "3"}) == 3.0
+    assert queue_deadline({"queue_timeout_s": "5", "slo_miss": "refuse", "slo_ttft_s": "3"}) == 5.0
+    with pytest.raises(ValueError):
+        queue_deadline({"slo_miss": "drop"})

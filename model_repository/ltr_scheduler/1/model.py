@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
@@ -24,8 +25,8 @@ from runtime.preprocess import check_sampling
 from runtime.relay import Job, Relay, RelayStats
 from runtime.request_log import LogSettings, RequestLog
 from runtime import scheduler_metrics as metric_names
-from runtime.scheduler_metrics import EVENTS, CounterDeltas, event_totals
-from runtime.triton_tensors import model_parameters, scalar, stop_requested
+from runtime.scheduler_metrics import EVENTS, CounterDeltas, event_totals, ranking_gauges
+from runtime.triton_tensors import model_parameters, queue_deadline, scalar, stop_requested
 from scheduler import AdmissionGate, RequestQueue, StarvationConfig, make_policy
 
 
@@ -134,6 +135,9 @@ class SchedulerMetrics:
         self.inflight = self.families[metric_names.INFLIGHT].Metric(labels=labels)
         events = self.families[metric_names.REQUESTS]
         self.counters = {name: events.Metric(labels={**labels, "event": name}) for name in EVENTS}
+        self.ranking = {name: self.families[name].Metric(labels=labels) for name in (
+            metric_names.RANKING_TAU, metric_names.RANKING_TAU_SAMPLES, metric_names.RANKING_TAU_WINDOW,
+            metric_names.RANKING_TRUSTED)}
         self.deltas = CounterDeltas(EVENTS)
 
     def update(self, gate: AdmissionGate, relay: RelayStats, log_lost: int = 0, version: str | None = None) -> None:
@@ -147,26 +151,29 @@ class SchedulerMetrics:
         self.inflight.set(gate.inflight)
         for name, increment in self.deltas(event_totals(gate, relay)).items():
             self.counters[name].increment(increment)
+        for name, value in ranking_gauges(gate).items():
+            self.ranking[name].set(value)
 
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         params = model_parameters(json.loads(args["model_config"]))
         queue = RequestQueue(
-            make_policy(params["policy"]),
+            make_policy(params["policy"], params=params),
             StarvationConfig(int(params["starvation_threshold"]), int(params["starvation_quantum"])),
             max_size=int(params["max_queue_size"]),
         )
         max_inflight = int(params["max_inflight"])
         self.fallback_rank = FallbackRank()
         self.metrics = SchedulerMetrics(params["policy"])
-        self.gate = AdmissionGate(queue, max_inflight, on_change=lambda gate: self._publish())
+        # the relay's clock (time.monotonic) stamps `arrival`: the gate reads the same one
+        self.gate = AdmissionGate(queue, max_inflight, on_change=lambda gate: self._publish(), clock=time.monotonic)
         self.relay = Relay(
             self.gate,
             BLSClient(params["llm_model"], workers=2 * max_inflight + 4,
                       stall_timeout_s=float(params["llm_stall_timeout_s"]) or None),
             cancel_poll_s=int(params["cancel_poll_ms"]) / 1000,
-            queue_timeout_s=float(params["queue_timeout_s"]) or None,
+            queue_timeout_s=queue_deadline(params),
             grace_left=DrainSignal(params["drain_file"]),
         )
         predictor_dir = Path(args["model_repository"]).parent / params["predictor_model"]
