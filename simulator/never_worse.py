@@ -30,6 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
+from deploy.repository import source_parameters
 from predictor.evaluate import kendall_tau
 from simulator.policies import make_policy
 from simulator.sim import SimConfig, simulate
@@ -99,8 +100,11 @@ def trace_block(full: Sequence[wl.TraceRequest], rate: float, duration_s: float,
 
 
 def run_task(task: Task, spec_slo: RequestSlo, config: SimConfig) -> dict:
-    policy = make_policy(task.policy, task.params or None)
-    cfg = config if task.policy == "ltr" else replace(config, starvation_threshold=0, starvation_quantum=0)
+    # the guarded policy with its served settings (config.pbtxt), then the task's own
+    params = {**source_parameters("ltr_scheduler"), **task.params} if task.policy == NEW_POLICY else None
+    policy = make_policy(task.policy, params)
+    # as served (config.pbtxt: starvation threshold included); the oracle without, as in `make bench-sim`
+    cfg = replace(config, starvation_threshold=0, starvation_quantum=0) if task.policy == "oracle" else config
     res = simulate(task.reqs, task.scores, policy, cfg)
     return {
         "entry": task.entry, "workload": task.workload, "policy": task.label, "policy_params": task.params or None,
