@@ -112,12 +112,12 @@ def main(argv: list[str] | None = None) -> int:
                                                    args.max_tokens_mode), cfg)
     if args.load is not None:
         args.rate = round(args.load * capacity, 3)
-        if args.requests:
-            args.duration = round(args.requests / args.rate, 1)
+        if args.requests:  # enough Poisson arrivals for `requests`, then cut to exactly that many
+            args.duration = round(1.3 * args.requests / args.rate, 1)
     if args.burst:
         reqs = wl.text_workload(pool, None, burst=args.burst, seed=args.seed)
     else:
-        reqs = wl.text_workload(pool, args.rate, args.duration, seed=args.seed)
+        reqs = wl.text_workload(pool, args.rate, args.duration, seed=args.seed, max_requests=args.requests)
     reqs = wl.with_max_tokens(reqs, args.max_tokens_mode)
     wl.save_jsonl(reqs, WORK / f"{out.stem}_workload.jsonl")
     true = np.array([r.answer_tokens for r in reqs], dtype=float)

@@ -51,6 +51,8 @@ NEW_POLICY = "guarded"
 # Other settings of the guarded policy for the trade-off curve: short_quantile (1 = plain LTR order
 # with the guard), at a few loads and one seed.
 TRADEOFF = {f"guarded_q{q:g}": {"guarded_short_quantile": str(q)} for q in (0.1, 0.3, 0.5, 1.0)}
+TRADEOFF["guarded_q0.3_age4"] = {"guarded_short_quantile": "0.3", "guarded_age_factor": "4"}  # aging at 4x TTFT target
+TRADEOFF["guarded_q0.3_share0.1"] = {"guarded_short_quantile": "0.3", "guarded_overtake_share": "0.1"}
 TRADEOFF_LOADS = (0.9, 1.0, 1.2, 1.5)
 
 
