@@ -27,7 +27,7 @@ import numpy as np
 from predictor.evaluate import kendall_tau
 from simulator.sim import SimConfig, simulate
 from workloads import traces as wl
-from workloads.goodput import CHAT_SLO, Slo, goodput
+from workloads.goodput import CHAT_SLO, DEFAULT_REQUEST_SLO, Slo, goodput
 from workloads.metrics import summarize
 from workloads.scores import (
     cross_fitted_pool_scores,
@@ -180,6 +180,8 @@ def run_one(job: Job, run: PolicyRun, spec: SweepSpec, scorer: Scorer) -> dict:
         "kendall_tau": kendall_tau(scores, generated) if source != "none" else None,
         "max_tokens_mode": spec.max_tokens_mode if job.sweep != "trace" else "true_length",
         **summarize(res.times),
+        "slo": DEFAULT_REQUEST_SLO.to_json(),
+        "slo_attainment": DEFAULT_REQUEST_SLO.attainment(res.times),
         "mean_batch_size": res.mean_batch_size,
         "peak_kv_tokens": res.peak_kv_tokens,
         "preemptions": res.preemptions,
