@@ -8,6 +8,7 @@ from __future__ import annotations
 import bisect
 import logging
 import math
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Mapping, Protocol, get_args, runtime_checkable
@@ -164,6 +165,7 @@ class Guarded:
         self.guard = RankingGuard(self.config.guard)
         self._recent: deque[float] = deque()  # the last `score_window` scores, in arrival order
         self._sorted: list[float] = []  # the same, sorted
+        self._keys: weakref.WeakKeyDictionary[QueuedRequest, float] = weakref.WeakKeyDictionary()
         self._work: deque[tuple[bool, int]] = deque()  # (overtook, tokens) of recent finishes
         self._overtook_tokens = 0
         self._tokens = 0
@@ -172,11 +174,16 @@ class Guarded:
         self.distrusted_total = 0  # ... because the guard distrusts the ranking
 
     def key(self, request: QueuedRequest) -> float:
-        """The score for a request predicted short, +inf (arrival order) for the others. Called once
-        per request, when it is queued: it also records the score for the quantile."""
+        """The score for a request predicted short, +inf (arrival order) for the others. Decided
+        once per request, when it is first asked (queued): that also records its score for the
+        quantile; asking again (a requeued or running request) gives the same key."""
+        known = self._keys.get(request)
+        if known is not None:
+            return known
         short = self._quantile(request.score) <= self.config.short_quantile
         self._remember(request.score)
-        return request.score if short else math.inf
+        key = self._keys[request] = request.score if short else math.inf
+        return key
 
     def _quantile(self, score: float) -> float:
         """Share of recent scores below `score` (ties count half); 0 before any score is known."""

@@ -99,3 +99,14 @@ def test_guarded_settings_come_from_config_parameters():
     assert policy.config.guard.floor == 0.15 and policy.config.guard.window == 300
     with pytest.raises(ValueError):
         GuardedConfig(short_quantile=1.5)
+
+
+def test_guarded_decides_a_requests_key_once():
+    policy = guarded(short_quantile=0.5)
+    for score in range(10):
+        policy.key(QueuedRequest(f"w{score}", score=float(score)))
+    long = QueuedRequest("long", score=8.0)
+    assert policy.key(long) == float("inf")
+    for _ in range(20):  # a flood of longer scores would make it "short" if it were ranked again
+        policy.key(QueuedRequest("x", score=100.0))
+    assert policy.key(long) == float("inf")
