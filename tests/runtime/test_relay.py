@@ -285,3 +285,28 @@ def test_graceful_stop_refuses_new_ends_waiting_at_once_and_generating_at_the_de
 
     stats = asyncio.run(scenario())
     assert (stats.shut_down, stats.cancelled, stats.completed) == (3, 0, 0)
+
+
+def test_the_relay_tells_an_arrival_aware_policy_how_each_admitted_request_ended():
+    from scheduler import Guarded
+
+    class Recording(Guarded):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ended: list[tuple[str, int, str]] = []
+
+        def finished(self, request, generated, finish_reason):  # noqa: ANN001, ANN201
+            super().finished(request, generated, finish_reason)
+            self.ended.append((request.request_id, generated, finish_reason))
+
+    policy = Recording()
+
+    async def scenario():
+        gate = AdmissionGate(RequestQueue(policy), 1, clock=lambda: 0.0)
+        relay = Relay(gate, FakeLLM(answer_len=4), cancel_poll_s=0.001)
+        await asyncio.gather(relay.serve(job("natural", 10), FakeSink()), relay.serve(job("cut", 3), FakeSink()),
+                             relay.serve(job("left", 10), FakeSink(cancel_after=2)))
+
+    asyncio.run(scenario())
+    assert sorted(policy.ended) == [("cut", 3, "length"), ("left", 2, "cancelled"), ("natural", 4, "stop")]
+    assert policy.guard.stats().samples == 3
