@@ -154,6 +154,12 @@ crossfit: $(CROSSFIT)
 
 bench-sim: setup $(CROSSFIT)
 	$(PY) -m simulator sweep --out results/sim.json
+	$(PY) -m simulator never-worse --out results/sim_never_worse.json
+
+# Only the never-worse sweep (guarded vs fcfs, ltr, oracle; 5 workloads x 11 loads x 3 seeds, ~15 min on 2 cores)
+.PHONY: bench-never-worse
+bench-never-worse: setup $(CROSSFIT)
+	$(PY) -m simulator never-worse --out results/sim_never_worse.json
 
 # R = 1, 4, 16, 64 replicas behind four routers, simulated, and the HPA signal over a load step
 # (simulator/replica_sweep.py; ~10 min on one core): results/replicas.json, .md and plots.
@@ -174,6 +180,15 @@ loadtest: setup $(LENGTHS)
 
 bench-serve: setup $(LENGTHS)
 	$(PY) -m loadtest.bench_serve --out results/serve.json
+
+# The guarded policy served beside FCFS and LTR (Arena-Hard, held-out scores) at 0.9x and 1.5x of capacity,
+# 300 requests per policy and load, arrival seeds SEEDS: results/serve_guarded_<load>x_s<seed>.{json,md}.
+SERVE_SEEDS ?= 0 1 2
+.PHONY: bench-serve-guarded
+bench-serve-guarded: setup $(LENGTHS)
+	for seed in $(SERVE_SEEDS); do for load in 0.9 1.5; do \
+		$(PY) -m loadtest.bench_serve --load $$load --requests 300 --seed $$seed --policies fcfs ltr guarded \
+			--out results/serve_guarded_$${load}x_s$$seed.json || exit 1; done; done
 
 # Length predictor (predictor/README.md, docs/predictor.md). The repository carries the trained serving artifact
 # model_repository/length_predictor/1 (int8-weight ONNX + tokenizer + predictor.json), so deploy

@@ -33,6 +33,8 @@ from loadtest.prompts import DEFAULT_PROMPT_FORMAT, add_prompt_format_argument
 from loadtest.replay import replay_grpc, to_request_times
 from predictor.evaluate import kendall_tau
 from repo_paths import BUILD_DIR, REPO_ROOT, RESULTS_DIR, SOURCE_REPOSITORY, data_dir
+from deploy.repository import source_parameters
+from simulator.policies import make_policy
 from simulator.sim import simulate
 from simulator.sweep import BURST, SERVED, measure_capacity, public_rows
 from workloads import report
@@ -84,10 +86,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="generic: one cap for every request; true_length: each answer's own length (labelled)")
     add_prompt_format_argument(p)
     p.add_argument("--duration", type=float, default=40.0, help="seconds of arrivals")
+    p.add_argument("--load", type=float, default=None,
+                   help="arrival rate as this x the workload's capacity (simulated FCFS burst throughput); overrides --rate")
+    p.add_argument("--requests", type=int, default=None, help="with --load: arrivals for this many requests (sets --duration)")
     p.add_argument("--burst", type=int, default=0, help="send this many requests at once instead")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-inflight", type=int, default=8, help="ltr_scheduler admission gate")
-    p.add_argument("--policies", nargs="*", default=["fcfs", "ltr", "oracle"])
+    p.add_argument("--policies", nargs="*", default=["fcfs", "ltr", "oracle"], help="fcfs, ltr, guarded, oracle")
     p.add_argument("--timeout", type=float, default=240.0, help="per-policy drain limit after the last send (s)")
     p.add_argument("--out", default=str(RESULTS / "serve.json"))
     p.add_argument("--sim-only", action="store_true", help="only simulate (to choose a configuration)")
@@ -108,10 +113,17 @@ def main(argv: list[str] | None = None) -> int:
     if table is None and not args.sim_only:
         raise SystemExit(f"{lengths}: the served answers would not end at their natural lengths; run `make lengths`")
     pool = wl.load_pool(args.workload, root)
+    cfg = replace(SERVED, max_inflight=args.max_inflight)  # the served deployment, as bench_serve configures it
+    capacity = measure_capacity(wl.with_max_tokens(wl.text_workload(pool, None, burst=BURST, seed=args.seed),
+                                                   args.max_tokens_mode), cfg)
+    if args.load is not None:
+        args.rate = round(args.load * capacity, 3)
+        if args.requests:  # enough Poisson arrivals for `requests`, then cut to exactly that many
+            args.duration = round(1.3 * args.requests / args.rate, 1)
     if args.burst:
         reqs = wl.text_workload(pool, None, burst=args.burst, seed=args.seed)
     else:
-        reqs = wl.text_workload(pool, args.rate, args.duration, seed=args.seed)
+        reqs = wl.text_workload(pool, args.rate, args.duration, seed=args.seed, max_requests=args.requests)
     reqs = wl.with_max_tokens(reqs, args.max_tokens_mode)
     wl.save_jsonl(reqs, WORK / f"{out.stem}_workload.jsonl")
     true = np.array([r.answer_tokens for r in reqs], dtype=float)
@@ -123,10 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         scores["ltr"] = request_scores(reqs, predictor_pool_scores(pool, vdir))
         sha = hashlib.sha256((vdir / "model.onnx").read_bytes()).hexdigest()[:12]
         predictor_note = f"{vdir.relative_to(REPO_ROOT) if vdir.is_relative_to(REPO_ROOT) else vdir} (model.onnx sha256 {sha})"
-    cfg = replace(SERVED, max_inflight=args.max_inflight)  # the served deployment, as bench_serve configures it
-    capacity = measure_capacity(wl.with_max_tokens(wl.text_workload(pool, None, burst=BURST, seed=args.seed),
-                                                   args.max_tokens_mode), cfg)
-    sources = {"fcfs": "none", "oracle": "oracle", "ltr": shipped_source(args.workload)}
+    if "ltr" in scores:
+        scores["guarded"] = scores["ltr"]  # the same predictor's scores; the policy decides what to do with them
+    sources = {"fcfs": "none", "oracle": "oracle", "ltr": shipped_source(args.workload),
+               "guarded": shipped_source(args.workload)}
     label = (f"{args.workload} burst of {args.burst}" if args.burst
              else f"{args.workload} poisson {args.rate:g}/s x {args.duration:g}s")
     rows: list[dict] = []
@@ -134,13 +146,14 @@ def main(argv: list[str] | None = None) -> int:
         if policy not in scores:
             print(f"skipping {policy}: no exported predictor to score with")
             continue
-        sim = simulate(reqs, scores[policy], policy, cfg)
+        # the guarded policy with the settings it is served with (config.pbtxt)
+        sim = simulate(reqs, scores[policy], make_policy(policy, source_parameters("ltr_scheduler")), cfg)
         common = {"workload": label, "policy": policy, "rate": "burst" if args.burst else args.rate,
                   "load": None if args.burst else args.rate / capacity, "capacity_rps": capacity,
                   "score_source": sources[policy], "max_tokens_mode": args.max_tokens_mode,
                   "kendall_tau": kendall_tau(scores[policy], true) if policy != "fcfs" else None,
                   "prompt_format": args.prompt_format, "max_inflight": cfg.max_inflight, "batch_slots": cfg.batch_slots,
-                  "predictor": predictor_note if policy == "ltr" else None}
+                  "predictor": predictor_note if policy in ("ltr", "guarded") else None, "seed": args.seed}
         rows.append({**common, "instrument": "simulated", **summarize(sim.times)})
         if args.sim_only:
             continue

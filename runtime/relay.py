@@ -26,7 +26,7 @@ from runtime.finish import FinishReason, finish_reason
 from runtime.latency_histograms import QUEUE_WAIT, TTFT, Observe, Phase
 from runtime.predicted_backlog import PredictedBacklog
 from runtime.request_log import EndReason, RequestRecord
-from scheduler import AdmissionGate, QueuedRequest, QueueFull, QueueTimeout, RequestCancelled
+from scheduler import AdmissionGate, ArrivalAwarePolicy, QueuedRequest, QueueFull, QueueTimeout, RequestCancelled
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,9 @@ class Relay:
         self.stats = RelayStats()
         self.observe = observe  # queue wait and TTFT, in seconds (runtime.latency_histograms)
         self.backlog = PredictedBacklog()  # expected tokens still to come (runtime.predicted_backlog)
+        # the guarded policy learns from finished requests (its ranking guard, its work budget)
+        policy = gate.queue.policy
+        self._learner: ArrivalAwarePolicy | None = policy if isinstance(policy, ArrivalAwarePolicy) else None
         self._live: dict[str, int] = {}  # client id -> live jobs with that id
         self._stop_requested: set[str] = set()
 
@@ -194,6 +197,17 @@ class Relay:
             self.backlog.ended(job.request_id)
             self._forget(job.client_id)
             self._log(job, ended, progress)
+            self._teach(queued, ended, progress)
+
+    def _teach(self, queued: QueuedRequest, ended: EndReason, progress: "_Progress") -> None:
+        """Tell the policy how an admitted request ended: its tokens are its length (a lower bound
+        when cut by the cap or cancelled). Requests that never ran teach nothing."""
+        if self._learner is None or progress.admission is None or ended not in ("stop", "length", "cancelled"):
+            return
+        try:
+            self._learner.finished(queued, progress.tokens, ended)
+        except Exception:
+            log.exception("policy: finished request %s not recorded", queued.request_id)
 
     def _observe(self, phase: Phase, seconds: float) -> None:
         if self.observe is not None:

@@ -14,7 +14,7 @@ from typing import Iterable, Literal, Mapping
 
 from runtime.latency_histograms import BUCKETS, QUEUE_WAIT as QUEUE_WAIT_PHASE, TTFT as TTFT_PHASE, Phase
 from runtime.relay import RelayStats
-from scheduler import AdmissionGate
+from scheduler import AdmissionGate, Guarded
 
 EVENTS = {
     "admitted": "given an LLM slot",
@@ -23,6 +23,9 @@ EVENTS = {
     "timed_out": "waited past the queue deadline",
     "shut_down": "refused or ended by a graceful stop",
     "removed": "cancelled while waiting",
+    "oldest_first": "admitted in arrival order by the guarded policy (aged, budget spent, or ranking distrusted)",
+    "ranking_fallback": "ranking guard fell back to arrival order",
+    "ranking_recovered": "ranking guard trusts the ranking again",
     "completed": "generation finished",
     "failed": "generation failed",
     "cancelled": "cancelled or stopped, waiting or generating",
@@ -37,6 +40,10 @@ PREDICTOR_VERSION = "ltr_scheduler_predictor_version"
 QUEUE_WAIT = "ltr_scheduler_queue_wait_seconds"
 TTFT = "ltr_scheduler_time_to_first_token_seconds"
 PREDICTED_BACKLOG = "ltr_scheduler_predicted_backlog_tokens"
+RANKING_TAU = "ltr_scheduler_ranking_tau"
+RANKING_TAU_SAMPLES = "ltr_scheduler_ranking_tau_samples"
+RANKING_TAU_WINDOW = "ltr_scheduler_ranking_tau_window"
+RANKING_TRUSTED = "ltr_scheduler_ranking_trusted"
 
 Kind = Literal["gauge", "counter", "histogram"]
 FAMILIES: dict[str, tuple[Kind, str]] = {  # name -> (kind, description); every family has a `policy` label
@@ -48,6 +55,11 @@ FAMILIES: dict[str, tuple[Kind, str]] = {  # name -> (kind, description); every 
     PREDICTOR_VERSION: ("gauge", "The length-predictor version now scoring requests (request log: predictor_version)"),
     QUEUE_WAIT: ("histogram", "Seconds from arrival at the scheduler to admission into the LLM (admitted requests)"),
     TTFT: ("histogram", "Seconds from arrival at the scheduler to the first generated token"),
+    RANKING_TAU: ("gauge", "Kendall's tau of recent finished requests' scores against their generated lengths "
+                           "(pairs of known order only; guarded policy; NaN before any known pair)"),
+    RANKING_TAU_SAMPLES: ("gauge", "Finished requests the ranking tau is measured over (at most the window)"),
+    RANKING_TAU_WINDOW: ("gauge", "Window of the ranking tau, in finished requests (guard_window)"),
+    RANKING_TRUSTED: ("gauge", "1 while the ranking guard trusts the ranking, 0 while it orders by arrival"),
     PREDICTED_BACKLOG: ("gauge", "Output tokens expected from the requests waiting and the rest of those generating "
                                  "(the predictor's score through the version's length calibration)"),
 }
@@ -58,9 +70,20 @@ HISTOGRAMS: dict[str, tuple[Phase, tuple[float, ...]]] = {
 }
 
 
+def ranking_gauges(gate: AdmissionGate) -> dict[str, float]:
+    """The ranking guard's gauges, or none when the policy has no guard."""
+    policy = gate.queue.policy
+    if not isinstance(policy, Guarded):
+        return {}
+    g = policy.guard.stats()
+    return {RANKING_TAU: g.tau, RANKING_TAU_SAMPLES: float(g.samples), RANKING_TAU_WINDOW: float(g.window),
+            RANKING_TRUSTED: float(g.trusted)}
+
+
 def event_totals(gate: AdmissionGate, relay: RelayStats) -> dict[str, int]:
     """Every event's count so far."""
     queue = gate.queue.stats()
+    policy = gate.queue.policy
     return {
         "admitted": gate.admitted_total,
         "promoted": queue.promoted_total,
@@ -68,6 +91,9 @@ def event_totals(gate: AdmissionGate, relay: RelayStats) -> dict[str, int]:
         "timed_out": relay.timed_out,
         "shut_down": relay.shut_down,
         "removed": queue.removed_total,
+        "oldest_first": queue.oldest_picks_total,
+        "ranking_fallback": policy.guard.fallbacks_total if isinstance(policy, Guarded) else 0,
+        "ranking_recovered": policy.guard.recoveries_total if isinstance(policy, Guarded) else 0,
         "completed": relay.completed,
         "failed": relay.failed,
         "cancelled": relay.cancelled,

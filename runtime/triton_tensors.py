@@ -18,6 +18,23 @@ def model_parameters(model_config: dict) -> dict[str, str]:
     return {key: value["string_value"] for key, value in model_config.get("parameters", {}).items()}
 
 
+SLO_MISS = ("serve", "refuse")
+
+
+def queue_deadline(params: dict[str, str]) -> float | None:
+    """How long a request may wait for a slot (None: as long as it takes). `slo_miss` "refuse" ends
+    a request that can no longer meet its TTFT target (`slo_ttft_s`) with the retryable 503 "queue
+    timeout" as soon as it has waited that long; "serve" (default) serves it late. An explicit
+    `queue_timeout_s` wins."""
+    explicit = float(params.get("queue_timeout_s") or 0)
+    if explicit > 0:
+        return explicit
+    miss = params.get("slo_miss", "serve") or "serve"
+    if miss not in SLO_MISS:
+        raise ValueError(f"slo_miss must be one of {SLO_MISS}, got {miss!r}")
+    return float(params.get("slo_ttft_s") or 2.0) if miss == "refuse" else None
+
+
 def first_value(array: Any, default: Any = None) -> Any:
     """The value of a single-value tensor ([1], [1, 1], ...) as a Python scalar; `default` when
     the tensor is absent (None) or empty."""

@@ -8,13 +8,30 @@ be allowed below it), so every other package may build on it.
 """
 
 from scheduler.admission import AdmissionControl, AdmissionGate, QueueTimeout, RequestCancelled
-from scheduler.policies import POLICY_NAMES, Policy, PolicyName, PreemptivePolicy, make_policy
+from scheduler.guard import GuardConfig, GuardStats, RankingGuard, censored_kendall_tau
+from scheduler.policies import (
+    POLICY_NAMES,
+    ArrivalAwarePolicy,
+    Guarded,
+    GuardedConfig,
+    Policy,
+    PolicyName,
+    PreemptivePolicy,
+    make_policy,
+)
 from scheduler.queue import QueueFull, QueueStats, RequestQueue, StarvationConfig
 from scheduler.request import QueuedRequest
 
 __all__ = [
     "AdmissionControl",
     "AdmissionGate",
+    "ArrivalAwarePolicy",
+    "GuardConfig",
+    "GuardStats",
+    "Guarded",
+    "GuardedConfig",
+    "RankingGuard",
+    "censored_kendall_tau",
     "POLICY_NAMES",
     "Policy",
     "PolicyName",

@@ -40,11 +40,12 @@ class AdmissionControl:
             return True
         return False
 
-    def admit_waiting(self) -> list[QueuedRequest]:
-        """Admit waiting requests, in the queue's order, while slots are free."""
+    def admit_waiting(self, now: float | None = None) -> list[QueuedRequest]:
+        """Admit waiting requests, in the queue's order, while slots are free (`now`: the clock of
+        the requests' arrivals, for policies that age requests by their wait)."""
         admitted: list[QueuedRequest] = []
         while self.inflight < self.max_inflight:
-            request = self.queue.pop()
+            request = self.queue.pop(now)
             if request is None:
                 break
             self._take_slot()
@@ -81,9 +82,11 @@ class AdmissionGate:
         queue: RequestQueue,
         max_inflight: int,
         on_change: Callable[["AdmissionGate"], None] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.control = AdmissionControl(queue, max_inflight)
         self.on_change = on_change  # observers (metrics) see every change of queue or slots
+        self.clock = clock  # the clock of the requests' `arrival` (policies that age requests by their wait)
         self._waiters: dict[str, asyncio.Future[None]] = {}
 
     @property
@@ -146,7 +149,7 @@ class AdmissionGate:
     def release(self) -> None:
         """Give a slot back and admit the next waiting requests."""
         self.control.release()
-        for request in self.control.admit_waiting():
+        for request in self.control.admit_waiting(None if self.clock is None else self.clock()):
             self._waiters.pop(request.request_id).set_result(None)
         self._changed()
 

@@ -10,6 +10,10 @@ Costs: push, pop and remove are O(log n) (amortised; removal is lazy), so 10,000
 stay cheap. The counters are not stored per request: the counter of a request is the number of
 admissions since it was queued, so the oldest waiting request always has the largest counter and
 only it needs checking.
+
+An `ArrivalAwarePolicy` (the `guarded` policy) may also hand a slot to the oldest waiting request
+(wall-clock aging, a work budget, a distrusted ranking): `pop(now)` asks it, and tells it what it
+admitted and whether that request overtook an older one.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import heapq
 import itertools
 from dataclasses import dataclass
 
-from scheduler.policies import Policy
+from scheduler.policies import ArrivalAwarePolicy, Policy
 from scheduler.request import QueuedRequest
 
 
@@ -54,6 +58,7 @@ class QueueStats:
     rejected_total: int
     removed_total: int
     oldest_wait_count: int
+    oldest_picks_total: int = 0  # admissions the policy gave to the oldest waiting request
 
 
 class _Entry:
@@ -78,6 +83,9 @@ class RequestQueue:
         if max_size is not None and max_size <= 0:
             raise ValueError("max_size must be positive (or None for unbounded)")
         self.policy = policy
+        # checked once: a Protocol isinstance is slow
+        self._aware: ArrivalAwarePolicy | None = policy if isinstance(policy, ArrivalAwarePolicy) else None
+        self._oldest_picks = 0
         self.starvation = starvation or StarvationConfig()
         self.max_size = max_size
         self._heap: list[tuple[float, int, _Entry]] = []
@@ -105,16 +113,23 @@ class RequestQueue:
         self._by_id[request.request_id] = entry
         heapq.heappush(self._heap, (self.policy.key(request), entry.seq, entry))
 
-    def pop(self) -> QueuedRequest | None:
-        """Take the next request to admit (None when empty) and count one admission."""
+    def pop(self, now: float | None = None) -> QueuedRequest | None:
+        """Take the next request to admit (None when empty) and count one admission. `now`: the
+        clock of the requests' `arrival`, for policies that age requests by their wait."""
         if not self._by_id:
             return None
+        oldest = next(iter(self._by_id.values()))
         entry = self._starving_entry()
         if entry is not None:
             self._promoted += 1
             entry.request.promoted_for = self.starvation.quantum
+        elif self._aware is not None and self._aware.prefer_oldest(oldest.request, now):
+            entry = oldest
+            self._oldest_picks += 1
         else:
             entry = self._pop_heap()
+        if self._aware is not None:
+            self._aware.admitted(entry.request, overtook=entry is not oldest)
         entry.alive = False
         del self._by_id[entry.request.request_id]
         self._admissions += 1
@@ -155,6 +170,7 @@ class RequestQueue:
             rejected_total=self._rejected,
             removed_total=self._removed,
             oldest_wait_count=0 if oldest is None else self._admissions - oldest.stamp,
+            oldest_picks_total=self._oldest_picks,
         )
 
     def _starving_entry(self) -> _Entry | None:

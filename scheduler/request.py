@@ -17,7 +17,8 @@ class QueuedRequest:
     `arrival` is a timestamp on any monotonic clock (wall or simulated). `attained` counts tokens
     already generated for a request that was preempted and queued again. `promoted_for` is set
 by the queue when starvation prevention admits the request: the quantum of engine steps it keeps
-its promotion for. `payload` is opaque here:
+its promotion for. `ttft_target_s` is a client's own time-to-first-token target. `overtook` is set
+by the queue at admission. `payload` is opaque here:
     the Triton model keeps its request context there, the simulator its own record.
     """
 
@@ -28,4 +29,6 @@ its promotion for. `payload` is opaque here:
     arrival: float = 0.0
     attained: int = 0
     promoted_for: int = 0
+    ttft_target_s: float | None = None  # the client's own TTFT target (None: the deployment's)
+    overtook: bool = False  # set at admission: it went ahead of an older waiting request
     payload: Any = field(default=None, repr=False)

@@ -117,6 +117,72 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_never_worse(args: argparse.Namespace) -> int:
+    """The guarded policy against FCFS, LTR and the oracle at 0.5x-1.5x capacity, 3 seeds."""
+    from simulator.never_worse import TRADEOFF_LOADS, NeverWorseSpec, run_never_worse
+
+    spec = NeverWorseSpec(workloads=args.workloads, loads=args.loads, seeds=args.seeds, duration_s=args.duration,
+                          workers=args.workers, config=_config(args))
+    t0 = time.perf_counter()
+    rows = run_never_worse(spec, data_dir(args.data_dir), progress=not args.quiet)
+    wall = time.perf_counter() - t0
+    out = Path(args.out)
+    write_json(rows, out)
+    lines = [
+        "# Never worse than FCFS: the guarded policy (simulated)", "",
+        f"`python -m simulator never-worse` (`make bench-sim`), {sum(r.get('entry') in ('run', 'tradeoff') for r in rows)} "
+        f"runs in {wall:.0f} s on {spec.workers} processes. Each run: {spec.duration_s:g} s of arrivals at the load "
+        f"(x the workload's capacity), arrival seeds {list(spec.seeds)}, generic max_tokens "
+        f"({wl.GENERIC_MAX_TOKENS}); the worst seed is reported. Scores: cross-fitted (text), noisy oracle at the "
+        "cross-fitted Arena-Hard tau (traces). SLO: " + spec.slo.describe() + ".", "",
+        "## never_worse (FCFS / guarded; >= 1 is at least as good as FCFS)", "",
+        "| workload | tau | range | mean s/token | mean lat | p90 lat | p99 lat | p90 TTFT | gain kept | "
+        "SLO attainment margin | LTR p99 ratio |", "|" + "---|" * 11,
+    ]
+    for e in (r for r in rows if r.get("entry") == "never_worse"):
+        for rng_, ratio, kept, margin, ltr in (
+            ("0.5-1.0x", e["min_ratio"], e["gain_kept"], e["slo_attainment_min_margin"], e["ltr_min_ratio"]),
+            ("1.1-1.5x", e["min_ratio_overload"], e["gain_kept_overload"], e["slo_attainment_min_margin_overload"],
+             e["ltr_min_ratio_overload"]),
+        ):
+            if not ratio:
+                continue
+            cells = " | ".join(f"{ratio[m]:.2f}" for m in ("mean_latency_per_token_s", "mean_latency_s",
+                                                            "p90_latency_s", "p99_latency_s", "p90_ttft_s"))
+            tau = e["kendall_tau"]
+            lines.append(f"| {e['workload']} | {'-' if tau is None else f'{tau:.2f}'} | {rng_} | {cells} | "
+                         f"{'-' if kept is None else f'{kept:.2f}'} | "
+                         f"{'-' if margin is None else f'{margin:+.3f}'} | {ltr['p99_latency_s']:.2f} |")
+    lines += ["", f"## goodput (highest load with >= 90% of requests meeting the SLO; worst seed)", "",
+              "| workload | policy | goodput (x capacity) | by seed | vs FCFS |", "|---|---|---|---|---|"]
+    for e in (r for r in rows if r.get("entry") == "goodput"):
+        vs = e.get("vs_fcfs")
+        lines.append(f"| {e['workload']} | {e['policy']} | {e['goodput_load'] if e['goodput_load'] is not None else '< 0.5'}"
+                     f" | {e['goodput_load_by_seed']} | {'-' if vs is None else f'{vs:.2f}'} |")
+    lines += ["", "## The guard with random scores (guarded_random / FCFS ratios)", ""]
+    for e in (r for r in rows if r.get("entry") == "random_guard_check"):
+        worst = min(v for d in e["ratio_to_fcfs"].values() for v in d.values())
+        best = max(v for d in e["ratio_to_fcfs"].values() for v in d.values())
+        lines.append(f"- {e['workload']}: FCFS/guarded ratios {worst:.3f}-{best:.3f} at loads "
+                     f"{', '.join(e['ratio_to_fcfs'])} (score tau {', '.join(f'{t:.3f}' for t in e['kendall_tau'])})")
+    lines += ["", "## Trade-off plots", ""]
+    groups = {"up to capacity": [x for x in TRADEOFF_LOADS if x <= 1.0], "overload": [x for x in TRADEOFF_LOADS if x > 1.0]}
+    for w in spec.workloads:
+        png = out.with_name(f"sim_tradeoff_{w}.png")
+        report.plot_tradeoff(rows, w, groups, spec.seeds[0], png)
+        lines.append(f"- [{png.name}]({png.name})")
+    lines += ["", "## Runs", ""]
+    cols = [("workload", "workload", "{}"), ("load", "x capacity", "{:.1f}"), ("seed", "seed", "{}"),
+            ("policy", "policy", "{}"), ("n_requests", "n", "{}"), ("mean_latency_per_token_s", "s/token", "{:.4f}"),
+            ("mean_latency_s", "mean lat", "{:.2f}"), ("p90_latency_s", "p90 lat", "{:.2f}"),
+            ("p99_latency_s", "p99 lat", "{:.2f}"), ("p90_ttft_s", "p90 TTFT", "{:.2f}"),
+            ("p99_ttft_s", "p99 TTFT", "{:.2f}"), ("slo_attainment", "SLO att.", "{:.3f}")]
+    lines.append(report.markdown_table([r for r in rows if r.get("entry") in ("run", "tradeoff")], cols))
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines[: lines.index("## Runs")]))
+    return 0
+
+
 def cmd_trace(args: argparse.Namespace) -> int:
     """Simulate one saved workload (jsonl, e.g. the served benchmark's) under the given policies."""
     reqs = wl.load_jsonl(Path(args.workload))
@@ -186,6 +252,18 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--no-sp-paper", action="store_true", help="skip the paper-style preemptive promotion run")
     sw.add_argument("--out", default=str(RESULTS_DIR / "sim.json"))
     sw.add_argument("--quiet", action="store_true")
+    nw = sub.add_parser("never-worse", help="the guarded policy against FCFS at 0.5x-1.5x capacity, 3 seeds")
+    _common(nw)
+    from simulator.never_worse import LOADS, WORKLOADS
+
+    nw.add_argument("--workloads", nargs="*", default=list(WORKLOADS),
+                    choices=list(wl.TEXT_WORKLOADS) + list(wl.TRACE_WORKLOADS))
+    nw.add_argument("--loads", nargs="*", type=float, default=list(LOADS))
+    nw.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    nw.add_argument("--duration", type=float, default=300.0, help="seconds of arrivals per run")
+    nw.add_argument("--workers", type=int, default=2, help="simulation processes")
+    nw.add_argument("--out", default=str(RESULTS_DIR / "sim_never_worse.json"))
+    nw.add_argument("--quiet", action="store_true")
     tr = sub.add_parser("trace", help="simulate one saved workload (jsonl)")
     _common(tr)
     tr.add_argument("workload")
@@ -196,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--stagger-s", type=float, default=0.0,
                     help="add i x this to request i's arrival (models requests reaching the scheduler one by one)")
     args = parser.parse_args(argv)
+    if args.cmd == "never-worse":
+        return cmd_never_worse(args)
     return cmd_sweep(args) if args.cmd == "sweep" else cmd_trace(args)
 
 

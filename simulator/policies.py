@@ -11,7 +11,7 @@ and back as FastServe does. FastServe's skip-join (initial level from prefill ti
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Mapping
 
 from scheduler import Policy
 from scheduler import make_policy as make_served_policy
@@ -43,6 +43,7 @@ class MultiLevelFeedbackQueue:
 SIMULATOR_ONLY: dict[str, Callable[[], Policy]] = {"mlfq": MultiLevelFeedbackQueue}
 
 
-def make_policy(name: str) -> Policy:
-    """A served or simulator-only policy by name; an unknown name fails listing all of them."""
-    return make_served_policy(name, extra=SIMULATOR_ONLY)
+def make_policy(name: str, params: Mapping[str, str] | None = None) -> Policy:
+    """A served or simulator-only policy by name (`params`: config.pbtxt-style settings of the
+    `guarded` policy); an unknown name fails listing all of them."""
+    return make_served_policy(name, extra=SIMULATOR_ONLY, params=params)

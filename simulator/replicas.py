@@ -61,8 +61,8 @@ class RankedQueue(RequestQueue):
         bisect.insort(self._keys, key)
         self._key_of[request.request_id] = key
 
-    def pop(self) -> QueuedRequest | None:
-        request = super().pop()
+    def pop(self, now: float | None = None) -> QueuedRequest | None:
+        request = super().pop(now)
         if request is not None:
             self._forget(request.request_id)
         return request

@@ -36,7 +36,15 @@ from engine.batching import BatchingEngine, KvPolicy
 from engine.cost_model import CostModel
 from engine.request import EngineRequest
 from engine.vocab import EOT_ID
-from scheduler import AdmissionControl, Policy, PreemptivePolicy, QueuedRequest, RequestQueue, StarvationConfig
+from scheduler import (
+    AdmissionControl,
+    ArrivalAwarePolicy,
+    Policy,
+    PreemptivePolicy,
+    QueuedRequest,
+    RequestQueue,
+    StarvationConfig,
+)
 from simulator.policies import make_policy
 from workloads.metrics import RequestTimes
 from workloads.traces import TraceRequest
@@ -124,6 +132,8 @@ class Simulation:
         self.policy = policy
         # MLFQ: also preempted at quantum boundaries (checked once: a Protocol isinstance is slow)
         self.preemptive: PreemptivePolicy | None = policy if isinstance(policy, PreemptivePolicy) else None
+        # the guarded policy learns from finished requests, as the served scheduler tells it
+        self.aware: ArrivalAwarePolicy | None = policy if isinstance(policy, ArrivalAwarePolicy) else None
         self.requests = [sim_request(i, r, scores[i]) for i, r in enumerate(requests)]
         self.not_arrived = deque(sorted(self.requests, key=lambda r: r.queued.arrival))
         self.admission = AdmissionControl(
@@ -171,7 +181,7 @@ class Simulation:
 
     def admit(self) -> None:
         """Waiting requests take the free slots, in the policy's order, and enter the engine."""
-        for queued in self.admission.admit_waiting():
+        for queued in self.admission.admit_waiting(self.clock):
             request: SimRequest = queued.payload
             request.admitted_step = self.steps
             self.engine.submit(request.engine)
@@ -195,6 +205,8 @@ class Simulation:
                 running.payload.token_at(self.clock)
         for done in result.finished:
             done.payload.finish = done.payload.last_token  # the client's view: its last token
+            if self.aware is not None:
+                self.aware.finished(done.payload.queued, done.output_tokens, _client_reason(done))
             self.admission.release()
             self.finished += 1
 
@@ -262,14 +274,20 @@ class Simulation:
         return (0 if protected else 1, self._running_key(request), running.admit_seq)
 
 
+def _client_reason(request: EngineRequest) -> str:
+    """The engine's finish reason as the client sees it (stop, length or cancelled)."""
+    return {"length": "length", "cancelled": "cancelled"}.get(str(request.finish_reason), "stop")
+
+
 def simulate(
     requests: Sequence[TraceRequest],
     scores: Sequence[float] | np.ndarray,
-    policy: str,
+    policy: str | Policy,
     config: SimConfig = SimConfig(),
 ) -> SimResult:
-    """Serve `requests` under `policy` with per-request `scores`."""
+    """Serve `requests` under `policy` (a name, or a policy built with its settings) with
+    per-request `scores`."""
     wall0 = time.perf_counter()
-    sim = Simulation(requests, scores, make_policy(policy), config)
+    sim = Simulation(requests, scores, make_policy(policy) if isinstance(policy, str) else policy, config)
     sim.run()
     return sim.result(time.perf_counter() - wall0)

@@ -27,7 +27,7 @@ import numpy as np
 from predictor.evaluate import kendall_tau
 from simulator.sim import SimConfig, simulate
 from workloads import traces as wl
-from workloads.goodput import CHAT_SLO, Slo, goodput
+from workloads.goodput import CHAT_SLO, DEFAULT_REQUEST_SLO, Slo, goodput
 from workloads.metrics import summarize
 from workloads.scores import (
     cross_fitted_pool_scores,
@@ -179,6 +179,8 @@ def run_one(case: SweepCase, run: PolicyRun, spec: SweepSpec, scorer: Scorer) ->
         "kendall_tau": kendall_tau(scores, generated) if source != "none" else None,
         "max_tokens_mode": spec.max_tokens_mode if case.sweep != "trace" else "true_length",
         **summarize(res.times),
+        "slo": DEFAULT_REQUEST_SLO.to_json(),
+        "slo_attainment": DEFAULT_REQUEST_SLO.attainment(res.times),
         "mean_batch_size": res.mean_batch_size,
         "peak_kv_tokens": res.peak_kv_tokens,
         "preemptions": res.preemptions,

@@ -17,6 +17,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
+import numpy as np
+
+from workloads.metrics import RequestTimes
+
 
 @dataclass(frozen=True)
 class Slo:
@@ -47,6 +51,44 @@ def goodput(rows: Iterable[dict], slo: Slo = CHAT_SLO) -> dict | None:
     best = None
     for row in sorted(rows, key=lambda r: r["rate"]):
         if not slo.met_by(row):
+            break
+        best = row
+    return best
+
+
+@dataclass(frozen=True)
+class RequestSlo:
+    """The operator's per-request SLO (config.pbtxt `slo_ttft_s`, `slo_tpot_s`): a request meets it
+    when its first token came within `ttft_s` and its later tokens at `tpot_s` or faster on average.
+    Default: the chat SLO's figures, per request (TTFT 2 s, 0.1 s per output token)."""
+
+    ttft_s: float = 2.0
+    tpot_s: float = 0.1
+
+    def attainment(self, times: RequestTimes) -> float:
+        """Share of the requests meeting both targets (refused or unfinished ones count as missing)."""
+        if len(times.arrival) == 0:
+            return float("nan")
+        ok = (times.ttft <= self.ttft_s) & (times.tpot <= self.tpot_s)
+        return float(np.mean(np.nan_to_num(ok, nan=0.0)))
+
+    def describe(self) -> str:
+        return f"TTFT <= {self.ttft_s:g} s and TPOT <= {self.tpot_s:g} s per request"
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+DEFAULT_REQUEST_SLO = RequestSlo()
+ATTAINMENT_GOAL = 0.9  # goodput: the highest load with at least this share of requests meeting the SLO
+
+
+def attainment_goodput(rows: Iterable[dict], goal: float = ATTAINMENT_GOAL) -> dict | None:
+    """The row of the highest load whose `slo_attainment` is >= `goal`, every lower load too; None
+    when even the lowest fails. `rows`: one policy's rows at numeric loads, one arrival seed."""
+    best = None
+    for row in sorted(rows, key=lambda r: r["load"]):
+        if not row.get("slo_attainment", 0.0) >= goal:
             break
         best = row
     return best

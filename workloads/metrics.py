@@ -60,6 +60,7 @@ def summarize(times: RequestTimes) -> dict[str, float]:
         "p90_latency_per_token_s": float(np.percentile(lat / times.output_tokens, 90)),
         "mean_ttft_s": float(times.ttft.mean()),
         "p90_ttft_s": float(np.percentile(times.ttft, 90)),
+        "p99_ttft_s": float(np.percentile(times.ttft, 99)),
         "mean_tpot_s": float(times.tpot.mean()),
         "max_waiting_time_s": float(times.max_waiting_time.mean()),
         "p99_max_waiting_time_s": float(np.percentile(times.max_waiting_time, 99)),

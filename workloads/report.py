@@ -196,3 +196,53 @@ def plot_cdf(rows: Sequence[dict], workload: str, rate: object, path: Path, titl
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def tradeoff_points(rows: Sequence[dict], workload: str, loads: Sequence[float], seed: int) -> list[tuple[str, float, float]]:
+    """(policy, share of LTR's mean s/token gain kept, worst p99 latency ratio FCFS/policy) over
+    `loads` at one arrival seed, for every policy and setting run there. The gain is pooled over
+    the loads (a single load's gain can be about 0)."""
+    def pick(policy: str) -> dict[float, dict]:
+        return {r["load"]: r for r in rows if r.get("workload") == workload and r.get("policy") == policy
+                and r.get("seed") == seed and r.get("load") in loads and r.get("entry") in ("run", "tradeoff")}
+
+    fcfs, ltr = pick("fcfs"), pick("ltr")
+    metric = "mean_latency_per_token_s"
+    ltr_gain = sum(fcfs[x][metric] - ltr[x][metric] for x in loads if x in fcfs and x in ltr)
+    out = []
+    for policy in dict.fromkeys(r["policy"] for r in rows if r.get("workload") == workload):
+        runs = pick(policy)
+        if not runs or any(x not in runs or x not in fcfs for x in loads) or ltr_gain <= 0:
+            continue
+        gain = sum(fcfs[x][metric] - runs[x][metric] for x in loads) / ltr_gain
+        out.append((policy, gain, min(fcfs[x]["p99_latency_s"] / runs[x]["p99_latency_s"] for x in loads)))
+    return out
+
+
+def plot_tradeoff(rows: Sequence[dict], workload: str, groups: dict[str, Sequence[float]], seed: int,
+                  path: Path) -> None:
+    """Mean s/token gain kept against the worst p99 latency ratio to FCFS, one point per policy and
+    setting, one panel per group of loads (up to capacity, overload)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4.5), squeeze=False)
+    for ax, (title, loads) in zip(axes[0], groups.items()):
+        for policy, gain, ratio in tradeoff_points(rows, workload, loads, seed):
+            ax.scatter([gain], [ratio], s=40)
+            ax.annotate(policy, (gain, ratio), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.axhline(1.0, color="grey", lw=0.8)
+        ax.axhline(0.95 if max(loads) <= 1.0 else 0.9, color="red", lw=0.8, ls="--", label="goal (ratio)")
+        ax.axvline(0.85 if max(loads) <= 1.0 else 0.75, color="red", lw=0.8, ls=":", label="goal (gain kept)")
+        ax.set_xlabel("share of LTR's mean s/token gain over FCFS kept")
+        ax.set_ylabel("worst p99 latency ratio FCFS / policy")
+        ax.set_title(f"{title}: loads {', '.join(f'{x:g}x' for x in loads)}")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{workload}: trade-off of mean gain against tail (seed {seed}, simulated)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -427,3 +427,28 @@ def test_a_non_streaming_answer_starts_with_the_prompt_when_the_client_asked():
     sink = RecordingSink()
     run_relay([(j, sink)], FakeLLM())
     assert sink.sent == [[1, 2, 3, 1000, 1001, 1002]] and sink.finish == "length"  # the answer's 3 tokens
+
+
+def test_the_relay_tells_an_arrival_aware_policy_how_each_admitted_request_ended():
+    from scheduler import Guarded
+
+    class Recording(Guarded):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ended: list[tuple[str, int, str]] = []
+
+        def finished(self, request, generated, finish_reason):  # noqa: ANN001, ANN201
+            super().finished(request, generated, finish_reason)
+            self.ended.append((request.request_id, generated, finish_reason))
+
+    policy = Recording()
+
+    async def scenario():
+        gate = AdmissionGate(RequestQueue(policy), 1, clock=lambda: 0.0)
+        relay = Relay(gate, FakeLLM(answer_len=4), cancel_poll_s=0.001)
+        await asyncio.gather(relay.serve(job("natural", 10), FakeSink()), relay.serve(job("cut", 3), FakeSink()),
+                             relay.serve(job("left", 10), FakeSink(cancel_after=2)))
+
+    asyncio.run(scenario())
+    assert sorted(policy.ended) == [("cut", 3, "length"), ("left", 2, "cancelled"), ("natural", 4, "stop")]
+    assert policy.guard.stats().samples == 3

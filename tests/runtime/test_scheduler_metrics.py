@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from runtime.relay import LLMJob, Relay
+from runtime.relay import LLMJob, Relay, RelayStats
 from runtime.scheduler_metrics import EVENTS, CounterDeltas, event_totals
 from scheduler import AdmissionGate, RequestQueue, make_policy
 from tests.runtime.test_relay import FakeSink, job
@@ -69,4 +69,20 @@ def test_publishing_on_gate_changes_and_after_each_request_counts_every_outcome(
     assert set(totals) == set(EVENTS)
     assert {name: published[name] for name in EVENTS} == totals
     assert totals == {"admitted": 2, "promoted": 0, "rejected": 1, "timed_out": 0, "shut_down": 0, "removed": 1,
+                      "oldest_first": 0, "ranking_fallback": 0, "ranking_recovered": 0,
                       "completed": 1, "failed": 1, "cancelled": 1}
+
+
+def test_the_guarded_policy_publishes_its_ranking_tau_window_and_trust():
+    from runtime.scheduler_metrics import RANKING_TAU, RANKING_TAU_SAMPLES, RANKING_TAU_WINDOW, RANKING_TRUSTED, ranking_gauges
+    from scheduler import AdmissionGate, Guarded, QueuedRequest, RequestQueue, make_policy
+
+    assert ranking_gauges(AdmissionGate(RequestQueue(make_policy("ltr")), 1)) == {}
+    policy = Guarded()
+    gate = AdmissionGate(RequestQueue(policy), 1)
+    for i in range(60):
+        policy.finished(QueuedRequest(str(i), score=float(i)), i + 1, "stop")
+    gauges = ranking_gauges(gate)
+    assert gauges[RANKING_TAU] == 1.0 and gauges[RANKING_TAU_SAMPLES] == 60.0
+    assert gauges[RANKING_TAU_WINDOW] == 200.0 and gauges[RANKING_TRUSTED] == 1.0
+    assert event_totals(gate, RelayStats())["ranking_recovered"] == 1

@@ -77,3 +77,13 @@ def test_engine_outputs_have_tensorrt_llms_shapes_for_one_sequence():
     not_asked = engine_outputs(None, 0.0)
     assert not_asked["cum_log_probs"].shape == (1, 0) and not_asked["output_log_probs"].shape == (1, 1, 0)
     assert {v.dtype.name for k, v in asked.items() if "index" not in k} == {"float32"}
+
+
+def test_queue_deadline_serves_late_by_default_and_refuses_past_the_ttft_target_when_asked():
+    from runtime.triton_tensors import queue_deadline
+
+    assert queue_deadline({"queue_timeout_s": "0", "slo_miss": "serve", "slo_ttft_s": "2"}) is None
+    assert queue_deadline({"queue_timeout_s": "0", "slo_miss": "refuse", "slo_ttft_s": "3"}) == 3.0
+    assert queue_deadline({"queue_timeout_s": "5", "slo_miss": "refuse", "slo_ttft_s": "3"}) == 5.0
+    with pytest.raises(ValueError):
+        queue_deadline({"slo_miss": "drop"})

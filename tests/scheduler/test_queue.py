@@ -209,3 +209,29 @@ def test_every_event_is_counted_not_just_noticed():
     stats = q.stats()
     assert (stats.rejected_total, stats.removed_total, stats.promoted_total) == (2, 2, 1)
 
+
+
+def test_an_arrival_aware_policy_can_hand_the_slot_to_the_oldest_and_learns_who_overtook():
+    from scheduler import Guarded, GuardedConfig
+    from scheduler.guard import GuardConfig
+
+    policy = Guarded(GuardedConfig(short_quantile=1.0, age_factor=1.0, ttft_target_s=2.0, guard=GuardConfig(floor=0.0)))
+    q = RequestQueue(policy)
+    q.push(req("long", score=9.0, arrival=0.0))
+    q.push(req("short", score=1.0, arrival=1.0))
+    q.push(req("shorter", score=0.5, arrival=1.5))
+    first = q.pop(now=1.5)
+    assert first.request_id == "shorter" and first.overtook  # ranked first, went ahead of "long"
+    second = q.pop(now=2.0)  # "long" has waited 2 s = 1 x its TTFT target: it goes next
+    assert second.request_id == "long" and not second.overtook
+    assert q.stats().oldest_picks_total == 1
+    assert q.pop(now=2.0).request_id == "short"
+
+
+def test_a_distrusting_guard_gives_arrival_order():
+    from scheduler import Guarded
+
+    q = RequestQueue(Guarded())  # distrusts until finished requests show the ranking works
+    for i, score in enumerate([5.0, 1.0, 3.0, 0.0]):
+        q.push(req(f"r{i}", score=score, arrival=float(i)))
+    assert [q.pop(now=10.0).request_id for _ in range(4)] == ["r0", "r1", "r2", "r3"]

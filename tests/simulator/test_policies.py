@@ -17,5 +17,5 @@ def test_builds_served_and_simulator_only_policies():
 
 
 def test_unknown_name_lists_every_valid_one():
-    with pytest.raises(ValueError, match="fcfs, ltr, mlfq, oracle"):
+    with pytest.raises(ValueError, match="fcfs, guarded, ltr, mlfq, oracle"):
         make_policy("fastserve")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -172,3 +172,25 @@ def test_generic_cap_answers_end_at_their_natural_length_and_only_the_oracle_kno
     assert np.argsort(oracle.times.finish).tolist() == [1, 2, 0]
     capped = simulate([replace(r, max_tokens=4) for r in reqs([9, 2])], np.zeros(2), "fcfs", cfg())
     assert capped.times.output_tokens.tolist() == [4, 2] and capped.steps == 4 + 2 + 1
+
+
+def test_guarded_policy_steps_aside_with_random_scores_and_ranks_with_good_ones() -> None:
+    """The guard learns from the simulator's finished requests, as the served scheduler's does."""
+    from scheduler import Guarded, GuardedConfig
+    from scheduler.guard import GuardConfig
+
+    rng = np.random.default_rng(0)
+    lengths = list(rng.integers(1, 60, size=400))
+    # a generic cap above every answer: answers end on their own ("stop"), uncensored
+    w = [replace(r, max_tokens=100) for r in reqs(lengths, arrivals=list(np.sort(rng.uniform(0, 120, size=400))))]
+    c = cfg(max_inflight=2, batch_slots=2)
+    fcfs = simulate(w, np.zeros(400), "fcfs", c).times
+    guard = GuardConfig(floor=0.1, window=100, min_samples=30, every=5)
+    blind = Guarded(GuardedConfig(short_quantile=1.0, guard=guard))
+    random_scores = simulate(w, rng.standard_normal(400), blind, c).times
+    np.testing.assert_allclose(random_scores.finish, fcfs.finish)  # arrival order, exactly
+    assert not blind.guard.trusted and blind.distrusted_total > 0
+    seeing = Guarded(GuardedConfig(short_quantile=1.0, guard=guard))
+    ranked = simulate(w, np.array(lengths, dtype=float), seeing, c).times
+    assert seeing.guard.trusted and seeing.guard.tau > 0.9
+    assert summarize(ranked)["mean_latency_s"] < summarize(fcfs)["mean_latency_s"]

@@ -26,6 +26,12 @@ class TritonPythonModel:
         self.predictor = OnnxPredictor.from_dir(version_dir, intra_op_threads=int(params.get("intra_op_threads", "1") or 1))
         meta = json.loads((version_dir / "predictor.json").read_text())
         self.pad_id = int(meta.get("pad_id", 0))
+        # experiments only: "random" answers standard-normal scores (a predictor that ranks at chance,
+        # which the scheduler's ranking guard must notice); "model" (default) runs the predictor
+        mode = params.get("score_mode", "model") or "model"
+        if mode not in ("model", "random"):
+            raise ValueError(f"length_predictor: score_mode must be model or random, got {mode!r}")
+        self.random = np.random.default_rng() if mode == "random" else None
 
     def execute(self, requests: list) -> list:
         allowed = [internal_key.carries_key(r.parameters(), self.internal_key) for r in requests]
@@ -42,7 +48,8 @@ class TritonPythonModel:
             masks.append(m.reshape(-1, m.shape[-1]))
             rows.append(ids[-1].shape[0])
         try:
-            scores = self.predictor.score(concat_padded(ids, self.pad_id), concat_padded(masks, 0))
+            scores = (self.predictor.score(concat_padded(ids, self.pad_id), concat_padded(masks, 0))
+                      if self.random is None else self.random.standard_normal(sum(rows)))
         except Exception as exc:  # one bad batch answers every request with the error
             err = pb_utils.TritonError(f"length_predictor: {exc}")
             return [pb_utils.InferenceResponse(output_tensors=[], error=err) for _ in requests]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
@@ -27,8 +28,8 @@ from runtime.predictor_fallback import FallbackRank
 from runtime.preprocess import check_sampling
 from runtime.relay import LLMJob, Relay, RelayStats
 from runtime.request_log import LogSettings, RequestLog
-from runtime.scheduler_metrics import EVENTS, CounterDeltas, event_totals
-from runtime.triton_tensors import engine_outputs, first_value, model_parameters, scalar, stop_requested
+from runtime.scheduler_metrics import EVENTS, CounterDeltas, event_totals, ranking_gauges
+from runtime.triton_tensors import engine_outputs, first_value, model_parameters, queue_deadline, scalar, stop_requested
 from scheduler import AdmissionGate, RequestQueue, StarvationConfig, make_policy
 
 
@@ -149,6 +150,9 @@ class SchedulerMetrics:
         self.inflight = self.families[metric_names.INFLIGHT].Metric(labels=labels)
         events = self.families[metric_names.REQUESTS]
         self.counters = {name: events.Metric(labels={**labels, "event": name}) for name in EVENTS}
+        self.ranking = {name: self.families[name].Metric(labels=labels) for name in (
+            metric_names.RANKING_TAU, metric_names.RANKING_TAU_SAMPLES, metric_names.RANKING_TAU_WINDOW,
+            metric_names.RANKING_TRUSTED)}
         self.deltas = CounterDeltas(EVENTS)
         self.histograms = {phase: self.families[name].Metric(labels=labels, buckets=list(bounds))
                            for name, (phase, bounds) in metric_names.HISTOGRAMS.items()}
@@ -171,13 +175,15 @@ class SchedulerMetrics:
         self.backlog.set(backlog)
         for name, increment in self.deltas(event_totals(gate, relay)).items():
             self.counters[name].increment(increment)
+        for name, value in ranking_gauges(gate).items():
+            self.ranking[name].set(value)
 
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         params = model_parameters(json.loads(args["model_config"]))
         queue = RequestQueue(
-            make_policy(params["policy"]),
+            make_policy(params["policy"], params=params),
             StarvationConfig(int(params["starvation_threshold"]), int(params["starvation_quantum"])),
             max_size=int(params["max_queue_size"]),
         )
@@ -186,13 +192,14 @@ class TritonPythonModel:
         self.end_tokens = parse_token_ids(params["end_tokens"])
         self.fallback_rank = FallbackRank()
         self.metrics = SchedulerMetrics(params["policy"])
-        self.gate = AdmissionGate(queue, max_inflight, on_change=lambda gate: self._publish())
+        # the relay's clock (time.monotonic) stamps `arrival`: the gate reads the same one
+        self.gate = AdmissionGate(queue, max_inflight, on_change=lambda gate: self._publish(), clock=time.monotonic)
         self.relay = Relay(
             self.gate,
             BLSClient(params["llm_model"], workers=2 * max_inflight + 4,
                       stall_timeout_s=float(params["llm_stall_timeout_s"]) or None),
             cancel_poll_s=int(params["cancel_poll_ms"]) / 1000,
-            queue_timeout_s=float(params["queue_timeout_s"]) or None,
+            queue_timeout_s=queue_deadline(params),
             grace_left=DrainSignal(params["drain_file"]),
             observe=self._observe,
         )
