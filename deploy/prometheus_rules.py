@@ -5,8 +5,7 @@ Kustomize base (Prometheus Operator).
 
 Every alert keeps its `signal` (the query before the threshold) apart from its `expr`, so the live
 test can check that each alert's query returns data on a real deployment: an alert on a metric that
-does not exist would never fire, and nothing else would say so. An alert that reads a metric another
-branch adds names it in `depends_on`; the live test skips only that query, saying why.
+does not exist would never fire, and nothing else would say so.
 
     python -m deploy.prometheus_rules     # writes deploy/k8s/base/monitoring/ (make dashboard)
 """
@@ -22,20 +21,20 @@ import yaml
 from deploy.supervisor import RECOVERIES
 from runtime import scheduler_metrics as m
 from runtime.latency_histograms import TTFT_TARGET_S
+from scheduler import GuardConfig
 
 MONITORING_DIR = Path(__file__).resolve().parent / "k8s" / "base" / "monitoring"
 RULES_FILE = MONITORING_DIR / "ltr-serving.rules.yml"
 PROMETHEUS_RULE_FILE = MONITORING_DIR / "prometheusrule.yaml"
 RUNBOOK = "docs/operations.md"  # in this repository; + "#<alert in lower case>" (prefix it with your repository URL)
 
-# Metrics named outside runtime.scheduler_metrics: the preprocessing model's fallback counter, the
-# OpenAI server's (prometheus_client adds `_total` to its counters), and one a separate branch adds.
+# Metrics named outside runtime.scheduler_metrics: the preprocessing model's fallback counter and the
+# OpenAI server's (prometheus_client adds `_total` to its counters).
 PREDICTOR_FALLBACK = "ltr_predictor_fallback_total"  # model_repository/preprocessing/1/model.py
 OPENAI_ERRORS = "openai_server_errors_total"  # openai_server.metrics ("openai_server_errors")
 OPENAI_REQUESTS = "openai_server_requests_total"
-RANKING_TAU = "ltr_scheduler_ranking_tau"  # the live ranking guard's Kendall tau (scheduler branch, pending)
-RANKING_TAU_FLOOR = 0.2  # below it the ranking is little better than arrival order (docs/operations.md)
-PENDING_METRICS = {RANKING_TAU: "added by the ranking-tau guard on a separate branch; not published on this one"}
+RANKING_TAU = m.RANKING_TAU  # the live Kendall tau of scores against served lengths, every policy
+RANKING_TAU_FLOOR = GuardConfig().floor  # the guarded policy falls back to arrival order below it
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,6 @@ class Alert:
     for_: str
     severity: str  # page | ticket | info
     summary: str
-    depends_on: tuple[str, ...] = ()  # metrics this branch does not publish (PENDING_METRICS)
     labels: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -90,8 +88,7 @@ RECORDINGS: list[Recording] = [
 
 ALERTS: list[Alert] = [
     Alert("LTRRankingTauLow", f"min by (instance) ({RANKING_TAU})", f"< {RANKING_TAU_FLOOR:g}", "30m", "ticket",
-          f"Live ranking tau below {RANKING_TAU_FLOOR:g}: the predictor barely orders this traffic",
-          depends_on=(RANKING_TAU,)),
+          f"Live ranking tau below {RANKING_TAU_FLOOR:g}: the predictor barely orders this traffic"),
     Alert("LTRPredictorFallbackActive", f"sum by (instance) (rate({PREDICTOR_FALLBACK}[5m]))", "> 0", "5m", "ticket",
           "Requests are ranked without a predictor score (arrival order)"),
     Alert("LTRQueueWaitOverTTFTTarget", "ltr:scheduler_queue_wait_seconds:p90_5m", f"> {TTFT_TARGET_S:g}", "10m",
@@ -118,8 +115,6 @@ def rule_groups() -> list[dict]:
         rule = {"alert": alert.name, "expr": alert.expr, "for": alert.for_,
                 "labels": {"severity": alert.severity, **alert.labels},
                 "annotations": {"summary": alert.summary, "runbook_url": alert.runbook_url}}
-        if alert.depends_on:
-            rule["annotations"]["depends_on"] = ", ".join(alert.depends_on)
         alerts.append(rule)
     return [
         {"name": GROUPS[0], "interval": "30s", "rules": [{"record": r.record, "expr": r.expr} for r in RECORDINGS]},

@@ -26,7 +26,9 @@ from runtime.finish import FinishReason, finish_reason
 from runtime.latency_histograms import QUEUE_WAIT, TTFT, Observe, Phase
 from runtime.predicted_backlog import PredictedBacklog
 from runtime.request_log import EndReason, RequestRecord
-from scheduler import AdmissionGate, ArrivalAwarePolicy, QueuedRequest, QueueFull, QueueTimeout, RequestCancelled
+from scheduler import (
+    AdmissionGate, ArrivalAwarePolicy, Guarded, QueuedRequest, QueueFull, QueueTimeout, RankingGuard, RequestCancelled,
+)
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +136,10 @@ class Relay:
         # the guarded policy learns from finished requests (its ranking guard, its work budget)
         policy = gate.queue.policy
         self._learner: ArrivalAwarePolicy | None = policy if isinstance(policy, ArrivalAwarePolicy) else None
+        # The ranking's live quality, measured under every policy (the guarded one acts on it; for the
+        # others it is what an operator reads before switching): the guarded policy's own guard, or one
+        # that only measures.
+        self.ranking: RankingGuard = policy.guard if isinstance(policy, Guarded) else RankingGuard()
         self._live: dict[str, int] = {}  # client id -> live jobs with that id
         self._stop_requested: set[str] = set()
 
@@ -200,12 +206,16 @@ class Relay:
             self._teach(queued, ended, progress)
 
     def _teach(self, queued: QueuedRequest, ended: EndReason, progress: "_Progress") -> None:
-        """Tell the policy how an admitted request ended: its tokens are its length (a lower bound
-        when cut by the cap or cancelled). Requests that never ran teach nothing."""
-        if self._learner is None or progress.admission is None or ended not in ("stop", "length", "cancelled"):
+        """Tell the policy (or, for one that does not learn, the ranking measurement) how an admitted
+        request ended: its tokens are its length (a lower bound when cut by the cap or cancelled).
+        Requests that never ran teach nothing."""
+        if progress.admission is None or ended not in ("stop", "length", "cancelled"):
             return
         try:
-            self._learner.finished(queued, progress.tokens, ended)
+            if self._learner is not None:
+                self._learner.finished(queued, progress.tokens, ended)  # feeds its guard, self.ranking
+            else:
+                self.ranking.observe(queued.score, progress.tokens, ended)
         except Exception:
             log.exception("policy: finished request %s not recorded", queued.request_id)
 

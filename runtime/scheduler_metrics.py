@@ -14,7 +14,7 @@ from typing import Iterable, Literal, Mapping
 
 from runtime.latency_histograms import BUCKETS, QUEUE_WAIT as QUEUE_WAIT_PHASE, TTFT as TTFT_PHASE, Phase
 from runtime.relay import RelayStats
-from scheduler import AdmissionGate, Guarded
+from scheduler import AdmissionGate, Guarded, RankingGuard
 
 EVENTS = {
     "admitted": "given an LLM slot",
@@ -56,7 +56,7 @@ FAMILIES: dict[str, tuple[Kind, str]] = {  # name -> (kind, description); every 
     QUEUE_WAIT: ("histogram", "Seconds from arrival at the scheduler to admission into the LLM (admitted requests)"),
     TTFT: ("histogram", "Seconds from arrival at the scheduler to the first generated token"),
     RANKING_TAU: ("gauge", "Kendall's tau of recent finished requests' scores against their generated lengths "
-                           "(pairs of known order only; guarded policy; NaN before any known pair)"),
+                           "(pairs of known order only; every policy; NaN before any known pair)"),
     RANKING_TAU_SAMPLES: ("gauge", "Finished requests the ranking tau is measured over (at most the window)"),
     RANKING_TAU_WINDOW: ("gauge", "Window of the ranking tau, in finished requests (guard_window)"),
     RANKING_TRUSTED: ("gauge", "1 while the ranking guard trusts the ranking, 0 while it orders by arrival"),
@@ -70,14 +70,14 @@ HISTOGRAMS: dict[str, tuple[Phase, tuple[float, ...]]] = {
 }
 
 
-def ranking_gauges(gate: AdmissionGate) -> dict[str, float]:
-    """The ranking guard's gauges, or none when the policy has no guard."""
-    policy = gate.queue.policy
-    if not isinstance(policy, Guarded):
-        return {}
-    g = policy.guard.stats()
-    return {RANKING_TAU: g.tau, RANKING_TAU_SAMPLES: float(g.samples), RANKING_TAU_WINDOW: float(g.window),
-            RANKING_TRUSTED: float(g.trusted)}
+def ranking_gauges(gate: AdmissionGate, ranking: RankingGuard) -> dict[str, float]:
+    """The live ranking quality (runtime.relay.Relay.ranking), under every policy; whether the guard
+    trusts it only where a policy acts on that (the guarded one)."""
+    g = ranking.stats()
+    gauges = {RANKING_TAU: g.tau, RANKING_TAU_SAMPLES: float(g.samples), RANKING_TAU_WINDOW: float(g.window)}
+    if isinstance(gate.queue.policy, Guarded):
+        gauges[RANKING_TRUSTED] = float(g.trusted)
+    return gauges
 
 
 def event_totals(gate: AdmissionGate, relay: RelayStats) -> dict[str, int]:

@@ -51,8 +51,3 @@ def test_every_alert_has_a_runbook_section_and_a_severity():
         assert alert.severity in {"page", "ticket", "info"}
         assert alert.runbook_url.endswith("#" + alert.name.lower())
 
-
-def test_pending_metrics_are_named_by_the_alerts_that_read_them():
-    for alert in rules.ALERTS:
-        read = {name for name in rules.PENDING_METRICS if name in alert.expr}
-        assert read == set(alert.depends_on), alert.name

@@ -73,16 +73,20 @@ def test_publishing_on_gate_changes_and_after_each_request_counts_every_outcome(
                       "completed": 1, "failed": 1, "cancelled": 1}
 
 
-def test_the_guarded_policy_publishes_its_ranking_tau_window_and_trust():
+def test_the_ranking_tau_is_published_under_every_policy_and_trust_under_the_guarded_one():
     from runtime.scheduler_metrics import RANKING_TAU, RANKING_TAU_SAMPLES, RANKING_TAU_WINDOW, RANKING_TRUSTED, ranking_gauges
-    from scheduler import AdmissionGate, Guarded, QueuedRequest, RequestQueue, make_policy
+    from scheduler import AdmissionGate, Guarded, QueuedRequest, RankingGuard, RequestQueue, make_policy
 
-    assert ranking_gauges(AdmissionGate(RequestQueue(make_policy("ltr")), 1)) == {}
+    measured = RankingGuard()
+    for i in range(60):
+        measured.observe(float(i), 60 - i, "stop")  # a predictor that ranks backwards
+    ltr = ranking_gauges(AdmissionGate(RequestQueue(make_policy("ltr")), 1), measured)
+    assert ltr == {RANKING_TAU: -1.0, RANKING_TAU_SAMPLES: 60.0, RANKING_TAU_WINDOW: 200.0}
     policy = Guarded()
     gate = AdmissionGate(RequestQueue(policy), 1)
     for i in range(60):
         policy.finished(QueuedRequest(str(i), score=float(i)), i + 1, "stop")
-    gauges = ranking_gauges(gate)
+    gauges = ranking_gauges(gate, policy.guard)
     assert gauges[RANKING_TAU] == 1.0 and gauges[RANKING_TAU_SAMPLES] == 60.0
     assert gauges[RANKING_TAU_WINDOW] == 200.0 and gauges[RANKING_TRUSTED] == 1.0
     assert event_totals(gate, RelayStats())["ranking_recovered"] == 1

@@ -2,8 +2,7 @@
 deployment (tritonserver's metrics port, the OpenAI server's and the supervisor's /metrics), evaluates
 the project's rules file, traffic is driven through the OpenAI server, and then every query of the
 shipped dashboard JSON, every recording rule and every alert's signal must return data: no panel or
-alert names a metric that does not exist. The one query on a metric another branch adds
-(deploy.prometheus_rules.PENDING_METRICS) is skipped, with the reason."""
+alert names a metric that does not exist."""
 
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ import pytest
 from deploy.dashboard import DASHBOARD_FILE, queries
 from deploy.openai_frontend import OpenAIFrontend
 from deploy.prometheus_local import LocalPrometheus, ScrapeTarget, with_interval
-from deploy.prometheus_rules import ALERTS, PENDING_METRICS, RECORDINGS, RULES_FILE
+from deploy.prometheus_rules import ALERTS, RECORDINGS, RULES_FILE
 from deploy.repository import render_repository
 from deploy.supervisor import PORTS_FILE
 from deploy.triton import RepositoryAccess, TritonServer, free_ports, server_env, stop_pid, wait_ready
@@ -92,13 +91,6 @@ def prometheus(tmp_path_factory):
             server.stop()
 
 
-def _pending(expr: str) -> str | None:
-    for name, why in PENDING_METRICS.items():
-        if name in expr:
-            return f"{name}: {why}"
-    return None
-
-
 DASHBOARD_QUERIES = queries(json.loads(DASHBOARD_FILE.read_text()))
 RULE_QUERIES = [(r.record, r.expr) for r in RECORDINGS] + [(r.record, r.record) for r in RECORDINGS] + [
     (a.name, a.signal) for a in ALERTS]
@@ -107,8 +99,6 @@ RULE_QUERIES = [(r.record, r.expr) for r in RECORDINGS] + [(r.record, r.record) 
 @pytest.mark.parametrize(("what", "expr"), DASHBOARD_QUERIES + RULE_QUERIES,
                          ids=[f"{what}: {expr}" for what, expr in DASHBOARD_QUERIES + RULE_QUERIES])
 def test_every_query_returns_data(prometheus, what, expr):
-    if (why := _pending(expr)) is not None:
-        pytest.skip(f"depends on {why}")
     assert prometheus.wait_for(expr, timeout_s=20), f"{what}: no data for {expr}"
 
 

@@ -30,7 +30,7 @@ from runtime.relay import LLMJob, Relay, RelayStats
 from runtime.request_log import LogSettings, RequestLog
 from runtime.scheduler_metrics import EVENTS, CounterDeltas, event_totals, ranking_gauges
 from runtime.triton_tensors import engine_outputs, first_value, model_parameters, queue_deadline, scalar, stop_requested
-from scheduler import AdmissionGate, RequestQueue, StarvationConfig, make_policy
+from scheduler import AdmissionGate, RankingGuard, RequestQueue, StarvationConfig, make_policy
 
 
 def _token_ids(response) -> list[int]:
@@ -162,8 +162,8 @@ class SchedulerMetrics:
         """The relay's timings (runtime.latency_histograms), on the event loop."""
         self.histograms[phase].observe(seconds)
 
-    def update(self, gate: AdmissionGate, relay: RelayStats, log_lost: int = 0, version: str | None = None,
-               backlog: float = 0.0) -> None:
+    def update(self, gate: AdmissionGate, relay: RelayStats, ranking: RankingGuard, log_lost: int = 0,
+               version: str | None = None, backlog: float = 0.0) -> None:
         """Called on the event loop only (the log's and the version watch's threads never touch a metric)."""
         if log_lost > self.log_lost:
             self.log_failures.increment(log_lost - self.log_lost)
@@ -175,7 +175,7 @@ class SchedulerMetrics:
         self.backlog.set(backlog)
         for name, increment in self.deltas(event_totals(gate, relay)).items():
             self.counters[name].increment(increment)
-        for name, value in ranking_gauges(gate).items():
+        for name, value in ranking_gauges(gate, ranking).items():
             self.ranking[name].set(value)
 
 
@@ -246,7 +246,7 @@ class TritonPythonModel:
         if self.metrics is None:  # finalized
             return
         self.metrics.update(
-            self.gate, self.relay.stats,
+            self.gate, self.relay.stats, self.relay.ranking,
             log_lost=log.stats.write_failures + log.stats.dropped if log else 0,
             version=watch.current if watch else None,
             backlog=self.relay.backlog.total(),
