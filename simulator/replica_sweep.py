@@ -374,10 +374,10 @@ def calibrated_expected_tokens(pool: wl.PromptPool, scores: np.ndarray, folds: n
     return out
 
 
-def long_half(pool: wl.PromptPool) -> np.ndarray:
-    """The prompts whose median recorded answer is at least the pool's median: a shift to long answers."""
+def long_half(pool: wl.PromptPool, long: bool = True) -> np.ndarray:
+    """The prompts whose median recorded answer is at least the pool's median (`long`), or the others."""
     medians = np.array([np.median(pool.samples(i)) for i in range(len(pool.prompts))])
-    return np.flatnonzero(medians >= np.median(medians))
+    return np.flatnonzero((medians >= np.median(medians)) == long)
 
 
 def step_requests(pool: wl.PromptPool, phases: Sequence[tuple[float, float]], seed: int,
@@ -401,7 +401,8 @@ def step_requests(pool: wl.PromptPool, phases: Sequence[tuple[float, float]], se
 
 SIGNALS = ("fixed", "queue", "backlog")
 # rate: the request rate steps (work per request unchanged); mix: the rate stays, the answers turn long
-# (prompts of the long half alone during the step), the step the waiting count sees least
+# (prompts of the short-answer half before and after, of the long half during the step), the step the
+# waiting count sees least
 STEP_KINDS = ("rate", "mix")  # autoscaling: off; on waiting + inflight; on the predicted backlog
 SIGNAL_ROUTERS = ("least_waiting", BACKLOG_ROUTER)
 
@@ -426,13 +427,13 @@ def _signal_step(spec: ReplicaSpec, pool: wl.PromptPool, capacity: float, pool_s
         phases = [(spec.step_phases_s[0], low), (spec.step_phases_s[1], high), (spec.step_phases_s[2], low)]
         reqs = step_requests(pool, [(s, f * capacity * n) for s, f in phases], spec.seed)
     else:  # one rate throughout, set so that the long half offers `high` x capacity in work
-        long = long_half(pool)
+        long, short = long_half(pool), long_half(pool, long=False)
         mean_all = float(np.mean([np.mean(pool.samples(i)) for i in range(len(pool.prompts))]))
-        mean_long = float(np.mean([np.mean(pool.samples(int(i))) for i in long]))
-        rate = high * capacity * n * mean_all / mean_long
-        base = high * mean_all / mean_long
+        mean_of = {k: float(np.mean([np.mean(pool.samples(int(i))) for i in idx])) for k, idx in (("long", long), ("short", short))}
+        rate = high * capacity * n * mean_all / mean_of["long"]
+        base = high * mean_of["short"] / mean_of["long"]
         phases = [(spec.step_phases_s[0], base), (spec.step_phases_s[1], high), (spec.step_phases_s[2], base)]
-        reqs = step_requests(pool, [(s, rate) for s, _ in phases], spec.seed, [None, long, None])
+        reqs = step_requests(pool, [(s, rate) for s, _ in phases], spec.seed, [short, long, short])
     scores = request_scores(reqs, pool_scores)
     expected = np.minimum([pool_expected[r.item] for r in reqs], [r.max_tokens for r in reqs])
     true = np.array([r.output_tokens for r in reqs], dtype=float)
@@ -490,11 +491,12 @@ def _signal_block(rows: Sequence[dict], kind: str) -> list[str]:
     metric_text = {s: next((" + ".join(f"`{m}` {t:g}/pod" for m, t in r["hpa_metrics"].items())
                             for r in rows if r["autoscaling"] == s), "") for s in SIGNALS}
     what = ("the request rate steps" if kind == "rate" else
-            "the request rate stays; during the step every prompt comes from the long-answer half of the pool")
+            "the request rate stays and the answers turn long: prompts of the short-answer half of the pool "
+            "before and after the step, of the long half during it")
     lines = [
         f"### {kind} step", "",
         f"{r0['workload']}, {what}: {r0['replicas_start']} replicas at the start, offered work per replica "
-        + " -> ".join(f"{p['load']:g}x for {p['seconds']:g} s" for p in r0["phases"])
+        + " -> ".join(f"{p['load']:.2g}x for {p['seconds']:g} s" for p in r0["phases"])
         + f" of one replica's capacity ({r0['capacity_rps']:.2f} req/s), {r0['n_requests']} requests "
         f"({r0['n_step_requests']} during the step), LTR on cross-fitted scores (tau {r0['kendall_tau']:.2f}). "
         "Expected tokens: each request's cross-fitted score through the calibration logic the scheduler serves "

@@ -175,6 +175,8 @@ def test_step_requests_follow_the_phases_and_a_mix_step_draws_long_prompts() -> 
     pool = PromptPool("p", tuple(f"q{i}" for i in range(n)), np.full(n, 5), lengths, tuple((int(x),) for x in lengths))
     long = long_half(pool)
     assert len(long) == 50 and lengths[long].min() >= np.median(lengths)
+    short = long_half(pool, long=False)
+    assert sorted([*short, *long]) == list(range(n)) and lengths[short].max() < lengths[long].min()
     reqs = step_requests(pool, [(100.0, 2.0), (50.0, 8.0), (100.0, 2.0)], seed=1, items=[None, long, None])
     t = np.array([r.arrival_s for r in reqs])
     assert np.sum((t >= 100) & (t < 150)) == pytest.approx(400, rel=0.2)
