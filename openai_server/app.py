@@ -86,7 +86,7 @@ class GenerationStream(StreamingResponse):
 
     def __init__(self, content: AsyncIterator[bytes], generation: Generation) -> None:
         super().__init__(content, media_type="text/event-stream",
-                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **generation.headers()})
         self.generation = generation
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -179,7 +179,7 @@ class OpenAIServer:
                 use = usage(generation.prompt_tokens, generation.completion_tokens)
                 build = chat_completion if chat else completion
                 return JSONResponse(build(ids, text_out, generation.finish_reason or "stop", use,
-                                          log_probs if req.wants_log_probs else None))
+                                          log_probs if req.wants_log_probs else None), headers=generation.headers())
             first = await until_disconnect(request, generation.next_piece())
         except ClientGone:
             generation.close()

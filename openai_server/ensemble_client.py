@@ -58,6 +58,7 @@ class EnsembleChunk:
     final: bool
     finish_reason: str | None = None  # the ensemble's own, on its final response, when it has one
     log_probs: tuple[float, ...] = ()  # of this response's tokens, when the request asked for them
+    expected_tokens: int | None = None  # the scheduler's expected answer length (None: it has no calibration)
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,8 @@ def parse_response(response: service_pb2.ModelStreamInferResponse) -> EnsembleCh
     count = result.as_numpy("output_token_count")
     finish = result.as_numpy("finish_reason")
     log_probs = result.as_numpy(Entry.OUTPUT_LOG_PROBS)
+    expected = result.as_numpy(Entry.EXPECTED_OUTPUT_TOKENS)
+    expected = int(expected.reshape(-1)[0]) if expected is not None and expected.size else -1
     reason = None
     if finish is not None and finish.size:
         value = finish.reshape(-1)[0]
@@ -171,6 +174,7 @@ def parse_response(response: service_pb2.ModelStreamInferResponse) -> EnsembleCh
         final=final,
         finish_reason=reason,
         log_probs=tuple(float(v) for v in log_probs.reshape(-1)) if log_probs is not None else (),
+        expected_tokens=expected if expected >= 0 else None,  # -1: no calibration (runtime.triton_tensors)
     )
 
 

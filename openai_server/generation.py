@@ -14,6 +14,12 @@ from runtime.finish import finish_reason
 # id) is vLLM's "abort".
 FINISH_REASONS = {"stop": "stop", "length": "length", "cancelled": "abort"}
 
+# The scheduler's expected answer length for the request (its predictor score through the version's
+# calibration), sent as a response header and not in the body: every client ignores a header it does
+# not know, while a field in `usage` (billing counts of what WAS generated) or beside it can break
+# clients that validate the body strictly, and in a stream the header is there before the first token.
+EXPECTED_TOKENS_HEADER = "x-ltr-expected-output-tokens"
+
 
 def openai_finish_reason(reported: str | None, completion_tokens: int, max_tokens: int) -> str:
     """The ensemble's reason when it reports one; otherwise inferred: an answer shorter than its
@@ -46,6 +52,7 @@ class Generation:
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = 0
         self.finish_reason: str | None = None
+        self.expected_output_tokens: int | None = None  # the scheduler's, from its first response that has one
         self._matcher = StopStringMatcher(request.stop_words)
         self._stream = backend.open(request)
         self._stream_done = False  # the ensemble request has ended by itself (final response or error)
@@ -65,6 +72,8 @@ class Generation:
                 self._stream_done = True
                 raise
             self.completion_tokens += chunk.tokens
+            if self.expected_output_tokens is None:
+                self.expected_output_tokens = chunk.expected_tokens
             log_probs = self._log_probs + token_log_probs(chunk)
             self._log_probs = ()
             text = self._matcher.feed(chunk.text)
@@ -93,6 +102,11 @@ class Generation:
         self._closed = True
         if not self._stream_done:
             self.backend.end(self.request.request_id, self._stream)
+
+    def headers(self) -> dict[str, str]:
+        """The response's headers from the ensemble: the expected answer length when it is known."""
+        known = self.expected_output_tokens is not None
+        return {EXPECTED_TOKENS_HEADER: str(self.expected_output_tokens)} if known else {}
 
     @property
     def ended_early(self) -> bool:

@@ -21,6 +21,12 @@ only when it ranks the newest traffic better than the serving version.
    tau against the held-out prompts' median lengths (prompts with an exact label, one item each).
    Ship `length_predictor/<N+1>/` only when tau_new >= tau_old +
    `--margin` (default 0.02); otherwise keep the old one and say why.
+   The new version's length calibration (runtime.length_calibration: score -> expected tokens, read by
+   the scheduler for the predicted backlog and each request's `expected_output_tokens`) is refitted
+   here and shipped in its folder as `calibration.json`: the new version's scores of the held-out
+   prompts (ones it never trained on, so the map is not fitted to in-sample scores) against every one
+   of their logged rows' lengths, one pair per row; cut rows (`length` / `cancelled`) are KEPT as
+   lower bounds (Kaplan-Meier medians per score bin), not counted at their bound nor dropped.
 5. `rollback --version V` retires every version above V (renamed `retired-<v>`: not numeric, so
    Triton ignores it and it can be restored by hand); `python -m deploy.swap` then makes a running
    server serve V.
@@ -46,6 +52,7 @@ from predictor.interchange import read_jsonl
 from predictor.paths import MODEL_DIR, PREDICTOR_BUILD_DIR
 from runtime.length_predictor import META_FILE, latest_version_dir, read_meta
 from runtime.predictor_version import version_folders
+from runtime.length_calibration import CALIBRATION_FILE, LengthCalibration
 from runtime.request_log import CENSORED, read_rows
 
 CHECKPOINTS_DIR = PREDICTOR_BUILD_DIR / "checkpoints"  # one torch checkpoint per exported version: <N>/
@@ -134,6 +141,25 @@ def replay_sample(prompts: Sequence[str], labels: np.ndarray, n: int, seed: int,
     pick = np.random.RandomState(seed).permutation(len(idx))[: max(0, n)]
     chosen = [idx[i] for i in sorted(pick)]
     return [prompts[i] for i in chosen], np.asarray(labels, dtype=np.float64)[chosen]
+
+
+def log_calibration(rows: Sequence[dict], score_of: dict[str, float], bins: int = 20) -> LengthCalibration:
+    """A version's length calibration from logged rows: one (its score of the row's prompt, the
+    row's length) pair per row, cut rows (`length` / `cancelled`) as lower bounds. Why per row and
+    not per prompt: the map predicts one request's length, repeats and all."""
+    pairs = [(score_of[r["prompt"]], float(r["output_tokens"]), r.get("finish_reason") in CENSORED)
+             for r in rows if r["prompt"] in score_of]
+    if not pairs:
+        raise ValueError("no scored rows to fit a calibration on")
+    scores, lengths, cut = zip(*pairs)
+    return LengthCalibration.fit(scores, lengths, bins=bins, censored=cut)
+
+
+def write_calibration(version_dir: Path, calibration: LengthCalibration) -> Path:
+    """Into the version folder, where the scheduler looks for it (runtime.length_calibration)."""
+    path = Path(version_dir) / CALIBRATION_FILE
+    path.write_text(calibration.to_json())
+    return path
 
 
 # ---- judging and versions -----------------------------------------------------------------------
@@ -301,13 +327,24 @@ def retrain(
     texts = [p for p, ok in zip(judged.prompts, exact) if ok]
     lengths = judged.labels[exact].tolist()
     old_scores = LengthRanker(serving_dir, intra_op_threads=settings.threads).score_texts(texts, 32)
-    new_scores = LengthRanker(staged, intra_op_threads=settings.threads).score_texts(texts, 32)
+    held_scores = LengthRanker(staged, intra_op_threads=settings.threads).score_texts(judged.prompts, 32).reshape(-1)
+    score_of = dict(zip(judged.prompts, map(float, held_scores)))
+    new_scores = [score_of[p] for p in texts]
     verdict = judge(old_scores, new_scores, lengths, settings.margin)
     report.update(judge=asdict(verdict), candidate_version=version, staged_dir=str(staged))
+    # the new version's score -> expected tokens, shipped with it (the module docstring says why held-out rows)
+    calibration = log_calibration(held, score_of)
+    write_calibration(staged, calibration)
+    report["calibration"] = {"fitted_on_rows": calibration.fitted_on,
+                             "censored_rows": sum(r.get("finish_reason") in CENSORED for r in held),
+                             "censored_handling": "lower bounds (Kaplan-Meier median per score bin)",
+                             "rows": "held-out prompts' rows (out of sample for the new version)",
+                             "knots": len(calibration.scores), "fallback_tokens": calibration.fallback_tokens}
     if verdict.ship and install:
         meta_new = read_meta(staged)
         meta_new["retrain"] = {k: report[k] for k in ("log", "serving_version", "rows", "n_train_prompts", "n_replay",
-                                                       "n_holdout", "n_holdout_prompts", "censored_handling")} | {"judge": asdict(verdict)}
+                                                       "n_holdout", "n_holdout_prompts", "censored_handling",
+                                                       "calibration")} | {"judge": asdict(verdict)}
         (staged / META_FILE).write_text(json.dumps(meta_new, indent=2) + "\n")
         dest = install_version(staged, model_dir, version, serving_dir)
         report.update(shipped=True, version_dir=str(dest), reason=verdict.reason)
@@ -345,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = RetrainSettings(**{k: getattr(args, k) for k in asdict(d)})
     report = retrain(args.log, args.model_dir, settings)
     print(json.dumps({k: report.get(k) for k in ("rows", "n_train_prompts", "n_replay", "n_holdout", "n_holdout_prompts", "judge",
-                                                 "shipped", "reason", "retrain_seconds")}, indent=1))
+                                                 "calibration", "shipped", "reason", "retrain_seconds")}, indent=1))
     return 0
 
 

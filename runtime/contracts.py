@@ -64,8 +64,11 @@ class Entry:
     GENERATION_LOGITS = "generation_logits"
     BATCH_INDEX = "batch_index"
     SEQUENCE_INDEX = "sequence_index"
+    # Ours: INT32 [1] on every response, the answer length the scheduler expects for this request (the
+    # predictor's score through its version's calibration, capped at max_tokens); -1 without a calibration.
+    EXPECTED_OUTPUT_TOKENS = "expected_output_tokens"
     OUTPUTS = (TEXT_OUTPUT, OUTPUT_TOKEN_COUNT, FINISH_REASON, CUM_LOG_PROBS, OUTPUT_LOG_PROBS, CONTEXT_LOGITS,
-               GENERATION_LOGITS, BATCH_INDEX, SEQUENCE_INDEX)
+               GENERATION_LOGITS, BATCH_INDEX, SEQUENCE_INDEX, EXPECTED_OUTPUT_TOKENS)
 
 
 class Preprocessing:
@@ -187,7 +190,10 @@ class Scheduler:
     BATCH_INDEX = LLM.BATCH_INDEX
     SEQUENCE_INDEX = LLM.SEQUENCE_INDEX
     ENGINE_OUTPUTS = (CUM_LOG_PROBS, OUTPUT_LOG_PROBS, CONTEXT_LOGITS, GENERATION_LOGITS, BATCH_INDEX, SEQUENCE_INDEX)
-    OUTPUTS = (OUTPUT_IDS, SEQUENCE_LENGTH, CONTEXT_IDS, IS_FINAL, FINISH_REASON, *ENGINE_OUTPUTS)
+    EXPECTED_OUTPUT_TOKENS = Entry.EXPECTED_OUTPUT_TOKENS  # INT32 [1], every response (Entry's comment)
+    # What reaches the client unchanged, through postprocessing (ensemble) or in-process (ltr_bls)
+    RELAYED = (*ENGINE_OUTPUTS, EXPECTED_OUTPUT_TOKENS)
+    OUTPUTS = (OUTPUT_IDS, SEQUENCE_LENGTH, CONTEXT_IDS, IS_FINAL, FINISH_REASON, *RELAYED)
 
 
 class Postprocessing:
@@ -205,8 +211,9 @@ class Postprocessing:
     GENERATION_LOGITS = "GENERATION_LOGITS"
     BATCH_INDEX = "BATCH_INDEX"
     SEQUENCE_INDEX = "SEQUENCE_INDEX"
+    EXPECTED_OUTPUT_TOKENS = "EXPECTED_OUTPUT_TOKENS"
     PASSED = {name: "OUT_" + name for name in (CUM_LOG_PROBS, OUTPUT_LOG_PROBS, CONTEXT_LOGITS, GENERATION_LOGITS,
-                                                BATCH_INDEX, SEQUENCE_INDEX)}
+                                                BATCH_INDEX, SEQUENCE_INDEX, EXPECTED_OUTPUT_TOKENS)}
     INPUTS = (TOKENS_BATCH, SEQUENCE_LENGTH, CONTEXT_IDS, IS_FINAL, FINISH_REASON, *PASSED)
 
     OUTPUT = "OUTPUT"
@@ -251,6 +258,7 @@ SCHEDULER_TO_POSTPROCESSING = {
     Scheduler.CONTEXT_LOGITS: Postprocessing.CONTEXT_LOGITS,
     Scheduler.GENERATION_LOGITS: Postprocessing.GENERATION_LOGITS, Scheduler.BATCH_INDEX: Postprocessing.BATCH_INDEX,
     Scheduler.SEQUENCE_INDEX: Postprocessing.SEQUENCE_INDEX,
+    Scheduler.EXPECTED_OUTPUT_TOKENS: Postprocessing.EXPECTED_OUTPUT_TOKENS,
 }
 POSTPROCESSING_TO_ENTRY = {
     Postprocessing.OUTPUT: Entry.TEXT_OUTPUT, Postprocessing.OUTPUT_TOKEN_COUNT: Entry.OUTPUT_TOKEN_COUNT,
@@ -259,13 +267,15 @@ POSTPROCESSING_TO_ENTRY = {
         (Postprocessing.CUM_LOG_PROBS, Entry.CUM_LOG_PROBS), (Postprocessing.OUTPUT_LOG_PROBS, Entry.OUTPUT_LOG_PROBS),
         (Postprocessing.CONTEXT_LOGITS, Entry.CONTEXT_LOGITS),
         (Postprocessing.GENERATION_LOGITS, Entry.GENERATION_LOGITS), (Postprocessing.BATCH_INDEX, Entry.BATCH_INDEX),
-        (Postprocessing.SEQUENCE_INDEX, Entry.SEQUENCE_INDEX))},
+        (Postprocessing.SEQUENCE_INDEX, Entry.SEQUENCE_INDEX),
+        (Postprocessing.EXPECTED_OUTPUT_TOKENS, Entry.EXPECTED_OUTPUT_TOKENS))},
 }
-# The engine's outputs as the scheduler sends them and the client gets them, through postprocessing
-# unchanged: `ltr_bls` passes them on in-process by this map (the ensemble by its step maps).
+# The engine's outputs (and the expected answer length) as the scheduler sends them and the client
+# gets them, through postprocessing unchanged: `ltr_bls` passes them on in-process by this map (the
+# ensemble by its step maps).
 ENGINE_OUTPUTS_TO_ENTRY = {
     name: POSTPROCESSING_TO_ENTRY[Postprocessing.PASSED[SCHEDULER_TO_POSTPROCESSING[name]]]
-    for name in Scheduler.ENGINE_OUTPUTS
+    for name in Scheduler.RELAYED
 }
 
 

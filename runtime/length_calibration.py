@@ -8,6 +8,11 @@ median score is a knot whose value is the bin's median length, the knot values a
 non-decreasing by pooling adjacent violators (isotonic regression on the bin medians), and scores in
 between are interpolated linearly (clamped at the ends). A NaN score (the predictor was out:
 runtime.predictor_fallback) gets the median length of all.
+
+Censored pairs (a logged answer cut by `max_tokens` or a cancel: its length is only a lower bound)
+enter as lower bounds: each median is then the Kaplan-Meier median, which uses a cut row as "longer
+than its bound" instead of dropping it (dropping hides the longest answers, counting it at its bound
+pulls the median down). Without censored pairs it is the ordinary median.
 """
 
 from __future__ import annotations
@@ -35,6 +40,32 @@ def pool_adjacent_violators(values: Sequence[float], weights: Sequence[float]) -
     return [mean for mean, _, count in blocks for _ in range(count)]
 
 
+def km_median(lengths: Sequence[float], censored: Sequence[bool] | None = None) -> tuple[float, bool]:
+    """The Kaplan-Meier median of lengths some of which are lower bounds (`censored`): the first
+    length where the estimated share still longer drops to one half or below (midway to the next
+    when exactly one half, as np.median), and True. When it never does (too many cut rows): the
+    longest length seen, a lower bound only, and False."""
+    y = np.asarray(lengths, float)
+    c = np.zeros(len(y), bool) if censored is None else np.asarray(censored, bool)
+    if len(y) == 0:
+        raise ValueError("no lengths")
+    events = np.unique(y[~c])
+    survival = 1.0
+    for i, t in enumerate(events):
+        at_risk = int(np.sum(y >= t))  # a row cut at t was still running at t
+        survival *= 1.0 - int(np.sum((y == t) & ~c)) / at_risk
+        if abs(survival - 0.5) < 1e-12 and i + 1 < len(events):
+            return float((t + events[i + 1]) / 2), True
+        if survival <= 0.5 + 1e-12:
+            return float(t), True
+    return float(y.max()), False
+
+
+def censored_median(lengths: Sequence[float], censored: Sequence[bool] | None = None) -> float:
+    """km_median's value (a lower bound where too many rows were cut)."""
+    return km_median(lengths, censored)[0]
+
+
 @dataclass(frozen=True)
 class LengthCalibration:
     scores: tuple[float, ...]  # knots, increasing
@@ -43,21 +74,29 @@ class LengthCalibration:
     fitted_on: int = 0  # pairs it was fitted on
 
     @classmethod
-    def fit(cls, scores: Sequence[float], lengths: Sequence[float], bins: int = 20) -> "LengthCalibration":
+    def fit(cls, scores: Sequence[float], lengths: Sequence[float], bins: int = 20,
+            censored: Sequence[bool] | None = None) -> "LengthCalibration":
+        """`censored`: per pair, whether its length is only a lower bound (Kaplan-Meier medians)."""
         s, y = np.asarray(scores, float), np.asarray(lengths, float)
+        c = np.zeros(len(s), bool) if censored is None else np.asarray(censored, bool)
         keep = np.isfinite(s) & np.isfinite(y)
-        s, y = s[keep], y[keep]
+        s, y, c = s[keep], y[keep], c[keep]
         if len(s) == 0:
             raise ValueError("no (score, length) pairs to fit a calibration on")
         order = np.argsort(s, kind="stable")
         parts = [p for p in np.array_split(order, min(bins, len(s))) if len(p)]
         knots = [float(np.median(s[p])) for p in parts]
-        values = pool_adjacent_violators([float(np.median(y[p])) for p in parts], [len(p) for p in parts])
+        medians, floor = [], -math.inf
+        for p in parts:  # a bin known only as "at least v" is as long as its shorter-scored neighbours when they are longer
+            value, exact = km_median(y[p], c[p])
+            medians.append(value if exact else max(value, floor))
+            floor = max(floor, medians[-1])
+        values = pool_adjacent_violators(medians, [len(p) for p in parts])
         merged: dict[float, list[float]] = {}  # equal knots (tied scores) keep one value
         for knot, value in zip(knots, values):
             merged.setdefault(knot, []).append(value)
         ks = sorted(merged)
-        return cls(tuple(ks), tuple(float(np.mean(merged[k])) for k in ks), float(np.median(y)), int(len(s)))
+        return cls(tuple(ks), tuple(float(np.mean(merged[k])) for k in ks), censored_median(y, c), int(len(s)))
 
     def expected_tokens(self, score: float, max_tokens: int | None = None) -> float:
         """The expected answer length of a request with this score, at most its `max_tokens`."""

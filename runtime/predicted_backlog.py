@@ -13,6 +13,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+OVERRUN_TOKENS = 16.0
+
+
+def remaining_expected(expected: float, generated: int, max_tokens: float,
+                       overrun_tokens: float = OVERRUN_TOKENS) -> float:
+    """Tokens still expected from one request (the gauge's term; the simulator uses it too): its
+    expectation less what it has made, `overrun_tokens` once it has run past it, never more than its
+    `max_tokens` leave."""
+    left = expected - generated
+    if left <= 0 and generated:
+        left = overrun_tokens
+    return max(0.0, min(left, max_tokens - generated))
+
 
 @dataclass
 class _Entry:
@@ -25,7 +38,7 @@ class _Entry:
 class PredictedBacklog:
     """Live requests' expected and generated tokens; `total()` is the gauge's value."""
 
-    def __init__(self, overrun_tokens: float = 16.0) -> None:
+    def __init__(self, overrun_tokens: float = OVERRUN_TOKENS) -> None:
         self.overrun_tokens = overrun_tokens
         self._live: dict[str, _Entry] = {}
 
@@ -45,10 +58,7 @@ class PredictedBacklog:
 
     def remaining(self, request_id: str) -> float:
         entry = self._live[request_id]
-        left = entry.expected - entry.generated
-        if left <= 0 and entry.generated:
-            left = self.overrun_tokens
-        return max(0.0, min(left, entry.max_tokens - entry.generated))
+        return remaining_expected(entry.expected, entry.generated, entry.max_tokens, self.overrun_tokens)
 
     def total(self) -> float:
         """Tokens expected from every waiting and generating request still to come."""

@@ -59,10 +59,24 @@ def stop_requested(request: Any) -> bool:
     return bool(scalar(request, LLM.STOP, False))
 
 
-def engine_outputs(log_probs: list[float] | None, cum_log_prob: float) -> dict[str, np.ndarray]:
-    """TensorRT-LLM's outputs beside the tokens, for one response of one sequence (batch 1, beam 1):
-    the log-probs of its tokens and the answer's sum so far when the client asked (`log_probs` not
-    None), empty ones otherwise; logits always empty (none are relayed); batch and sequence index 0."""
+NO_EXPECTATION = -1  # expected_output_tokens without a calibration (a version shipped before them)
+
+
+def expected_tokens_value(expected_tokens: float | None) -> int:
+    """`expected_output_tokens`' value: the calibrated length rounded to a token count, or
+    NO_EXPECTATION."""
+    if expected_tokens is None or not np.isfinite(expected_tokens):
+        return NO_EXPECTATION
+    return max(0, int(round(expected_tokens)))
+
+
+def engine_outputs(log_probs: list[float] | None, cum_log_prob: float,
+                   expected_tokens: float | None = None) -> dict[str, np.ndarray]:
+    """The outputs relayed to the client beside the tokens (Scheduler.RELAYED), for one response of
+    one sequence (batch 1, beam 1): TensorRT-LLM's log-probs of its tokens and the answer's sum so far
+    when the client asked (`log_probs` not None), empty ones otherwise; logits always empty (none are
+    relayed); batch and sequence index 0; and the request's expected answer length (`expected_tokens`,
+    the calibrated one; None: none known)."""
     wanted = log_probs is not None
     return {
         Scheduler.CUM_LOG_PROBS: np.array([[cum_log_prob]] if wanted else np.zeros((1, 0)), dtype=np.float32),
@@ -72,4 +86,5 @@ def engine_outputs(log_probs: list[float] | None, cum_log_prob: float) -> dict[s
         Scheduler.GENERATION_LOGITS: np.zeros((1, 1, 0, 0), dtype=np.float32),
         Scheduler.BATCH_INDEX: np.zeros((1, 1), dtype=np.int32),
         Scheduler.SEQUENCE_INDEX: np.zeros((1, 1), dtype=np.int32),
+        Scheduler.EXPECTED_OUTPUT_TOKENS: np.array([[expected_tokens_value(expected_tokens)]], dtype=np.int32),
     }

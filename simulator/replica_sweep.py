@@ -27,6 +27,18 @@ it (output tokens still to generate, in seconds of one replica's work), and the 
 HPA of deploy/k8s/base/hpa.yaml would ask for: ceil(current x mean gauge / target), kept when within
 the HPA's 10% tolerance, within minReplicas..maxReplicas. Open loop: the simulated replica count
 stays fixed, so the figure shows what the rule asks for, not how a scaled cluster would recover.
+
+Predicted backlog against queue length (`signal_step` rows; `--only-signal-step` runs these alone and
+replaces them in an existing results file): the same step on a text workload (`signal_workload`,
+Poisson arrivals at the phase rates), where each request's expected tokens are its cross-fitted
+score through the served calibration logic (runtime.length_calibration, fitted per fold model on the
+other half of that fold's prompts: out of sample for the predictor and the calibration alike). Closed
+loop: routers `least_waiting` / `least_backlog` crossed with autoscaling off (fixed replicas), on the
+queue (`waiting` + `inflight` metrics of hpa.yaml) or on the predicted backlog (its
+`predicted_backlog_tokens` metric alone), with the manifest's targets, windows and rate limits; a
+replica asked for takes requests `start_delay_s` later. Per run: seconds from the step to the first
+ask for more replicas, SLO attainment of the requests arriving during the step, replica-seconds
+provisioned and the peak.
 """
 
 from __future__ import annotations
@@ -34,6 +46,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -47,12 +60,14 @@ from predictor.evaluate import kendall_tau
 from repo_paths import REPO_ROOT, RESULTS_DIR, data_dir
 from simulator.replicas import ROUTERS, ReplicaResult, simulate_replicas
 from simulator.sim import SimConfig
-from runtime.scheduler_metrics import INFLIGHT, WAITING  # the gauges it reads
+from runtime.length_calibration import LengthCalibration
+from runtime.scheduler_metrics import INFLIGHT, PREDICTED_BACKLOG, WAITING  # the gauges it reads
+from simulator.replicas import BACKLOG_ROUTER, GaugeSample
 from simulator.sweep import BURST, Scorer, SweepSpec, config_dict, measure_capacity, public_rows, trace_tau
 from workloads import traces as wl
 from workloads.goodput import CHAT_SLO, Slo
 from workloads.metrics import RequestTimes, summarize
-from workloads.scores import cross_fitted_pool_scores, noisy_oracle_scores, request_scores
+from workloads.scores import cross_fitted_pool_folds, cross_fitted_pool_scores, noisy_oracle_scores, request_scores
 
 HPA_FILE = REPO_ROOT / "deploy" / "k8s" / "base" / "hpa.yaml"
 HPA_TOLERANCE = 0.1  # kube-controller-manager's --horizontal-pod-autoscaler-tolerance default
@@ -65,6 +80,7 @@ TRACES = ("azure_conv", "mooncake_conv")
 # benchmark near 10 minutes on one core). Mooncake's 12k-token prompts make one replica's capacity
 # ~0.4 req/s: its runs are longer, to give each replica a comparable number of requests.
 DURATIONS_S = {"alpaca": 20.0, "arena": 20.0, "azure_conv": 20.0, "mooncake_conv": 200.0}
+START_DELAY_S = 60.0  # from the HPA's ask to a new replica taking requests (pod start, engine load)
 
 
 @dataclass(frozen=True)
@@ -75,14 +91,31 @@ class HpaRule:
     min_replicas: int
     max_replicas: int
     scale_down_window_s: float = 300.0  # behavior.scaleDown.stabilizationWindowSeconds (Kubernetes' default)
+    # behavior's Pods policies: at most `pods` more (fewer) replicas per `period` seconds; None: no limit
+    scale_up: tuple[int, float] | None = None
+    scale_down: tuple[int, float] | None = None
 
     @classmethod
     def load(cls, path: Path = HPA_FILE) -> HpaRule:
         spec = yaml.safe_load(path.read_text())["spec"]
         metrics = tuple((m["pods"]["metric"]["name"], float(m["pods"]["target"]["averageValue"]))
                         for m in spec["metrics"] if m["type"] == "Pods")
-        window = spec.get("behavior", {}).get("scaleDown", {}).get("stabilizationWindowSeconds", 300)
-        return cls(metrics, int(spec.get("minReplicas", 1)), int(spec["maxReplicas"]), float(window))
+        behavior = spec.get("behavior", {})
+        window = behavior.get("scaleDown", {}).get("stabilizationWindowSeconds", 300)
+
+        def limit(side: str) -> tuple[int, float] | None:
+            pods = [p for p in behavior.get(side, {}).get("policies", []) if p.get("type") == "Pods"]
+            return (int(pods[0]["value"]), float(pods[0]["periodSeconds"])) if pods else None
+
+        return cls(metrics, int(spec.get("minReplicas", 1)), int(spec["maxReplicas"]), float(window),
+                   limit("scaleUp"), limit("scaleDown"))
+
+    def only(self, names: Sequence[str]) -> HpaRule:
+        """The same rule on some of its metrics."""
+        kept = tuple(m for m in self.metrics if m[0] in names)
+        if not kept:
+            raise ValueError(f"none of {list(names)} in the rule's metrics {[m for m, _ in self.metrics]}")
+        return replace(self, metrics=kept)
 
     def desired(self, current: int, per_pod: dict[str, float]) -> int:
         """desiredReplicas: per metric ceil(current x value / target), unchanged within the tolerance;
@@ -114,6 +147,8 @@ class ReplicaSpec:
     step_replicas: int = 4
     step_loads: tuple[float, float] = (0.5, 1.5)
     step_phases_s: tuple[float, float, float] = (120.0, 180.0, 300.0)  # low, high, low
+    signal_workload: str = "alpaca"  # the predicted-backlog step: a text workload with cross-fitted scores
+    start_delay_s: float = START_DELAY_S
     slo: Slo = CHAT_SLO
     config: SimConfig = field(default_factory=SimConfig)
     seed: int = 0
@@ -283,6 +318,223 @@ def autoscale_entry(spec: ReplicaSpec, full: Sequence[wl.TraceRequest], capacity
             "scrape_s": SCRAPE_S, "n_requests": len(reqs), "samples": samples}
 
 
+class HpaScaler:
+    """The HPA in the loop: at each scrape, the rule's desired count from the per-pod averages of the
+    replicas taking requests, held up by the scale-down window and the behavior's rate limits.
+    Records each scrape's (t, desired, replicas set)."""
+
+    def __init__(self, rule: HpaRule, replicas: int, t0: float = 0.0) -> None:
+        self.rule = rule
+        self.current = replicas
+        self.history: list[tuple[float, int]] = [(t0, replicas)]  # the count it started with counts as asked
+        self.changes: list[tuple[float, int]] = []  # (t, +added / -removed)
+        self.log: list[tuple[float, int, int]] = []
+
+    def _limited(self, target: int, t: float) -> int:
+        if target > self.current and self.rule.scale_up:
+            pods, period = self.rule.scale_up
+            room = pods - sum(d for s, d in self.changes if d > 0 and s > t - period)
+            return self.current + max(0, min(target - self.current, room))
+        if target < self.current and self.rule.scale_down:
+            pods, period = self.rule.scale_down
+            room = pods + sum(d for s, d in self.changes if d < 0 and s > t - period)
+            return self.current - max(0, min(self.current - target, room))
+        return target
+
+    def __call__(self, sample: GaugeSample) -> int:
+        per_pod = {WAITING: float(np.mean(sample.waiting)), INFLIGHT: float(np.mean(sample.inflight))}
+        if sample.predicted_backlog:
+            per_pod[PREDICTED_BACKLOG] = float(np.mean(sample.predicted_backlog))
+        desired = self.rule.desired(self.current, per_pod)
+        self.history.append((sample.t, desired))
+        target = self._limited(self.rule.stabilized(self.history, sample.t), sample.t)
+        if target != self.current:
+            self.changes.append((sample.t, target - self.current))
+        self.current = target
+        self.log.append((sample.t, desired, target))
+        return target
+
+
+def calibrated_expected_tokens(pool: wl.PromptPool, scores: np.ndarray, folds: np.ndarray, bins: int = 10) -> np.ndarray:
+    """Each prompt's expected tokens as the scheduler would compute them: its cross-fitted score through
+    a length calibration (runtime.length_calibration) fitted on the same fold model's scores of the
+    OTHER half of that fold's prompts (halves by prompt hash, predictor.calibration.held_out_half), on
+    every recorded answer length: neither the predictor nor the calibration saw the prompt."""
+    from predictor.calibration import held_out_half
+
+    half = np.array([held_out_half(p) for p in pool.prompts])
+    out = np.zeros(len(pool.prompts))
+    for k in np.unique(folds):
+        for h in (False, True):
+            fit_on = np.flatnonzero((folds == k) & (half != h))
+            pairs = [(scores[i], n) for i in fit_on for n in pool.samples(int(i))]
+            cal = LengthCalibration.fit([s for s, _ in pairs], [n for _, n in pairs], bins=bins)
+            for i in np.flatnonzero((folds == k) & (half == h)):
+                out[i] = cal.expected_tokens(float(scores[i]))
+    return out
+
+
+def long_half(pool: wl.PromptPool, long: bool = True) -> np.ndarray:
+    """The prompts whose median recorded answer is at least the pool's median (`long`), or the others."""
+    medians = np.array([np.median(pool.samples(i)) for i in range(len(pool.prompts))])
+    return np.flatnonzero((medians >= np.median(medians)) == long)
+
+
+def step_requests(pool: wl.PromptPool, phases: Sequence[tuple[float, float]], seed: int,
+                  items: Sequence[np.ndarray | None] | None = None) -> list[wl.TraceRequest]:
+    """Poisson arrivals at each phase's rate ((seconds, req/s), ...), one after the other; a phase's
+    `items` (pool indices) restrict its prompts (None: the whole pool)."""
+    out: list[wl.TraceRequest] = []
+    t0 = 0.0
+    for k, (seconds, rate) in enumerate(phases):
+        chosen = None if items is None else items[k]
+        sub = pool if chosen is None else replace(
+            pool, prompts=tuple(pool.prompts[i] for i in chosen), prompt_tokens=pool.prompt_tokens[chosen],
+            output_tokens=pool.output_tokens[chosen],
+            length_samples=tuple(pool.samples(int(i)) for i in chosen))
+        part = wl.text_workload(sub, rate, seconds, seed=seed + 7919 * k)
+        out += [replace(r, request_id=f"{r.request_id}@{k}", arrival_s=r.arrival_s + t0,
+                        item=r.item if chosen is None else int(chosen[r.item])) for r in part]
+        t0 += seconds
+    return wl.with_max_tokens(out)
+
+
+SIGNALS = ("fixed", "queue", "backlog")
+# rate: the request rate steps (work per request unchanged); mix: the rate stays, the answers turn long
+# (prompts of the short-answer half before and after, of the long half during the step), the step the
+# waiting count sees least
+STEP_KINDS = ("rate", "mix")  # autoscaling: off; on waiting + inflight; on the predicted backlog
+SIGNAL_ROUTERS = ("least_waiting", BACKLOG_ROUTER)
+
+
+def signal_step_entries(spec: ReplicaSpec, root: Path, hpa: HpaRule, progress: bool = True) -> list[dict]:
+    """Routing and autoscaling on queue length against the predicted backlog, over the load step."""
+    pool = wl.load_pool(spec.signal_workload, root)
+    capacity = measure_capacity(wl.with_max_tokens(wl.text_workload(pool, None, burst=BURST, seed=spec.seed)), spec.config)
+    pool_scores = cross_fitted_pool_scores(pool)
+    pool_expected = calibrated_expected_tokens(pool, pool_scores, cross_fitted_pool_folds(pool))
+    rows = []
+    for kind in STEP_KINDS:
+        rows += _signal_step(spec, pool, capacity, pool_scores, pool_expected, hpa, kind, progress)
+    return rows
+
+
+def _signal_step(spec: ReplicaSpec, pool: wl.PromptPool, capacity: float, pool_scores: np.ndarray,
+                 pool_expected: np.ndarray, hpa: HpaRule, kind: str, progress: bool) -> list[dict]:
+    n = spec.step_replicas
+    low, high = spec.step_loads
+    if kind == "rate":
+        phases = [(spec.step_phases_s[0], low), (spec.step_phases_s[1], high), (spec.step_phases_s[2], low)]
+        reqs = step_requests(pool, [(s, f * capacity * n) for s, f in phases], spec.seed)
+    else:  # one rate throughout, set so that the long half offers `high` x capacity in work
+        long, short = long_half(pool), long_half(pool, long=False)
+        mean_all = float(np.mean([np.mean(pool.samples(i)) for i in range(len(pool.prompts))]))
+        mean_of = {k: float(np.mean([np.mean(pool.samples(int(i))) for i in idx])) for k, idx in (("long", long), ("short", short))}
+        rate = high * capacity * n * mean_all / mean_of["long"]
+        base = high * mean_of["short"] / mean_of["long"]
+        phases = [(spec.step_phases_s[0], base), (spec.step_phases_s[1], high), (spec.step_phases_s[2], base)]
+        reqs = step_requests(pool, [(s, rate) for s, _ in phases], spec.seed, [short, long, short])
+    scores = request_scores(reqs, pool_scores)
+    expected = np.minimum([pool_expected[r.item] for r in reqs], [r.max_tokens for r in reqs])
+    true = np.array([r.output_tokens for r in reqs], dtype=float)
+    step_start, step_end = phases[0][0], phases[0][0] + phases[1][0]
+    arrival = np.array([r.arrival_s for r in reqs])
+    in_step = (arrival >= step_start) & (arrival < step_end)
+    rules = {"queue": hpa.only([WAITING, INFLIGHT]), "backlog": hpa.only([PREDICTED_BACKLOG])}
+    rows: list[dict] = []
+    for router in SIGNAL_ROUTERS:
+        for signal in SIGNALS:
+            if progress:
+                print(f"signal step ({kind}): {spec.signal_workload} {router} autoscaling={signal}", file=sys.stderr, flush=True)
+            scaler = HpaScaler(rules[signal], n) if signal != "fixed" else None
+            res = simulate_replicas(reqs, scores, "ltr", router, n, spec.config, spec.seed, sample_every_s=SCRAPE_S,
+                                    expected_tokens=expected, scaler=scaler, max_replicas=hpa.max_replicas,
+                                    start_delay_s=spec.start_delay_s)
+            times = res.times
+            sub = RequestTimes(*(getattr(times, f)[in_step] for f in ("arrival", "first_token", "finish", "output_tokens", "max_gap")))
+            asks = [(t, d) for t, d, _ in scaler.log] if scaler else []
+            react = next((t - step_start for t, d in asks if t >= step_start and d > n), None)
+            provisioned = [s.provisioned for s in res.samples]
+            rows.append({
+                "entry": "signal_step", "workload": spec.signal_workload, "step": kind, "router": router, "autoscaling": signal,
+                "hpa_metrics": dict(rules[signal].metrics) if signal != "fixed" else {},
+                "replicas_start": n, "phases": [{"seconds": s, "load": f} for s, f in phases], "capacity_rps": capacity,
+                "start_delay_s": spec.start_delay_s, "scrape_s": SCRAPE_S, "n_requests": len(reqs),
+                "n_step_requests": int(in_step.sum()), "score_source": "cross_fitted",
+                "expected_tokens_source": "cross-fitted scores through runtime.length_calibration (per fold, other half)",
+                "kendall_tau": kendall_tau(scores, true),
+                "expected_median_rel_error": float(np.median(np.abs(expected - true) / np.maximum(true, 1))),
+                "react_s": react,
+                "slo_attainment_step": slo_attainment(sub, spec.slo), "slo_attainment_all": slo_attainment(times, spec.slo),
+                "p90_ttft_step_s": float(np.quantile(sub.ttft, 0.9)),
+                "mean_latency_per_token_step_s": float(np.mean(sub.latency / sub.output_tokens)),
+                "replica_seconds": float(sum(provisioned) * SCRAPE_S), "replicas_peak": max(provisioned),
+                "replicas_mean": float(np.mean(provisioned)),
+                "timeline": [{"t": s.t, "provisioned": s.provisioned, "taking": len(s.waiting),
+                              "waiting_mean": float(np.mean(s.waiting)),
+                              "backlog_mean": float(np.mean(s.predicted_backlog)) if s.predicted_backlog else None}
+                             for s in res.samples],
+                "sim_wall_s": res.wall_s,
+            })
+    return rows
+
+
+def _signal_lines(rows: Sequence[dict]) -> list[str]:
+    out: list[str] = []
+    for kind in dict.fromkeys(r.get("step", "rate") for r in rows):
+        out += _signal_block([r for r in rows if r.get("step", "rate") == kind], kind)
+    return out
+
+
+def _signal_block(rows: Sequence[dict], kind: str) -> list[str]:
+    r0 = rows[0]
+    metric_text = {s: next((" + ".join(f"`{m}` {t:g}/pod" for m, t in r["hpa_metrics"].items())
+                            for r in rows if r["autoscaling"] == s), "") for s in SIGNALS}
+    what = ("the request rate steps" if kind == "rate" else
+            "the request rate stays and the answers turn long: prompts of the short-answer half of the pool "
+            "before and after the step, of the long half during it")
+    lines = [
+        f"### {kind} step", "",
+        f"{r0['workload']}, {what}: {r0['replicas_start']} replicas at the start, offered work per replica "
+        + " -> ".join(f"{p['load']:.2g}x for {p['seconds']:g} s" for p in r0["phases"])
+        + f" of one replica's capacity ({r0['capacity_rps']:.2f} req/s), {r0['n_requests']} requests "
+        f"({r0['n_step_requests']} during the step), LTR on cross-fitted scores (tau {r0['kendall_tau']:.2f}). "
+        "Expected tokens: each request's cross-fitted score through the calibration logic the scheduler serves "
+        "(runtime/length_calibration.py), fitted per fold model on the other half of its prompts "
+        f"(median relative error {r0['expected_median_rel_error']:.2f}). Autoscaling (closed loop, hpa.yaml's "
+        "targets, windows and rate limits, read every "
+        f"{r0['scrape_s']:g} s): queue = {metric_text['queue']}; backlog = {metric_text['backlog']}; a replica "
+        f"asked for takes requests {r0['start_delay_s']:g} s later. SLO attainment of the requests arriving "
+        "during the step; replica-seconds provisioned over the whole run.",
+        "",
+        "| router | autoscaling on | first ask for more (s after the step) | SLO attainment, step | p90 TTFT, step (s) "
+        "| s/token, step | SLO attainment, all | replica-seconds | peak replicas |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        react = "-" if r["autoscaling"] == "fixed" else ("never" if r["react_s"] is None else f"{r['react_s']:.0f}")
+        lines.append(f"| {r['router']} | {r['autoscaling']} | {react} | {r['slo_attainment_step']:.0%} | "
+                     f"{r['p90_ttft_step_s']:.1f} | {r['mean_latency_per_token_step_s']:.4f} | {r['slo_attainment_all']:.0%} | "
+                     f"{r['replica_seconds']:.0f} | {r['replicas_peak']} |")
+    return [*lines, ""]
+
+
+SIGNAL_MARK = "## Predicted backlog against queue length"
+
+
+def replace_signal_rows(out: Path, rows: Sequence[dict], cpu_s: float, load: str) -> None:
+    """`--only-signal-step`: swap the signal_step rows and section of an existing results file."""
+    old = json.loads(out.read_text()) if out.exists() else []
+    kept = [r for r in old if r.get("entry") != "signal_step"]
+    out.write_text(json.dumps(public_rows([*kept, *rows]), indent=1) + "\n")
+    md = out.with_suffix(".md")
+    text = md.read_text().split(f"\n{SIGNAL_MARK}")[0].rstrip("\n") if md.exists() else "# Many replicas, simulated"
+    section = [SIGNAL_MARK, "", f"`python -m simulator.replica_sweep --only-signal-step` ({len(rows)} runs, {cpu_s:.0f} s "
+               f"of CPU time; host load average {load} on a shared machine; the rows above are from the full sweep).", "",
+               *_signal_lines(rows), ""]
+    md.write_text(text + "\n\n" + "\n".join(section))
+
+
 def repetitions(n_replicas: int) -> int:
     return max(1, math.ceil(MIN_REPLICA_RUNS / n_replicas))
 
@@ -339,6 +591,8 @@ def run_bench(spec: ReplicaSpec, root: Path, progress: bool = True) -> list[dict
         if "azure_conv" not in capacities:
             raise ValueError("the load step runs on azure_conv: include it in the traces")
         rows.append(autoscale_entry(spec, azure, capacities["azure_conv"], HpaRule.load()))
+    if spec.signal_workload:
+        rows += signal_step_entries(spec, root, HpaRule.load(), progress)
     return rows
 
 
@@ -421,6 +675,9 @@ def write_markdown(rows: Sequence[dict], path: Path, spec: ReplicaSpec, cpu_s: f
     auto = [r for r in rows if r["entry"] == "autoscale"]
     if auto:
         parts += ["## Autoscaling signal", "", *_autoscale_lines(auto[0]), ""]
+    signal = [r for r in rows if r["entry"] == "signal_step"]
+    if signal:
+        parts += [SIGNAL_MARK, "", *_signal_lines(signal), ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(parts))
 
@@ -513,6 +770,11 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"seconds of arrivals (default {DURATIONS_S})")
     parser.add_argument("--trace-tau", type=float, default=None)
     parser.add_argument("--step-replicas", type=int, default=4)
+    parser.add_argument("--signal-workload", default="alpaca", choices=list(wl.TEXT_WORKLOADS),
+                        help="the predicted-backlog load step's workload (cross-fitted scores)")
+    parser.add_argument("--start-delay", type=float, default=START_DELAY_S, help="s from an HPA ask to a new replica serving")
+    parser.add_argument("--only-signal-step", action="store_true",
+                        help="run only the predicted-backlog vs queue-length rows and replace them in --out")
     parser.add_argument("--out", default=str(RESULTS_DIR / "replicas.json"))
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -520,8 +782,16 @@ def main(argv: list[str] | None = None) -> int:
     durations.update({k: float(v) for k, v in (d.split("=", 1) for d in args.duration)})
     spec = ReplicaSpec(text_workloads=args.workloads, traces=args.traces, replica_counts=args.replicas,
                        routers=args.routers, load=args.load, durations_s=durations, trace_tau=args.trace_tau,
-                       step_replicas=args.step_replicas)
+                       step_replicas=args.step_replicas, signal_workload=args.signal_workload,
+                       start_delay_s=args.start_delay)
     t0 = time.process_time()  # CPU time: the machine may be shared
+    if args.only_signal_step:
+        rows = signal_step_entries(spec, data_dir(args.data_dir), HpaRule.load(), progress=not args.quiet)
+        out = Path(args.out)
+        load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+        replace_signal_rows(out, rows, time.process_time() - t0, load)
+        print("\n".join(_signal_lines(rows)))
+        return 0
     rows = run_bench(spec, data_dir(args.data_dir), progress=not args.quiet)
     out = Path(args.out)
     write_results(rows, out, spec, time.process_time() - t0)

@@ -13,6 +13,13 @@ arrival, to one of them:
 * `score`: the fewest waiting requests that the replica's queue would serve before this one (for
   LTR: those predicted shorter; for FCFS: all of them, so it is `least_waiting` there), then as
   `least_waiting`. It needs the request's score at the router, i.e. the predictor in front of it.
+* `least_backlog`: the fewest predicted tokens still to come (`ltr_scheduler_predicted_backlog_tokens`,
+  the endpoint picker's `queuedRequestsSpec`), then as `least_waiting`. Needs each request's
+  expected tokens (`expected_tokens`: the score through a length calibration).
+
+With a `scaler` (an autoscaler: from each gauge sample, the replica count it wants), the count
+changes during the run: a replica asked for starts taking requests `start_delay_s` later (a pod's
+start and engine load); one let go takes no new requests and finishes those it holds.
 
 Ties go to the replica after the last one chosen, so that no replica is favoured.
 
@@ -32,10 +39,11 @@ import bisect
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, Sequence, get_args
+from typing import Callable, Literal, Protocol, Sequence, get_args
 
 import numpy as np
 
+from runtime.predicted_backlog import remaining_expected
 from scheduler import Policy, QueuedRequest, RequestQueue, StarvationConfig
 from simulator.policies import make_policy
 from simulator.sim import SimConfig, SimRequest, Simulation, sim_request
@@ -43,7 +51,8 @@ from workloads.metrics import RequestTimes
 from workloads.traces import TraceRequest
 
 RouterName = Literal["round_robin", "random", "least_waiting", "score"]
-ROUTERS: tuple[str, ...] = get_args(RouterName)
+ROUTERS: tuple[str, ...] = get_args(RouterName)  # the routers `make bench-replicas` compares on every workload
+BACKLOG_ROUTER = "least_backlog"  # needs expected tokens: run on the predicted-backlog load step
 
 
 class RankedQueue(RequestQueue):
@@ -91,12 +100,28 @@ class Replica(Simulation):
     def __init__(self, policy: Policy, config: SimConfig) -> None:
         super().__init__([], [], policy, config)
         self.ranked: RankedQueue = self.queue  # type: ignore[assignment]
+        self.expected: dict[str, float] = {}  # request id -> expected tokens (the predicted backlog's)
+        self._live: list[SimRequest] = []  # added and maybe not finished (pruned when read)
 
-    def add(self, request: SimRequest) -> None:
+    def add(self, request: SimRequest, expected_tokens: float | None = None) -> None:
         if self.not_arrived and request.queued.arrival < self.not_arrived[-1].queued.arrival:
             raise ValueError("requests must be added in arrival order")
         self.requests.append(request)
         self.not_arrived.append(request)
+        self._live.append(request)
+        if expected_tokens is not None:
+            self.expected[request.queued.request_id] = expected_tokens
+
+    def predicted_backlog(self) -> float:
+        """`ltr_scheduler_predicted_backlog_tokens` of this replica: per live request, its expected
+        tokens less those made (runtime.predicted_backlog's rule); a request without an expectation
+        counts its max_tokens, as the scheduler does without a calibration."""
+        self._live = [r for r in self._live if math.isnan(r.finish)]
+        total = 0.0
+        for r in self._live:
+            e = r.engine
+            total += remaining_expected(self.expected.get(r.queued.request_id, e.max_tokens), e.generated, e.max_tokens)
+        return total
 
     def advance_to(self, t: float) -> None:
         """Run every iteration that starts before `t` (all requests arriving before `t` are in)."""
@@ -193,13 +218,20 @@ class ScoreAware(_LeastBy):
         return replica.served_before(request), replica.waiting, replica.inflight
 
 
+class LeastBacklog(_LeastBy):
+    name = BACKLOG_ROUTER
+
+    def load(self, replica: Replica, request: SimRequest) -> tuple[float, ...]:  # type: ignore[override]
+        return replica.predicted_backlog(), replica.waiting, replica.inflight
+
+
 def make_router(name: str, seed: int = 0) -> Router:
     routers = {"round_robin": RoundRobin, "random": lambda: RandomRouter(seed), "least_waiting": LeastWaiting,
-               "score": ScoreAware}
+               "score": ScoreAware, BACKLOG_ROUTER: LeastBacklog}
     try:
         return routers[name]()
     except KeyError:
-        raise ValueError(f"unknown router {name!r}; choose one of {', '.join(ROUTERS)}") from None
+        raise ValueError(f"unknown router {name!r}; choose one of {', '.join((*ROUTERS, BACKLOG_ROUTER))}") from None
 
 
 @dataclass(frozen=True)
@@ -211,6 +243,8 @@ class GaugeSample:
     inflight: tuple[int, ...]  # requests in each replica's engine
     remaining_tokens: int  # output tokens still to generate over the cluster (the true backlog of work)
     arrived: int  # requests arrived so far
+    predicted_backlog: tuple[float, ...] = ()  # ltr_scheduler_predicted_backlog_tokens per replica
+    provisioned: int = 0  # replicas asked for (taking requests or starting); without a scaler, all
 
 
 @dataclass
@@ -235,30 +269,57 @@ def simulate_replicas(
     config: SimConfig = SimConfig(),
     seed: int = 0,
     sample_every_s: float | None = None,
+    expected_tokens: Sequence[float] | np.ndarray | None = None,
+    scaler: Callable[[GaugeSample], int] | None = None,
+    max_replicas: int | None = None,
+    start_delay_s: float = 0.0,
 ) -> ReplicaResult:
     """Serve `requests` on `n_replicas` replicas under `policy`, routed by `router`; with
-    `sample_every_s`, also record the cluster's gauges at that period (from the first arrival)."""
+    `sample_every_s`, also record the cluster's gauges at that period (from the first arrival).
+    `expected_tokens` per request feed the predicted backlog (gauge and `least_backlog`); `scaler`
+    (needs `sample_every_s`) sets the replica count from each sample, up to `max_replicas`, a new
+    replica taking requests `start_delay_s` after it is asked for. A sample reads the replicas
+    taking requests."""
     if n_replicas < 1:
         raise ValueError("n_replicas must be >= 1")
+    if scaler is not None and not sample_every_s:
+        raise ValueError("a scaler reads the gauges: give sample_every_s")
     wall0 = time.perf_counter()
-    replicas = [Replica(make_policy(policy), config) for _ in range(n_replicas)]
+    pool = max(n_replicas, max_replicas or n_replicas) if scaler is not None else n_replicas
+    replicas = [Replica(make_policy(policy), config) for _ in range(pool)]
+    ready_at = [0.0 if i < n_replicas else math.inf for i in range(pool)]  # when each takes requests
     chooser = make_router(router, seed)
     sims = [sim_request(i, r, scores[i]) for i, r in enumerate(requests)]
+    expected = None if expected_tokens is None else [float(e) for e in expected_tokens]
     order = sorted(range(len(sims)), key=lambda i: sims[i].queued.arrival)
     assigned = np.full(len(sims), -1, dtype=np.int64)
     samples: list[GaugeSample] = []
     next_sample = sims[order[0]].queued.arrival if sims and sample_every_s else math.inf
     arrived = 0
 
+    def taking(t: float) -> list[int]:
+        return [i for i in range(pool) if ready_at[i] <= t]
+
     def sample_until(t: float) -> None:
         nonlocal next_sample
         while next_sample <= t:
             for rep in replicas:
                 rep.advance_to(next_sample)
-            samples.append(GaugeSample(
-                next_sample, tuple(r.waiting for r in replicas), tuple(r.inflight for r in replicas),
+            up = [replicas[i] for i in taking(next_sample)]
+            sample = GaugeSample(
+                next_sample, tuple(r.waiting for r in up), tuple(r.inflight for r in up),
                 sum(r.remaining_tokens() for r in replicas), arrived,
-            ))
+                tuple(r.predicted_backlog() for r in up) if expected is not None else (),
+                sum(1 for a in ready_at if a < math.inf),
+            )
+            samples.append(sample)
+            if scaler is not None:
+                want = min(max(1, scaler(sample)), pool)
+                for i in range(pool):  # the first `want` replicas: start those not asked for yet, let the rest go
+                    if i < want and ready_at[i] == math.inf:
+                        ready_at[i] = next_sample + start_delay_s
+                    elif i >= want:
+                        ready_at[i] = math.inf
             next_sample += sample_every_s  # type: ignore[operator]
 
     for i in order:
@@ -267,8 +328,9 @@ def simulate_replicas(
         sample_until(t)
         for rep in replicas:
             rep.advance_to(t)
-        chosen = chooser.choose(replicas, request)
-        replicas[chosen].add(request)
+        up = taking(t)
+        chosen = up[chooser.choose([replicas[k] for k in up], request)]
+        replicas[chosen].add(request, None if expected is None else expected[i])
         assigned[i] = chosen
         arrived += 1
     if sample_every_s:

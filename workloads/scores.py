@@ -88,6 +88,12 @@ def cross_fitted_pool_scores(pool: PromptPool, path: Path = CROSS_FITTED_FILE) -
     return np.array([scores[prompt_key(p)]["score"] for p in pool.prompts], dtype=float)
 
 
+def cross_fitted_pool_folds(pool: PromptPool, path: Path = CROSS_FITTED_FILE) -> np.ndarray:
+    """The fold of every prompt of `pool` (the fold model that scored it left that fold out)."""
+    scores = json.loads(Path(path).read_text())["scores"]
+    return np.array([int(scores[prompt_key(p)]["fold"]) for p in pool.prompts], dtype=np.int64)
+
+
 def request_scores(reqs: Sequence[TraceRequest], pool_scores: np.ndarray) -> np.ndarray:
     """Per-request scores from per-prompt scores (requests index the pool by `item`)."""
     return np.array([pool_scores[r.item] for r in reqs], dtype=float)

@@ -198,3 +198,21 @@ def test_a_client_that_goes_away_ends_its_request():
         _, metrics = get(port, "/metrics")
         assert "openai_server_client_disconnects_total 2.0" in metrics
         assert "openai_server_open_streams 0.0" in metrics
+
+
+def test_the_expected_answer_length_is_a_response_header_streamed_or_not():
+    from openai_server.generation import EXPECTED_TOKENS_HEADER
+
+    script = [EnsembleChunk(" a", 1, False, expected_tokens=42), EnsembleChunk(" b", 1, False, expected_tokens=42),
+              EnsembleChunk("", 0, True, "stop", expected_tokens=42)]
+    with serving(FakeBackend(script=script)) as port:
+        status, headers, body = post(port, "/v1/chat/completions", CHAT)
+        assert status == 200 and headers[EXPECTED_TOKENS_HEADER] == "42"
+        assert "expected" not in json.dumps(body)  # the body is OpenAI's, untouched
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused")
+        raw = client.chat.completions.with_raw_response.create(**CHAT, stream=True)
+        assert raw.headers[EXPECTED_TOKENS_HEADER] == "42"
+        assert "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices) == " a b"
+    with serving(FakeBackend(script=words(2))) as port:  # no calibration behind the scheduler: no header
+        status, headers, _ = post(port, "/v1/completions", {"model": MODEL, "prompt": "Once", "max_tokens": 3})
+        assert status == 200 and EXPECTED_TOKENS_HEADER not in headers

@@ -66,3 +66,14 @@ def test_an_ensemble_error_ends_nothing_more():
         asyncio.run(generation.next_piece())
     generation.close()
     assert backend.ended == []
+
+
+def test_the_expected_length_comes_from_the_first_response_that_has_one():
+    from openai_server.generation import EXPECTED_TOKENS_HEADER
+
+    script = [EnsembleChunk(" one", 1, False), EnsembleChunk(" two", 1, False, expected_tokens=9),
+              EnsembleChunk("", 0, True, expected_tokens=9)]
+    generation = Generation(FakeBackend(script=script), request(), prompt_tokens=3)
+    assert generation.headers() == {}
+    asyncio.run(collect(generation))
+    assert generation.expected_output_tokens == 9 and generation.headers() == {EXPECTED_TOKENS_HEADER: "9"}

@@ -127,3 +127,81 @@ def test_checkpoint_of_a_version(tmp_path, monkeypatch):
     assert checkpoint_of("2", tmp_path / "checkpoints") == tmp_path / "checkpoints" / "2"
     with pytest.raises(FileNotFoundError):
         checkpoint_of("3", tmp_path / "checkpoints")
+
+
+def test_log_calibration_pairs_each_row_with_its_prompts_score_cut_rows_as_lower_bounds():
+    from predictor.retrain import log_calibration
+
+    # prompt k answers ~10*k tokens; prompt 9's rows were all cut at 40 (max_tokens)
+    rows = [{"prompt": f"p{k}", "output_tokens": 10 * k, "finish_reason": "stop"} for k in range(1, 9) for _ in range(5)]
+    rows += [{"prompt": "p9", "output_tokens": 40, "finish_reason": "length"} for _ in range(5)]
+    rows += [{"prompt": "unscored", "output_tokens": 1, "finish_reason": "stop"}]
+    score_of = {f"p{k}": float(k) for k in range(1, 10)}
+    cal = log_calibration(rows, score_of, bins=9)
+    assert cal.fitted_on == 45  # one pair per scored row; the unscored prompt is left out
+    assert cal.expected_tokens(3.0) == 30 and cal.expected_tokens(8.0) == 80
+    assert cal.expected_tokens(9.0) >= 80  # cut at 40, a lower bound: not pulled below the exact 80s
+    with pytest.raises(ValueError):
+        log_calibration(rows, {})
+
+
+def test_retrain_ships_the_new_versions_calibration_in_its_folder(tmp_path, monkeypatch):
+    """The whole cycle with the training, export and ONNX scoring faked: the shipped version folder
+    holds a calibration fitted on the new version's scores of the held-out rows."""
+    import json
+
+    import predictor.export
+    import predictor.model
+    import predictor.retrain as retrain_mod
+    import predictor.train
+    import runtime.length_predictor
+    from runtime.length_calibration import load_calibration
+
+    model_dir = tmp_path / "length_predictor"
+    (model_dir / "1").mkdir(parents=True)
+    (model_dir / "1" / "model.py").write_text("# backend code")
+    ckpt = tmp_path / "ckpt1"
+    ckpt.mkdir()
+    (ckpt / "tokenizer.json").write_text("{}")
+    rows = []
+    for k in range(300):  # prompt k answers 5*k+1 tokens, asked twice; every tenth cut at its max_tokens
+        for ask in range(2):
+            cut = k % 10 == 0 and ask == 1
+            rows.append({"request_id": f"{k}-{ask}", "prompt": f"p{k}", "end_time": float(k * 2 + ask),
+                         "finish_reason": "length" if cut else "stop", "output_tokens": 5 * k + 1 if not cut else 3 * k + 1})
+    log = tmp_path / "requests.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    class FakeModel:
+        def save(self, path, meta):
+            path.mkdir(parents=True, exist_ok=True)
+
+    class FakeRanker:
+        def __init__(self, version_dir, intra_op_threads=1):
+            self.new = "staged" in str(version_dir)
+
+        def score_texts(self, texts, batch_size=16):
+            return np.array([[float(t[1:]) if self.new else -float(t[1:])] for t in texts], dtype=np.float32)
+
+    def fake_export(ckpt_dir, version_dir, real_prompts=None):
+        version_dir.mkdir(parents=True)
+        (version_dir / runtime.length_predictor.META_FILE).write_text("{}")
+
+    class Tok:
+        pad_id = 0
+
+    monkeypatch.setattr(retrain_mod, "checkpoint_of", lambda version, checkpoints: ckpt)
+    monkeypatch.setattr(predictor.model.LengthPredictor, "load", classmethod(lambda cls, path: (None, {"train_config": {}})))
+    monkeypatch.setattr(predictor.train, "train_model", lambda *a, **k: (FakeModel(), Tok(), {}))
+    monkeypatch.setattr(predictor.export, "export_checkpoint", fake_export)
+    monkeypatch.setattr(runtime.length_predictor, "LengthRanker", FakeRanker)
+    report = retrain_mod.retrain(log, model_dir, retrain_mod.RetrainSettings(min_rows=10), replay=([], np.zeros(0)),
+                                 checkpoints=tmp_path / "checkpoints", work_dir=tmp_path / "work")
+    assert report["shipped"], report["reason"]
+    cal = load_calibration(model_dir / "2")
+    assert cal is not None and load_calibration(model_dir / "1") is None
+    assert cal.fitted_on == report["n_holdout"] == report["calibration"]["fitted_on_rows"]
+    assert report["calibration"]["censored_rows"] == sum(r["finish_reason"] == "length" for r in rows
+                                                         if int(r["prompt"][1:]) >= 240)
+    assert cal.expected_tokens(260.0) == pytest.approx(5 * 260 + 1, rel=0.05)  # the held-out prompts' lengths
+    assert json.loads((model_dir / "2" / runtime.length_predictor.META_FILE).read_text())["retrain"]["calibration"]

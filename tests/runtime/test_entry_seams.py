@@ -32,8 +32,10 @@ def test_the_engines_other_outputs_are_kept_by_the_clients_names():
 
     tensors = {S.OUTPUT_IDS: np.array([[[7]]], np.int32), S.SEQUENCE_LENGTH: np.array([[1]], np.int32),
                S.CONTEXT_IDS: np.zeros((1, 0), np.int32), S.IS_FINAL: np.array([[False]]),
-               **engine_outputs([-0.5], -0.5)}
+               **engine_outputs([-0.5], -0.5, expected_tokens=120.0)}
     reply = SchedulerReply.from_tensors(tensors.get)
     assert set(reply.engine_outputs) == {Entry.CUM_LOG_PROBS, Entry.OUTPUT_LOG_PROBS, Entry.CONTEXT_LOGITS,
-                                         Entry.GENERATION_LOGITS, Entry.BATCH_INDEX, Entry.SEQUENCE_INDEX}
+                                         Entry.GENERATION_LOGITS, Entry.BATCH_INDEX, Entry.SEQUENCE_INDEX,
+                                         Entry.EXPECTED_OUTPUT_TOKENS}
+    assert reply.engine_outputs[Entry.EXPECTED_OUTPUT_TOKENS].tolist() == [[120]]  # passed on to the client
     assert reply.engine_outputs[Entry.OUTPUT_LOG_PROBS].tolist() == [[[-0.5]]]

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from runtime.contracts import Scheduler
 from runtime.triton_tensors import first_value, model_parameters, scalar, stop_requested
 
 
@@ -76,7 +77,9 @@ def test_engine_outputs_have_tensorrt_llms_shapes_for_one_sequence():
     assert asked["batch_index"].tolist() == [[0]] and asked["sequence_index"].tolist() == [[0]]
     not_asked = engine_outputs(None, 0.0)
     assert not_asked["cum_log_probs"].shape == (1, 0) and not_asked["output_log_probs"].shape == (1, 1, 0)
-    assert {v.dtype.name for k, v in asked.items() if "index" not in k} == {"float32"}
+    assert {v.dtype.name for k, v in asked.items() if "index" not in k and "expected" not in k} == {"float32"}
+    assert set(asked) == set(Scheduler.RELAYED)
+    assert not_asked[Scheduler.EXPECTED_OUTPUT_TOKENS].tolist() == [[-1]]  # no calibration known
 
 
 def test_queue_deadline_serves_late_by_default_and_refuses_past_the_ttft_target_when_asked():
@@ -87,3 +90,12 @@ def test_queue_deadline_serves_late_by_default_and_refuses_past_the_ttft_target_
     assert queue_deadline({"queue_timeout_s": "5", "slo_miss": "refuse", "slo_ttft_s": "3"}) == 5.0
     with pytest.raises(ValueError):
         queue_deadline({"slo_miss": "drop"})
+
+
+def test_expected_output_tokens_is_the_rounded_calibrated_length():
+    from runtime.triton_tensors import NO_EXPECTATION, engine_outputs, expected_tokens_value
+
+    assert expected_tokens_value(211.6) == 212 and expected_tokens_value(0.2) == 0
+    assert expected_tokens_value(None) == expected_tokens_value(float("nan")) == NO_EXPECTATION
+    value = engine_outputs(None, 0.0, expected_tokens=37.4)[Scheduler.EXPECTED_OUTPUT_TOKENS]
+    assert value.dtype.name == "int32" and value.tolist() == [[37]]

@@ -79,6 +79,26 @@ def test_completions_streamed_and_not(served):
     assert chunks[-1].choices[0].finish_reason == "length"
 
 
+def test_the_expected_answer_length_header_is_the_shipped_calibrations(served):
+    """The scheduler's expected length (the predictor's score of the last user message through the
+    serving version's calibration.json) reaches the client as a header, before the first token."""
+    from openai_server.generation import EXPECTED_TOKENS_HEADER
+    from repo_paths import REPO_ROOT
+    from runtime.length_calibration import load_calibration
+    from runtime.length_predictor import LengthRanker
+    from runtime.triton_tensors import expected_tokens_value
+
+    _, _, client = served
+    content, max_tokens = "Write a long essay on the history of Rome.", 1000
+    version = REPO_ROOT / "model_repository" / "length_predictor" / "1"
+    score = float(LengthRanker(version, intra_op_threads=1).score_texts([content]).reshape(-1)[0])
+    want = expected_tokens_value(load_calibration(version).expected_tokens(score, max_tokens))
+    with client.chat.completions.with_streaming_response.create(
+            model=MODEL, messages=[{"role": "user", "content": content}], max_tokens=max_tokens, stream=True) as resp:
+        got = int(resp.headers[EXPECTED_TOKENS_HEADER])  # left after the headers: the server ends the request
+    assert abs(got - want) <= 1 and 0 < got <= max_tokens
+
+
 def test_stop_strings_cut_the_answer(served):
     _, _, client = served
     seed, full = next((s, t) for s in range(50)

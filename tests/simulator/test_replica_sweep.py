@@ -117,3 +117,90 @@ def test_gain_entries_are_ratios_of_s_per_token() -> None:
     assert g["fcfs_over_ltr"] == pytest.approx(3.0)
     assert g["ltr_over_oracle"] == pytest.approx(1.25)
     assert gain_entries([row("fcfs", 0.06), row("ltr", 0.02)]) == []  # no oracle run: no entry
+
+
+def test_hpa_rule_reads_the_manifests_rate_limits_and_keeps_chosen_metrics() -> None:
+    rule = HpaRule.load(HPA_FILE)
+    assert rule.scale_up == (2, 60.0) and rule.scale_down == (1, 300.0)
+    assert [m for m, _ in rule.only(["ltr_scheduler_predicted_backlog_tokens"]).metrics] == [
+        "ltr_scheduler_predicted_backlog_tokens"]
+    with pytest.raises(ValueError):
+        rule.only(["nothing"])
+
+
+def test_hpa_scaler_follows_the_metric_within_the_rate_limits_and_the_window() -> None:
+    from simulator.replica_sweep import HpaScaler
+    from simulator.replicas import GaugeSample
+
+    rule = HpaRule((("ltr_scheduler_predicted_backlog_tokens", 100.0),), min_replicas=1, max_replicas=10, scale_down_window_s=30.0,
+                   scale_up=(2, 60.0), scale_down=(1, 60.0))
+    scaler = HpaScaler(rule, 2)
+
+    def at(t: float, per_pod: float, pods: int) -> int:
+        return scaler(GaugeSample(t, (0,) * pods, (0,) * pods, 0, 0, (per_pod,) * pods, pods))
+
+    assert at(15, 500.0, 2) == 4  # asks for 10, the policy allows 2 more per 60 s
+    assert at(30, 500.0, 4) == 4  # no room left in this 60 s
+    assert at(90, 500.0, 4) == 6
+    assert at(100, 0.0, 6) == 6  # a drop waits for the 30 s window
+    assert at(135, 0.0, 6) == 5  # then one replica per 60 s
+    assert at(150, 0.0, 5) == 5
+    assert scaler.log[0] == (15, 10, 4)
+
+
+def test_expected_tokens_come_from_a_calibration_that_never_saw_the_prompt() -> None:
+    from simulator.replica_sweep import calibrated_expected_tokens
+    from workloads.traces import PromptPool
+
+    rng = np.random.default_rng(0)
+    n = 400
+    lengths = rng.integers(10, 1000, n)
+    pool = PromptPool("p", tuple(f"prompt {i}" for i in range(n)), np.full(n, 5), lengths,
+                      tuple((int(x),) for x in lengths))
+    scores = np.log(lengths) + rng.normal(0, 0.3, n)
+    folds = np.arange(n) % 2
+    expected = calibrated_expected_tokens(pool, scores, folds, bins=8)
+    assert np.corrcoef(expected, lengths)[0, 1] > 0.7  # follows the lengths
+    # fold 1's scores on another scale: each fold is calibrated on its own model's scores
+    shifted = np.where(folds == 1, scores + 100.0, scores)
+    assert np.allclose(calibrated_expected_tokens(pool, shifted, folds, bins=8), expected)
+
+
+def test_step_requests_follow_the_phases_and_a_mix_step_draws_long_prompts() -> None:
+    from simulator.replica_sweep import long_half, step_requests
+    from workloads.traces import PromptPool
+
+    n = 100
+    lengths = np.arange(1, n + 1) * 10
+    pool = PromptPool("p", tuple(f"q{i}" for i in range(n)), np.full(n, 5), lengths, tuple((int(x),) for x in lengths))
+    long = long_half(pool)
+    assert len(long) == 50 and lengths[long].min() >= np.median(lengths)
+    short = long_half(pool, long=False)
+    assert sorted([*short, *long]) == list(range(n)) and lengths[short].max() < lengths[long].min()
+    reqs = step_requests(pool, [(100.0, 2.0), (50.0, 8.0), (100.0, 2.0)], seed=1, items=[None, long, None])
+    t = np.array([r.arrival_s for r in reqs])
+    assert np.sum((t >= 100) & (t < 150)) == pytest.approx(400, rel=0.2)
+    step = [r for r in reqs if 100 <= r.arrival_s < 150]
+    assert all(r.item in set(long.tolist()) and r.output_tokens == lengths[r.item] and r.prompt == pool.prompts[r.item]
+               for r in step)
+    assert all(r.max_tokens == GENERIC_MAX_TOKENS for r in reqs) and t.max() < 250
+
+
+def test_only_the_signal_rows_are_replaced_in_a_results_file(tmp_path) -> None:
+    import json
+
+    from simulator.replica_sweep import SIGNAL_MARK, replace_signal_rows
+
+    out = tmp_path / "replicas.json"
+    out.write_text(json.dumps([{"entry": "run", "x": 1}, {"entry": "signal_step", "old": True}]))
+    out.with_suffix(".md").write_text(f"# Many replicas\n\nold tables\n\n{SIGNAL_MARK}\n\nold signal\n")
+    row = {"entry": "signal_step", "step": "rate", "workload": "w", "router": "least_waiting", "autoscaling": "fixed",
+           "hpa_metrics": {}, "replicas_start": 4, "phases": [{"seconds": 1.0, "load": 0.5}], "capacity_rps": 1.0,
+           "n_requests": 10, "n_step_requests": 5, "kendall_tau": 0.5, "expected_median_rel_error": 0.3,
+           "scrape_s": 15.0, "start_delay_s": 60.0, "react_s": None, "slo_attainment_step": 0.5,
+           "p90_ttft_step_s": 1.0, "mean_latency_per_token_step_s": 0.01, "slo_attainment_all": 0.9,
+           "replica_seconds": 60.0, "replicas_peak": 4}
+    replace_signal_rows(out, [row], cpu_s=1.0, load="1.0 / 1.0 / 1.0")
+    assert [r["entry"] for r in json.loads(out.read_text())] == ["run", "signal_step"]
+    md = out.with_suffix(".md").read_text()
+    assert "old tables" in md and "old signal" not in md and md.count(SIGNAL_MARK) == 1 and "| least_waiting | fixed |" in md

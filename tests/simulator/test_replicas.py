@@ -198,3 +198,45 @@ def test_unknown_router_lists_the_valid_ones() -> None:
 def test_least_waiting_spreads_a_burst_evenly() -> None:
     res = simulate_replicas(reqs([5] * 12), np.arange(12.0), "fcfs", "least_waiting", 4, cfg())
     assert res.per_replica_requests(4).tolist() == [3, 3, 3, 3]
+
+
+def test_predicted_backlog_follows_the_gauges_rule_and_least_backlog_picks_the_lightest() -> None:
+    from simulator.replicas import LeastBacklog
+
+    heavy, light = replica(), replica()
+    heavy.add(sim_request(0, TraceRequest("a", 0.0, 4, 10, max_tokens=500), 1.0), expected_tokens=400.0)
+    light.add(sim_request(1, TraceRequest("b", 0.0, 4, 10, max_tokens=500), 1.0), expected_tokens=20.0)
+    light.add(sim_request(2, TraceRequest("c", 0.0, 4, 10, max_tokens=500), 1.0), expected_tokens=20.0)
+    assert (heavy.predicted_backlog(), light.predicted_backlog()) == (400.0, 40.0)
+    assert LeastWaiting().choose([heavy, light], newcomer(0.0)) == 0  # one waiting against two
+    assert LeastBacklog().choose([heavy, light], newcomer(0.0)) == 1  # 400 predicted tokens against 40
+    no_expectation = replica()
+    no_expectation.add(sim_request(3, TraceRequest("d", 0.0, 4, 10, max_tokens=64), 1.0))
+    assert no_expectation.predicted_backlog() == 64.0  # its max_tokens, as the scheduler without a calibration
+    heavy.run()
+    assert heavy.predicted_backlog() == 0.0  # finished requests leave it
+
+
+def test_a_scaler_adds_replicas_after_the_start_delay_and_lets_them_go() -> None:
+    work, scores = poisson_workload(600, rate=40.0, seed=3)
+    config = SimConfig(max_inflight=8, batch_slots=8)
+    asked: list[float] = []
+
+    def scaler(sample) -> int:
+        asked.append(sample.t)
+        return 3 if sample.t < 8.0 else 1
+
+    res = simulate_replicas(work, scores, "ltr", "least_backlog", 1, config, sample_every_s=1.0,
+                            expected_tokens=[float(r.output_tokens) for r in work], scaler=scaler,
+                            max_replicas=3, start_delay_s=2.5)
+    first = work[0].arrival_s
+    got = res.replica[np.argsort([r.arrival_s for r in work])]
+    arrivals = np.sort([r.arrival_s for r in work])
+    assert set(got[arrivals < first + 2.5]) == {0}  # the new replicas are not serving yet
+    assert set(got[(arrivals > first + 3.0) & (arrivals < 8.0)]) == {0, 1, 2}
+    assert set(got[arrivals > 9.0]) == {0}  # let go: no new requests
+    assert np.all(np.isfinite(res.times.finish))  # they finished what they held
+    assert [s.provisioned for s in res.samples][:2] == [1, 3] and res.samples[-1].provisioned == 1
+    assert all(len(s.predicted_backlog) == len(s.waiting) for s in res.samples)
+    with pytest.raises(ValueError, match="sample_every_s"):
+        simulate_replicas(work, scores, "ltr", "least_waiting", 1, config, scaler=scaler)

@@ -33,6 +33,9 @@ def test_cross_fitted_scores_are_read_by_prompt_and_missing_ones_refused(tmp_pat
     path.write_text(json.dumps({"scores": {prompt_key("b"): {"score": 2.0, "fold": 1},
                                            prompt_key("a"): {"score": -1.0, "fold": 0}}}))
     assert cross_fitted_pool_scores(pool, path).tolist() == [-1.0, 2.0]
+    from workloads.scores import cross_fitted_pool_folds
+
+    assert cross_fitted_pool_folds(pool, path).tolist() == [0, 1]  # the fold model that scored each prompt
     path.write_text(json.dumps({"scores": {prompt_key("a"): {"score": 0.0, "fold": 0}}}))
     with pytest.raises(ValueError, match="1 prompts of 'toy' have no cross-fitted score"):
         cross_fitted_pool_scores(pool, path)

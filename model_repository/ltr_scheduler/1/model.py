@@ -96,6 +96,7 @@ class TritonSink:
         self.request = request
         self.sender = request.get_response_sender()
         self.cum_log_prob = 0.0  # TensorRT-LLM's cum_log_probs: the answer's so far
+        self.expected_tokens: float | None = None  # the job's, sent on every response (expected_output_tokens)
 
     def is_cancelled(self) -> bool:
         return self.request.is_cancelled()
@@ -111,7 +112,8 @@ class TritonSink:
             pb_utils.Tensor(Scheduler.CONTEXT_IDS, np.array([context_ids], dtype=np.int32).reshape(1, -1)),
             pb_utils.Tensor(Scheduler.IS_FINAL, np.array([[final]])),
             pb_utils.Tensor(Scheduler.FINISH_REASON, np.array([[(finish or "").encode()]], dtype=np.object_)),
-            *(pb_utils.Tensor(name, value) for name, value in engine_outputs(log_probs, self.cum_log_prob).items()),
+            *(pb_utils.Tensor(name, value)
+              for name, value in engine_outputs(log_probs, self.cum_log_prob, self.expected_tokens).items()),
         ]
         flags = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL if final else 0
         self.sender.send(pb_utils.InferenceResponse(output_tensors=tensors), flags=flags)
@@ -270,6 +272,7 @@ class TritonPythonModel:
         except ValueError as exc:  # runtime.preprocess.BadRequest included
             sink.send_error(str(exc), invalid=True)
             return
+        sink.expected_tokens = job.expected_tokens
         try:
             await self.relay.serve(job, sink)
         finally:
