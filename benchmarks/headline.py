@@ -18,7 +18,7 @@ results keep no per-request times, so no bootstrap over requests is possible. Qu
 mean number of requests waiting for their first token under FCFS, by Little's law (FCFS's throughput
 in requests/s x its mean TTFT), from fields each row records.
 
-    python -m benchmarks.headline            # writes results/headline.json and results/headline.md
+    python -m benchmarks.headline     # results/headline.{json,md}, and the block in README.md and docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Sequence
 
 from scipy import stats
 
-from repo_paths import RESULTS_DIR
+from repo_paths import REPO_ROOT, RESULTS_DIR
 from simulator.sweep import SweepSpec
 
 SERVED_GLOB = "serve_guarded_0.9x_s*.json"
@@ -172,17 +172,18 @@ def render(h: dict) -> str:
     ltr, g = s["ltr"], s["guarded"]
     st, p99 = ltr["s_per_token"], ltr["p99_latency"]
     gst, gp99 = g["s_per_token"], g["p99_latency"]
-    verdict = ", an interval that includes no gain" if st["low"] <= 1 <= st["high"] else ""
+    verdict = " (above 1: LTR better), an interval that includes no gain" if st["low"] <= 1 <= st["high"] else ""
     served_txt = (
         f"**Served** (real Triton through `{'`, `'.join(s['entry'])}`, CPU stand-in LLM timed as Llama-3-8B on an "
-        f"A100; Arena-Hard prompts the shipped predictor never trained on, held-out tau {_range(ltr['kendall_tau'])}; "
+        f"A100; Arena-Hard prompts{' sent ' + '/'.join(s['prompt_format'])} that the shipped predictor never trained on, "
+        f"held-out tau {_range(ltr['kendall_tau'])}; "
         f"{_range(s['load'])}x of capacity, {_range(s['n_requests'], '{:d}')} requests (~{_range(s['arrival_s'], '{:.0f}')} s "
         f"of arrivals) per policy and seed, FCFS queue {_range(s['queue_depth_fcfs'], '{:.1f}')} deep on average): "
-        f"LTR cuts mean seconds per output token **{_x(st['mean'])} against FCFS (95% CI {st['low']:.2f}-{st['high']:.2f} "
+        f"FCFS / LTR mean seconds per output token is **{_x(st['mean'])} (95% CI {st['low']:.2f}-{st['high']:.2f} "
         f"over {st['n_seeds']} arrival seeds: {', '.join(_x(v) for v in st['per_seed'])})**{verdict}, while p99 "
-        f"latency goes the other way ({_x(p99['mean'])}, CI {p99['low']:.2f}-{p99['high']:.2f}; below 1 is worse); "
+        f"latency goes the other way ({_x(p99['mean'])}, CI {p99['low']:.2f}-{p99['high']:.2f}); "
         f"the guarded policy gets {_x(gst['mean'])} (CI {gst['low']:.2f}-{gst['high']:.2f}) at p99 {_x(gp99['mean'])}. "
-        "Ratios are FCFS / policy, geometric means with a t-interval over seeds."
+        "Ratios are FCFS / policy, geometric means over seeds with a Student-t interval."
     )
     sim_txt = (
         "**Simulated** (same cost model, Arena-Hard prompts, scores from predictors that never trained on them), the "
@@ -198,6 +199,21 @@ def block(text: str) -> str | None:
     return m.group(0) if m else None
 
 
+DOCS = (REPO_ROOT / "README.md", REPO_ROOT / "docs" / "benchmarks.md")
+
+
+def update_docs(h: dict, docs: Sequence[Path] = DOCS) -> list[Path]:
+    """Replace the headline block in each doc that has one; the files changed."""
+    changed = []
+    for doc in docs:
+        text = doc.read_text()
+        old = block(text)
+        if old is not None and old != render(h):
+            doc.write_text(text.replace(old, render(h)))
+            changed.append(doc)
+    return changed
+
+
 def write(h: dict, results: Path = RESULTS_DIR) -> None:
     (results / "headline.json").write_text(json.dumps(h, indent=1) + "\n")
     (results / "headline.md").write_text(
@@ -211,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     h = compute(Path(args.results))
     write(h, Path(args.results))
+    if Path(args.results) == RESULTS_DIR:
+        for doc in update_docs(h):
+            print(f"updated the headline in {doc.relative_to(REPO_ROOT)}")
     print(render(h))
     return 0
 

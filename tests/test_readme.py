@@ -18,7 +18,7 @@ HEADLINE = json.loads((RESULTS_DIR / "headline.json").read_text())
 @pytest.mark.parametrize("doc", ["README.md", "docs/benchmarks.md"])
 def test_the_headline_is_the_rendered_one(doc: str) -> None:
     text = (REPO_ROOT / doc).read_text()
-    assert block(text) == render(HEADLINE), f"{doc}: rerun `make headline` and paste results/headline.md's block"
+    assert block(text) == render(HEADLINE), f"{doc}: rerun `make headline`"
 
 
 def test_the_headline_comes_right_under_the_title() -> None:

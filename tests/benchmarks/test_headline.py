@@ -43,3 +43,13 @@ def test_served_figures_use_three_seeds_and_name_their_entry() -> None:
 def test_simulated_rows_carry_duration_and_queue() -> None:
     for row in headline.compute()["simulated"]:
         assert row["duration_s"] is not None and row["queue_depth_fcfs"]
+
+
+def test_update_docs_replaces_only_the_block(tmp_path) -> None:  # noqa: ANN001
+    h = headline.compute()
+    doc = tmp_path / "README.md"
+    doc.write_text(f"# Title\n\n{headline.START}\nold figures\n{headline.END}\n\nthe rest\n")
+    assert headline.update_docs(h, [doc]) == [doc]
+    text = doc.read_text()
+    assert headline.block(text) == headline.render(h) and text.endswith("\n\nthe rest\n")
+    assert headline.update_docs(h, [doc]) == []  # already current
