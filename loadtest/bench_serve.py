@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from loadtest.grpc_stream import DEFAULT_MODEL
 from loadtest.prompts import DEFAULT_PROMPT_FORMAT, add_prompt_format_argument
 from loadtest.replay import replay_grpc, to_request_times
 from predictor.evaluate import kendall_tau
@@ -62,7 +63,7 @@ def serve_one(
     try:
         time.sleep(1.0)
         t0 = time.perf_counter()
-        timings = replay_grpc(server.grpc_url, reqs, timeout_s=timeout_s, prompt_format=prompt_format)
+        timings = replay_grpc(server.grpc_url, reqs, model=DEFAULT_MODEL, timeout_s=timeout_s, prompt_format=prompt_format)
         wall = time.perf_counter() - t0
     finally:
         server.stop()
@@ -158,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.sim_only:
             continue
         row, wall = serve_one(policy, reqs, args.max_inflight, args.timeout, source, args.prompt_format)
-        rows.append({**common, "instrument": "served", **row, "wall_s": wall})
+        # the entry model every served row went through (results/headline.json names it)
+        rows.append({**common, "instrument": "served", "entry_model": DEFAULT_MODEL, **row, "wall_s": wall})
         print(json.dumps(rows[-2:], indent=1))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(public_rows(rows), indent=1) + "\n")

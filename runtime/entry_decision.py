@@ -67,8 +67,8 @@ def _ending(event: StreamEvent, watch: SchedulerWatch, sent_at: float, unavailab
         if event.tokens:
             return Decision(Act.RAISE, error=StepError("the scheduler's stream ended without a final response"))
         # Nothing came but the end: under overload, Triton 2.51 at times hands a BLS caller the bare
-        # final flag of a refusal first and drops the refusal itself (`make faults`: 1-6 of 30
-        # "server overloaded" answers). The refusals the scheduler sends before a first token are
+        # final flag of a refusal first and drops the refusal itself (`make faults`, results/faults.json:
+        # 13 of 30 refusals in the overload probe). The refusals the scheduler sends before a first token are
         # retryable ones, or bad requests, which preprocessing and the scheduler mostly refuse
         # before their queue.
         return Decision(Act.RAISE, error=StepError("the scheduler ended the request without an answer (its refusal "

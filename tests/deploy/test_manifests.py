@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
+from deploy import manifests
 from deploy.manifests import KUSTOMIZATIONS, load_crds, problems, render, strict
 from repo_paths import SOURCE_REPOSITORY
 
@@ -242,3 +243,10 @@ def test_the_base_ships_the_dashboard_and_the_rules_it_generates(rendered):
         assert json.loads(text) == json.loads(dashboard_json())
         (rule,) = by_kind(rendered[name], "PrometheusRule")
         assert rule["spec"]["groups"] == rule_groups()
+
+
+def test_help_says_what_it_checks(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        manifests.main(["--help"])
+    assert exit_.value.code == 0
+    assert "overlays/gpu" in capsys.readouterr().out
