@@ -31,16 +31,38 @@ from pathlib import Path
 
 from repo_paths import REPO_ROOT
 
-# What is mutated (mutmut's mutant names: module.x_function__mutmut_N, module.xǁClassǁmethod__mutmut_N).
-MODULES: dict[str, str] = {
-    "scheduler": "scheduler.*",
-    "runtime.relay": "runtime.relay.*",
-    "runtime.finish": "runtime.finish.*",
-    "runtime.preprocess": "runtime.preprocess.*",
-    "engine.settings.parse_request": "engine.settings.x_parse_request__mutmut_*",
-    "runtime.detokenize": "runtime.detokenize.*",
+# What is mutated, by module: mutmut's mutant-name globs (module.x_function__mutmut_N,
+# module.xǁClassǁmethod__mutmut_N). The files are listed in pyproject.toml [tool.mutmut] only_mutate.
+MODULES: dict[str, tuple[str, ...]] = {
+    "scheduler": ("scheduler.*",),
+    "runtime.relay": ("runtime.relay.*",),
+    "runtime.finish": ("runtime.finish.*",),
+    "runtime.preprocess": ("runtime.preprocess.*",),
+    "engine.settings.parse_request": ("engine.settings.x_parse_request__mutmut_*",),
+    "runtime.detokenize": ("runtime.detokenize.*",),
+    # the ltr_bls entry
+    "runtime.bls_entry": ("runtime.bls_entry.*",),
+    "runtime.entry_decision": ("runtime.entry_decision.*",),
+    "runtime.scheduler_stream": ("runtime.scheduler_stream.*",),
+    "runtime.stub_watch": ("runtime.stub_watch.*",),
+    "runtime.entry_seams": ("runtime.entry_seams.*",),
+    "runtime.llm_stream": ("runtime.llm_stream.*",),
+    "runtime.predictor_fallback": ("runtime.predictor_fallback.*",),
+    "runtime.request_log": ("runtime.request_log.*",),
+    "runtime.drain": ("runtime.drain.*",),
+    "openai_server.errors": ("openai_server.errors.*",),
+    "openai_server.protocol": ("openai_server.protocol.*",),
+    "openai_server.stop_strings": ("openai_server.stop_strings.*",),
+    "openai_server.chat_template": ("openai_server.chat_template.*",),
+    # what is dead, when to reload, when to restart (the process handling around them is not in scope)
+    "deploy.supervisor decisions": tuple(f"deploy.supervisor.x_{f}__mutmut_*" for f in
+                                         ("dead_models", "pipeline_hung", "recovery_for", "restart_due")),
+    "workloads.goodput": ("workloads.goodput.*",),
+    "workloads.metrics": ("workloads.metrics.*",),
 }
 CAUGHT = {"killed", "timeout"}
+# Statuses that are no verdict: the mutant was never run to the end.
+UNCHECKED = {"not checked", "check was interrupted by user", "skipped"}
 
 # Mutants the program cannot tell from the original: (function glob, regex on the mutated line, why).
 # Matched by what the mutant does, not by mutmut's number, which shifts when a function changes.
@@ -95,24 +117,28 @@ class Mutant:
 
 @dataclass(frozen=True)
 class Survivor:
+    """A mutant no test failed on: it ran and survived, or no selected test calls its function."""
+
     mutant: str
     function: str
     original: str
     mutated: str
     equivalent_because: str | None
+    status: str = "survived"
 
 
-def module_of(name: str) -> str | None:
+def module_of(name: str, modules: dict[str, tuple[str, ...]] | None = None) -> str | None:
     """The MODULES entry a mutant belongs to, or None when it is outside the scope."""
-    return next((module for module, pattern in MODULES.items() if fnmatch.fnmatch(name, pattern)), None)
+    return next((module for module, globs in (MODULES if modules is None else modules).items()
+                 if any(fnmatch.fnmatch(name, glob) for glob in globs)), None)
 
 
-def parse_results(text: str) -> list[Mutant]:
+def parse_results(text: str, modules: dict[str, tuple[str, ...]] | None = None) -> list[Mutant]:
     """`mutmut results --all true` lines (`    name: status`) within the scope."""
     mutants = []
     for line in text.splitlines():
         match = re.fullmatch(r"\s*(\S+__mutmut_\d+): (.+?)\s*", line)
-        if match and module_of(match.group(1)) is not None:
+        if match and module_of(match.group(1), modules) is not None:
             mutants.append(Mutant(match.group(1), match.group(2)))
     return mutants
 
@@ -125,25 +151,79 @@ def changed_lines(diff: str) -> tuple[str, str]:
     return squash(removed), squash(added)
 
 
-def summarize(mutants: list[Mutant], survivors: list[Survivor], seconds: float, workers: int) -> dict:
+@dataclass(frozen=True)
+class RunOutcome:
+    """How `mutmut run` ended: its exit status, whether it hit the time limit, and its output's file."""
+
+    returncode: int
+    timed_out: bool = False
+    log: Path | None = None
+    seconds: float = 0.0
+
+
+def failure_cause(log_text: str, max_lines: int = 12) -> str:
+    """The lines of mutmut's output that say why its run failed (its baseline's failing tests, import
+    errors, its own message), spinner frames removed: what the person running `make mutate` needs."""
+    text = re.sub(r"[\u2800-\u28ff] [^\n\u2800-\u28ff]*?(?=[\u2800-\u28ff] |\n|$)", "", log_text)
+    keep = re.compile(r"FAILED |ERROR |Error|error:|failed|Failed|Stopping|not found|No module")
+    lines = [line.strip() for line in text.splitlines() if keep.search(line)]
+    return "\n".join(lines[-max_lines:]) or "(mutmut printed no reason)"
+
+
+def problems_of(summary: dict, run: RunOutcome | None, modules: dict[str, tuple[str, ...]]) -> list[str]:
+    """Why the run cannot be trusted as a measurement: a failed or stopped mutmut run, no mutants in
+    scope, a module with none (renamed?), or mutants left without a verdict. Empty: complete."""
+    problems = []
+    if run is not None and run.timed_out:
+        problems.append(f"mutmut run stopped at the time limit after {run.seconds:.0f} s; --resume goes on")
+    elif run is not None and run.returncode != 0:
+        where = f" (its output: {run.log})" if run.log else ""
+        cause = failure_cause(run.log.read_text(errors="replace")) if run.log and run.log.exists() else ""
+        problems.append(f"mutmut run failed with exit status {run.returncode}, before or while checking "
+                        f"mutants{where}:\n{cause}")
+    if summary["total"] == 0:
+        problems.append("no mutant in scope: check pyproject.toml [tool.mutmut] only_mutate and MODULES")
+    else:
+        empty = [m for m in modules if summary["by_module"][m]["total"] == 0]
+        if empty:
+            problems.append("no mutants for " + ", ".join(empty) + " (renamed, or missing from only_mutate?)")
+    if summary["not_checked"]:
+        names = [k for k, v in summary["other"].items() if v in UNCHECKED]
+        problems.append(f"{summary['not_checked']} of {summary['total']} mutants in scope got no verdict, e.g. "
+                        + ", ".join(names[:5]))
+    return problems
+
+
+def summarize(mutants: list[Mutant], survivors: list[Survivor], seconds: float, workers: int,
+              modules: dict[str, tuple[str, ...]] | None = None) -> dict:
+    """The figures of results/mutation.json, overall and by module; `complete` and `problems` are
+    added by report() (they need the run's outcome)."""
+    modules = MODULES if modules is None else modules
     caught = [m for m in mutants if m.status in CAUGHT]
-    equivalent = [s for s in survivors if s.equivalent_because]
+    equivalent = {s.mutant for s in survivors if s.equivalent_because}
     by_module = {}
-    for module in MODULES:
-        mine = [m for m in mutants if module_of(m.name) == module]
+    for module in modules:
+        mine = [m for m in mutants if module_of(m.name, modules) == module]
+        killed = sum(m.status in CAUGHT for m in mine)
+        eq = sum(m.name in equivalent for m in mine)
         by_module[module] = {
             "total": len(mine),
-            "killed": sum(m.status in CAUGHT for m in mine),
+            "killed": killed,
+            "equivalent": eq,
             "survived": sum(m.status == "survived" for m in mine),
+            "other": sum(m.status not in CAUGHT | {"survived"} for m in mine),
+            "score_without_equivalent": round(killed / (len(mine) - eq), 4) if len(mine) > eq else None,
         }
     total = len(mutants)
     return {
         "tool": "mutmut " + _mutmut_version(),
-        "modules": list(MODULES),
-        "tests": "tests/scheduler tests/runtime tests/engine/test_settings.py (pyproject.toml [tool.mutmut])",
+        "modules": list(modules),
+        "tests": " ".join(_test_selection()) + " (pyproject.toml [tool.mutmut]; each mutant runs the ones "
+                 "that call its function)",
         "total": total,
         "killed": len(caught),
         "timeouts": sum(m.status == "timeout" for m in mutants),
+        "not_checked": sum(m.status in UNCHECKED for m in mutants),
         "survived": [asdict(s) for s in survivors],
         "equivalent": len(equivalent),
         "other": {m.name: m.status for m in mutants if m.status not in CAUGHT | {"survived"}},
@@ -155,30 +235,44 @@ def summarize(mutants: list[Mutant], survivors: list[Survivor], seconds: float, 
     }
 
 
+def _pct(score: float | None) -> str:
+    return "–" if score is None else f"{100 * score:.1f}%"
+
+
 def markdown(summary: dict) -> str:
+    load = summary.get("load_average")
     lines = [
         "# Mutation testing (written by `make mutate` = `python tools/mutation.py`)",
         "",
         f"{summary['tool']}, {summary['workers']} workers, {summary['seconds']:.0f} s"
-        f"{'' if summary.get('complete', True) else ' (stopped at the time limit: not every mutant was run)'}"
-        f"{' (resumed: this run checked only what an earlier one had not)' if summary.get('resumed') else ''}. "
-        f"Tests: {summary['tests']}.",
+        f"{' (resumed: this run checked only what an earlier one had not)' if summary.get('resumed') else ''}"
+        + (f"; host load average {load['start']:.1f} at the start, {load['end']:.1f} at the end on "
+           f"{load['cpus']} CPUs (other work shared the machine: the wall time is inflated)" if load else "")
+        + f". Tests: {summary['tests']}.",
+        "",
+        ("**Complete**: every mutant in scope got a verdict." if summary.get("complete", True) else
+         "**NOT COMPLETE**, the figures below are not a measurement:\n\n"
+         + "\n".join(f"- {p}" for p in summary.get("problems", []))),
+        "",
         f"Killed (a test failed or hung) **{summary['killed']} of {summary['total']}** "
-        f"({100 * (summary['score'] or 0):.1f}%; {100 * (summary['score_without_equivalent'] or 0):.1f}% of the "
+        f"({_pct(summary['score'])}; {_pct(summary['score_without_equivalent'])} of the "
         f"{summary['total'] - summary['equivalent']} that are not equivalent).",
         "",
-        "| module | mutants | killed | survived |",
-        "|---|---|---|---|",
-        *(f"| `{m}` | {v['total']} | {v['killed']} | {v['survived']} |" for m, v in summary["by_module"].items()),
+        "| module | mutants | killed | equivalent | survived | other | killed of non-equivalent |",
+        "|---|---|---|---|---|---|---|",
+        *(f"| `{m}` | {v['total']} | {v['killed']} | {v['equivalent']} | {v['survived']} | {v['other']} | "
+          f"{_pct(v['score_without_equivalent'])} |" for m, v in summary["by_module"].items()),
         "",
     ]
     if summary["survived"]:
         lines += ["Survivors (equivalent: the program cannot tell; otherwise a test is missing):", ""]
         for s in summary["survived"]:
-            why = f"equivalent: {s['equivalent_because']}" if s["equivalent_because"] else "**no test catches it**"
+            why = (f"equivalent: {s['equivalent_because']}" if s["equivalent_because"] else
+                   "**no test calls it**" if s.get("status") == "no tests" else "**no test catches it**")
             lines.append(f"- `{s['mutant']}`: `{s['original']}` → `{s['mutated']}`: {why}")
-    if summary["other"]:
-        lines += ["", "Not run or not decided: " + ", ".join(f"`{k}` ({v})" for k, v in summary["other"].items())]
+    other = {k: v for k, v in summary["other"].items() if v != "no tests"}
+    if other:
+        lines += ["", "Not run or not decided: " + ", ".join(f"`{k}` ({v})" for k, v in other.items())]
     return "\n".join(lines) + "\n"
 
 
@@ -192,66 +286,103 @@ def _mutmut_version() -> str:
     return version("mutmut")
 
 
-def run_mutmut(workers: int, timeout_min: float, resume: bool) -> tuple[float, bool]:
-    """Seconds taken, and whether mutmut finished within `timeout_min`."""
+def _test_selection() -> list[str]:
+    import tomllib
+
+    config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    return config["tool"]["mutmut"]["pytest_add_cli_args_test_selection"]
+
+
+def run_mutmut(workers: int, timeout_min: float, resume: bool, globs: list[str], log: Path) -> RunOutcome:
+    """Run mutmut on the mutants matching `globs`, its output to `log`, within `timeout_min`."""
     if not resume:  # fresh: the code under test may have changed
         shutil.rmtree(REPO_ROOT / "mutants", ignore_errors=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    # Its own process group, so that at the time limit its workers stop with it; its exit status
-    # says nothing about survivors (the results below do).
-    mutmut = subprocess.Popen([_mutmut(), "run", "--max-children", str(workers), *MODULES.values()],
-                              cwd=REPO_ROOT, stdout=subprocess.DEVNULL, start_new_session=True)
-    try:
-        mutmut.wait(timeout=timeout_min * 60)
-        complete = True
-    except subprocess.TimeoutExpired:
-        os.killpg(mutmut.pid, signal.SIGKILL)
-        mutmut.wait()
-        complete = False  # the mutants not reached are listed as "not checked"
-    return time.monotonic() - started, complete
+    # Its own process group, so that at the time limit its workers stop with it. Its exit status is
+    # not about survivors (the results say those) but about whether it ran: non-zero is a failure.
+    with log.open("w") as out:
+        mutmut = subprocess.Popen([_mutmut(), "run", "--max-children", str(workers), *globs],
+                                  cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            returncode, timed_out = mutmut.wait(timeout=timeout_min * 60), False
+        except subprocess.TimeoutExpired:
+            os.killpg(mutmut.pid, signal.SIGKILL)
+            returncode, timed_out = mutmut.wait(), True
+    return RunOutcome(returncode, timed_out, log, time.monotonic() - started)
 
 
-def report(out_dir: Path, seconds: float, complete: bool, workers: int, resume: bool) -> dict:
-    """Read mutmut's results in mutants/ and write results/mutation.{json,md}."""
-    listing = subprocess.run([_mutmut(), "results", "--all", "true"], cwd=REPO_ROOT, check=True,
-                             capture_output=True, text=True).stdout
-    mutants = parse_results(listing)
+def _listing() -> str:
+    """`mutmut results --all true`, or "" when mutmut has nothing to list (no mutants/ yet)."""
+    done = subprocess.run([_mutmut(), "results", "--all", "true"], cwd=REPO_ROOT, capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else ""
+
+
+def report(out_dir: Path, run: RunOutcome | None, workers: int, resume: bool,
+           modules: dict[str, tuple[str, ...]] | None = None, load_start: float | None = None) -> dict:
+    """Read mutmut's results in mutants/ and write results/mutation.{json,md}; `complete` is true only
+    when mutmut ran through and every mutant in scope has a verdict (`problems` says what is not)."""
+    modules = MODULES if modules is None else modules
+    mutants = parse_results(_listing(), modules)
     survivors = []
-    for mutant in (m for m in mutants if m.status == "survived"):
+    for mutant in (m for m in mutants if m.status in {"survived", "no tests"}):
         diff = subprocess.run([_mutmut(), "show", mutant.name], cwd=REPO_ROOT, check=True,
                               capture_output=True, text=True).stdout
         original, mutated = changed_lines(diff)
         survivors.append(Survivor(mutant.name, mutant.function, original, mutated,
-                                  equivalent_because(mutant.function, mutated)))
-    summary = summarize(mutants, survivors, seconds, workers)
-    summary["complete"] = complete
+                                  equivalent_because(mutant.function, mutated), mutant.status))
+    summary = summarize(mutants, survivors, run.seconds if run else 0.0, workers, modules)
+    summary["problems"] = problems_of(summary, run, modules)
+    summary["complete"] = not summary["problems"]
     summary["resumed"] = resume
-    summary["not_checked"] = sum(status == "not checked" for status in summary["other"].values())
+    if load_start is not None:
+        summary["load_average"] = {"start": load_start, "end": round(os.getloadavg()[0], 2),
+                                   "cpus": os.cpu_count()}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "mutation.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     (out_dir / "mutation.md").write_text(markdown(summary))
     return summary
 
 
-def main() -> None:
+def below(summary: dict, min_score: float) -> list[str]:
+    """The modules whose killed share of non-equivalent mutants is under `min_score`."""
+    return [f"{m} {_pct(v['score_without_equivalent'])}" for m, v in summary["by_module"].items()
+            if v["total"] and (v["score_without_equivalent"] or 0) < min_score]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """0 when every mutant in scope got a verdict and each module reaches --min-score; 1 otherwise,
+    with the cause on stderr (a run that checked nothing is a failure, never "0 killed")."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", type=int, default=2, help="mutmut --max-children (the machine's cores)")
     ap.add_argument("--timeout-min", type=float, default=20, help="give up past this many minutes")
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "results")
+    ap.add_argument("--module", action="append", choices=list(MODULES), metavar="MODULE",
+                    help="only this MODULES entry (repeatable; while writing tests: pass --out build/mutation)")
+    ap.add_argument("--min-score", type=float, default=0.9,
+                    help="fail when a module kills less than this share of its non-equivalent mutants")
     ap.add_argument("--resume", action="store_true",
                     help="keep mutants/ from a run stopped at its time limit: run only what it did not reach")
     ap.add_argument("--report-only", type=float, metavar="SECONDS", default=None,
                     help="only rewrite the results from mutants/ (an earlier run that took SECONDS)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    modules = {m: MODULES[m] for m in args.module} if args.module else MODULES
+    load_start = round(os.getloadavg()[0], 2)
     if args.report_only is not None:
-        summary = report(args.out, args.report_only, complete=True, workers=args.workers, resume=args.resume)
+        run = RunOutcome(0, seconds=args.report_only)
     else:
-        seconds, complete = run_mutmut(args.workers, args.timeout_min, args.resume)
-        summary = report(args.out, seconds, complete, args.workers, args.resume)
-    print(f"mutation: killed {summary['killed']} of {summary['total']} ({100 * summary['score']:.1f}%), "
-          f"{len(summary['survived'])} survived ({summary['equivalent']} equivalent), {summary['seconds']:.0f} s "
-          f"-> {args.out / 'mutation.json'}")
+        globs = [glob for module_globs in modules.values() for glob in module_globs]
+        run = run_mutmut(args.workers, args.timeout_min, args.resume, globs, REPO_ROOT / "build" / "mutmut.log")
+    summary = report(args.out, run, args.workers, args.resume, modules, load_start)
+    print(f"mutation: killed {summary['killed']} of {summary['total']} ({_pct(summary['score'])}), "
+          f"{len(summary['survived'])} survived ({summary['equivalent']} equivalent), {summary['seconds']:.0f} s, "
+          f"load average {load_start}-{summary['load_average']['end']} -> {args.out / 'mutation.json'}")
+    failures = summary["problems"] + [f"below {_pct(args.min_score)} of non-equivalent mutants killed: {m}"
+                                      for m in below(summary, args.min_score)]
+    for failure in failures:
+        print(f"mutation: FAILED: {failure}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
