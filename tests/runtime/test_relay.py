@@ -13,16 +13,17 @@ from scheduler import AdmissionGate, RequestQueue, make_policy
 
 class FakeLLM:
     """Yields one token at a time until the answer's natural end (`answer_len`, default: none) or
-    `max_tokens`; records stop calls."""
+    `max_tokens`, `delay_s` apart; records stop calls."""
 
-    def __init__(self, fail: bool = False, answer_len: int | None = None) -> None:
+    def __init__(self, fail: bool = False, answer_len: int | None = None, delay_s: float = 0.0) -> None:
         self.fail = fail
         self.answer_len = answer_len
+        self.delay_s = delay_s
         self.stopped: list[str] = []
 
     async def stream(self, job: LLMJob):
         for i in range(min(job.max_tokens, self.answer_len or job.max_tokens)):
-            await asyncio.sleep(0)
+            await asyncio.sleep(self.delay_s)
             if self.fail and i == 2:
                 raise RuntimeError("engine fell over")
             yield [1000 + i]
@@ -115,16 +116,17 @@ def test_relay_rejects_past_the_queue_bound_with_overloaded_error():
 def test_overload_and_queue_deadline_are_retryable_errors_that_hold_nothing():
     async def scenario():
         gate = AdmissionGate(RequestQueue(make_policy("ltr"), max_size=1), 1)
-        relay = Relay(gate, FakeLLM(), cancel_poll_s=0.001, queue_timeout_s=0.02)
+        # the long answer holds the only slot for >= 0.1 s (50 tokens 2 ms apart), past the 0.02 s queue timeout
+        relay = Relay(gate, FakeLLM(delay_s=0.002), cancel_poll_s=0.001, queue_timeout_s=0.02)
         long, waiting, rejected = FakeSink(), FakeSink(), FakeSink()
         await asyncio.gather(
-            relay.serve(job("long", 200_000), long), relay.serve(job("w", 5), waiting), relay.serve(job("r", 5), rejected)
+            relay.serve(job("long", 50), long), relay.serve(job("w", 5), waiting), relay.serve(job("r", 5), rejected)
         )
         assert gate.inflight == 0 and len(gate.queue) == 0
         return relay.stats, long, waiting, rejected
 
     stats, long, waiting, rejected = asyncio.run(scenario())
-    assert len(long.tokens) == 200_000 and not long.errors
+    assert len(long.tokens) == 50 and not long.errors
     assert waiting.errors == ["queue timeout: waited 0.02 s without a free slot; retry later"] and waiting.retryable
     assert "overloaded" in rejected.errors[0] and rejected.retryable
     assert (stats.timed_out, stats.rejected, stats.completed) == (1, 1, 1)
