@@ -77,3 +77,40 @@ def test_completion_prompts():
     with pytest.raises(InvalidRequest, match="empty"):
         prompt("  ")
     assert parse_request(CompletionRequest, {"model": "m", "prompt": "x"}).requested_max_tokens(16) == 16
+
+
+# ---- responses: OpenAI's objects, field by field --------------------------------------------------
+def test_response_objects_have_openais_fields(monkeypatch):
+    from openai_server import protocol
+
+    monkeypatch.setattr(protocol.time, "time", lambda: 1700000000.9)
+    ids = protocol.ResponseIds("chatcmpl", "abc", "llama")
+    assert (ids.id, ids.created, ids.model) == ("chatcmpl-abc", 1700000000, "llama")
+    use = protocol.usage(3, 4)
+    assert use == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+    head = {"id": "chatcmpl-abc", "created": 1700000000, "model": "llama"}
+    assert protocol.chat_completion(ids, "hi", "stop", use) == {
+        **head, "object": "chat.completion", "usage": use,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "logprobs": None,
+                     "finish_reason": "stop"}]}
+    delta = {"content": "h"}
+    assert protocol.chat_chunk(ids, delta) == {
+        **head, "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]}
+    assert protocol.chat_chunk(ids, {}, "length", None, with_usage_field=True) == {
+        **head, "object": "chat.completion.chunk", "usage": None,
+        "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "length"}]}
+    assert protocol.chat_chunk(ids, {}, "stop", use, True)["usage"] == use
+    assert protocol.usage_chunk(ids, "chat.completion.chunk", use) == {
+        **head, "object": "chat.completion.chunk", "choices": [], "usage": use}
+    assert protocol.completion(ids, "x", "length", use) == {
+        **head, "object": "text_completion", "usage": use,
+        "choices": [{"index": 0, "text": "x", "logprobs": None, "finish_reason": "length"}]}
+    assert protocol.completion_chunk(ids, "y") == {
+        **head, "object": "text_completion",
+        "choices": [{"index": 0, "text": "y", "logprobs": None, "finish_reason": None}]}
+    assert protocol.completion_chunk(ids, "", "stop", use, with_usage_field=True) == {
+        **head, "object": "text_completion", "usage": use,
+        "choices": [{"index": 0, "text": "", "logprobs": None, "finish_reason": "stop"}]}
+    assert protocol.model_list("llama", 5) == {
+        "object": "list", "data": [{"id": "llama", "object": "model", "created": 5, "owned_by": "ltr-serving"}]}

@@ -163,3 +163,26 @@ def test_a_finished_iterator_is_released_on_the_event_loop_not_the_reader_thread
 
     assert sum(asyncio.run(main()), []) == [1, 2]
     assert kept_on[0][1] == "MainThread"
+
+
+def test_the_bls_pool_becomes_the_loops_default_executor_once():
+    from runtime.llm_stream import use_bls_executor
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bls-pool") as pool:
+            set_calls = []
+            original = loop.set_default_executor
+            loop.set_default_executor = lambda e: (set_calls.append(e), original(e))  # type: ignore[method-assign]
+            use_bls_executor(pool)
+            use_bls_executor(pool)  # again: nothing to do
+            assert set_calls == [pool] and loop._ltr_bls_executor is pool
+            import threading
+            name = await loop.run_in_executor(None, lambda: threading.current_thread().name)
+            assert name.startswith("bls-pool")  # the default pool is now ours
+            other = ThreadPoolExecutor(max_workers=1)
+            use_bls_executor(other)  # a different pool replaces it
+            assert set_calls == [pool, other] and loop._ltr_bls_executor is other
+            other.shutdown()
+
+    asyncio.run(scenario())

@@ -171,3 +171,13 @@ def test_a_failing_log_never_fails_the_request():
 
     asyncio.run(scenario())
     assert sink.finish == "stop" and not sink.errors
+
+
+def test_relay_logs_the_callers_id_else_its_own_and_the_score_it_queued_by():
+    named = LLMJob("internal-1", np.array([1, 2], np.int32), 5, score=2.5, streaming=True, client_id="caller-a")
+    anonymous = LLMJob("internal-2", np.array([1], np.int32), 5, score=-0.75, streaming=False)
+    rows = served_rows([(named, FakeSink()), (anonymous, FakeSink())], FakeLLM(answer_len=2), max_inflight=2)
+    assert set(rows) == {"caller-a", "internal-2"}  # the id the caller knows; its own when it gave none
+    assert rows["caller-a"].score == 2.5 and rows["internal-2"].score == -0.75
+    assert rows["caller-a"].prompt_ids == [1, 2] and rows["internal-2"].predictor_version is None
+    assert rows["caller-a"].row(None)["prompt_tokens"] == 2

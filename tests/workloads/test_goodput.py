@@ -20,3 +20,8 @@ def test_boundaries_count_as_met_and_empty_rows_do_not() -> None:
     assert CHAT_SLO.met_by(row(1, 2.0, 0.1))
     assert not CHAT_SLO.met_by(row(1, 2.0001, 0.1)) and not CHAT_SLO.met_by(row(1, 2.0, 0.1001))
     assert not CHAT_SLO.met_by({"n_requests": 0})
+
+
+def test_an_slo_is_written_as_its_two_bounds() -> None:
+    assert CHAT_SLO.to_json() == {"p90_ttft_s": 2.0, "p90_latency_per_token_s": 0.1}
+    assert Slo(1.5, 0.05).to_json() == {"p90_ttft_s": 1.5, "p90_latency_per_token_s": 0.05}
