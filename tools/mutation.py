@@ -91,6 +91,8 @@ EQUIVALENT: list[tuple[str, str, str]] = [
      r'first_value\(tensors\.get\("(random_seed|runtime_top_k|runtime_top_p|temperature|streaming)"\),( None)?\s*\)',
      "the default is applied again where the value is used (`x if x is not None else default`, "
      "`top_k or 0`, bool(None) is False)"),
+    ("openai_server.stop_strings.StopStringMatcher._partial_suffix", r"default=1\)",
+     "without stop strings the range is empty for a longest of 0 or 1 alike: nothing is held back"),
     ("runtime.relay.ResponseSink.*", r".*", "a Protocol's method body never runs: the sinks are its implementations"),
     ("engine.settings.parse_request", r"\((seed|temperature|top_p) is not None\) or True|is not None else 2\.0,",
      "the value is never None there: first_value's default already filled it in"),

@@ -114,3 +114,16 @@ def test_response_objects_have_openais_fields(monkeypatch):
         "choices": [{"index": 0, "text": "", "logprobs": None, "finish_reason": "stop"}]}
     assert protocol.model_list("llama", 5) == {
         "object": "list", "data": [{"id": "llama", "object": "model", "created": 5, "owned_by": "ltr-serving"}]}
+
+
+@pytest.mark.parametrize("part", [{"type": "image_url", "text": "a picture"}, {"type": "text", "text": 5},
+                                  {"type": "text"}])
+def test_a_content_part_must_be_text_with_a_string(part):
+    with pytest.raises(InvalidRequest, match="only text parts are supported"):
+        chat(messages=[{"role": "user", "content": [part]}]).chat_messages()
+
+
+def test_an_empty_prompt_is_refused_by_name():
+    for prompt in ("  ", [], [" "], [[]]):
+        with pytest.raises(InvalidRequest, match="^prompt is empty$"):
+            parse_request(CompletionRequest, {"model": "m", "prompt": prompt}).single_prompt()
