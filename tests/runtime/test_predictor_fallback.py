@@ -7,6 +7,7 @@ import math
 import threading
 
 import numpy as np
+import pytest
 
 from runtime.predictor_fallback import FallbackRank, FallbackScorer
 
@@ -73,3 +74,11 @@ def test_fallback_rank_is_the_running_mean_frozen_during_an_episode():
     assert rank(float("nan")) == 3.0 == rank(float("nan"))  # equal: ties break by arrival
     assert rank(float("-inf")) == float("-inf") and rank(float("nan")) == 3.0  # non-finite never moves it
     assert not math.isnan(rank(float("nan")))
+
+
+def test_fallback_rank_moves_its_mean_by_a_twentieth_by_default():
+    rank = FallbackRank()
+    assert rank(float("nan")) == 0.0  # the initial mean
+    rank(4.0)  # the first score is the mean
+    rank(2.0)
+    assert rank(float("nan")) == pytest.approx(0.95 * 4.0 + 0.05 * 2.0)

@@ -58,6 +58,21 @@ def test_settings_from_parameters():
     assert LogSettings.from_parameters({}).path == ""
 
 
+def test_settings_defaults_and_the_truthy_words_for_prompts():
+    default = LogSettings()
+    empty = LogSettings.from_parameters({})
+    assert (empty.prompts, empty.max_file_bytes, empty.max_total_bytes) == (
+        True, default.max_file_bytes, default.max_total_bytes)  # absent: the defaults, prompts logged
+    blank = LogSettings.from_parameters({"request_log_max_file_mb": " ", "request_log_max_total_mb": ""})
+    assert (blank.max_file_bytes, blank.max_total_bytes) == (default.max_file_bytes, default.max_total_bytes)
+    for word in ("true", "1", "yes", "on", " ON "):
+        assert LogSettings.from_parameters({"request_log_prompts": word}).prompts, word
+    for word in ("false", "0", "no", "off", "", "y"):
+        assert not LogSettings.from_parameters({"request_log_prompts": word}).prompts, word
+    half = LogSettings.from_parameters({"request_log_max_file_mb": "0.5", "request_log_max_total_mb": " 1.5 "})
+    assert (half.max_file_bytes, half.max_total_bytes) == (2**19, 3 * 2**19)
+
+
 def test_rotation_keeps_the_log_under_its_disk_cap(tmp_path):
     rlog = RequestLog(LogSettings(str(tmp_path), max_file_bytes=2000, max_total_bytes=7000), decode=fake_decode)
     for i in range(200):
