@@ -99,4 +99,5 @@ def test_each_error_has_openais_shape_status_type_and_code():
 def test_overload_by_default_says_retry_after_one_second_and_errors_do_not_share_headers():
     error = from_ensemble("server overloaded")
     assert error.headers == {"Retry-After": "1"} and error.type == "server_overloaded" and error.code is None
+    assert from_ensemble("oops").message == "oops" and from_ensemble("oops").type == "internal_error"
     assert from_ensemble("oops").headers == {} and from_ensemble("oops").headers is not from_ensemble("x").headers

@@ -127,3 +127,16 @@ def test_an_empty_prompt_is_refused_by_name():
     for prompt in ("  ", [], [" "], [[]]):
         with pytest.raises(InvalidRequest, match="^prompt is empty$"):
             parse_request(CompletionRequest, {"model": "m", "prompt": prompt}).single_prompt()
+
+
+def test_every_problem_is_named_by_its_field_path_in_one_message():
+    with pytest.raises(InvalidRequest) as raised:
+        parse_request(ChatCompletionRequest, {"model": "m", "messages": [{"content": "x"}], "n": 2})
+    assert str(raised.value) == ("n: Value error, only n=1 is supported, got n=2; "
+                                 "messages.0.role: Field required")
+    with pytest.raises(InvalidRequest) as raised:  # a check of the whole request has no field path
+        chat(stream_options={"include_usage": True})
+    assert str(raised.value) == "Value error, stream_options can only be set when stream is true"
+    with pytest.raises(InvalidRequest) as raised:
+        parse_request(ChatCompletionRequest, "text")
+    assert str(raised.value) == "the request body must be a JSON object"

@@ -129,7 +129,7 @@ def test_a_stream_whose_model_died_fails_after_the_stall_timeout_instead_of_hang
 
 def test_deferred_release_holds_iterators_for_the_hold_time_only():
     now = [0.0]
-    release = DeferredRelease(hold_s=10.0, clock=lambda: now[0])
+    release = DeferredRelease(clock=lambda: now[0])  # held 10 s by default
     first, second = object(), object()
     release.keep(first)
     now[0] = 9.9
