@@ -110,6 +110,15 @@ EQUIVALENT: list[tuple[str, str, str]] = [
     ("openai_server.stop_strings.StopStringMatcher._partial_suffix", r"longest \+ 1\), 0, -1\)",
      "a tail as long as a stop string that begins it is that stop string, already found by feed: no "
      "longer tail can match"),
+    ("runtime.relay.Relay.serve", r"self\._shutdown_due\(admitted=None\):",
+     "reached only when the caller did not end the request, so _shutdown_due itself cancelled it, and "
+     "the time left only shrinks: due then, due now, admitted or not"),
+    ("scheduler.admission.AdmissionGate._abandon", r"self\._waiters\.pop\(request_id, \)",
+     "the waiter is registered, with no await between, right after the push: a request removed from "
+     "the queue always has one"),
+    ("scheduler.admission.AdmissionGate._abandon", r"elif future\.done\(\) or not future\.cancelled\(\):",
+     "a request no longer queued was admitted, and admission resolves its future at once; the future "
+     "is shielded, never cancelled: done and not cancelled either way"),
     ("runtime.relay.ResponseSink.*", r".*", "a Protocol's method body never runs: the sinks are its implementations"),
     ("engine.settings.parse_request", r"\((seed|temperature|top_p) is not None\) or True|is not None else 2\.0,",
      "the value is never None there: first_value's default already filled it in"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import numpy as np
 
@@ -387,3 +388,86 @@ def test_queue_wait_and_ttft_are_observed_and_the_backlog_empties():
     assert sorted(phase for phase, _ in observed) == ["queue_wait", "queue_wait", "ttft", "ttft"]
     assert all(seconds >= 0 for _, seconds in observed)
     assert max(backlogs) == 4 + 2.0 and relay.backlog.total() == 0
+
+
+def test_queue_wait_is_admission_minus_arrival_and_the_backlog_knows_who_waits():
+    """The wall clock ticks 1 s per reading: arrival 0, admission 1 for the first job."""
+    observed: list[tuple[str, float]] = []
+    waiting: list[float] = []
+    ticks = iter(range(100))
+
+    async def scenario():
+        gate = AdmissionGate(RequestQueue(make_policy("fcfs")), 1)
+        relay = Relay(gate, FakeLLM(), cancel_poll_s=0.001, wall_clock=lambda: 1000.0 + next(ticks),
+                      observe=lambda phase, s: observed.append((phase, s)))
+        gate.on_change = lambda _: waiting.append(relay.backlog.waiting_total())
+        await relay.serve(job("a", 4), FakeSink())
+
+    asyncio.run(scenario())
+    assert observed[0] == ("queue_wait", 1.0)
+    assert waiting[-1] == 0.0  # admitted: no longer counted as waiting
+
+
+def test_queue_timeouts_are_counted_each_and_logged_as_rejected():
+    rows = []
+
+    async def scenario():
+        gate = AdmissionGate(RequestQueue(make_policy("fcfs")), 1)
+        relay = Relay(gate, FakeLLM(delay_s=0.002), cancel_poll_s=0.001, queue_timeout_s=0.02,
+                      request_log=rows.append)
+        await asyncio.gather(relay.serve(job("long", 50), FakeSink()),
+                             *(relay.serve(job(f"w{i}", 5), FakeSink()) for i in range(2)))
+        assert gate.inflight == 0
+        return relay.stats
+
+    stats = asyncio.run(scenario())
+    assert stats.timed_out == 2
+    assert sorted(r.finish_reason for r in rows) == ["length", "rejected", "rejected"]
+
+
+def test_a_waiting_request_its_client_cancels_while_stopping_ends_as_cancelled_not_shut_down():
+    async def stopping():
+        grace = {"left": None}
+        gate = AdmissionGate(RequestQueue(make_policy("fcfs")), 1)
+        relay = Relay(gate, FakeLLM(delay_s=0.002), cancel_poll_s=0.001, grace_left=lambda: grace["left"])
+        running = FakeSink()
+        task = asyncio.create_task(relay.serve(job("run", 20), running))
+        await asyncio.sleep(0.005)
+        leaving = FakeSink()
+        leaving.is_cancelled = lambda: grace["left"] is not None  # type: ignore[method-assign]
+        waiter = asyncio.create_task(relay.serve(job("wait", 5), leaving))
+        await asyncio.sleep(0.005)
+        grace["left"] = 60.0  # the stop begins as the client leaves: the client's end wins
+        await waiter
+        grace["left"] = None
+        await task
+        return relay.stats, leaving
+
+    stats, leaving = asyncio.run(stopping())
+    assert leaving.finish == "cancelled" and not leaving.errors
+    assert (stats.cancelled, stats.shut_down) == (1, 0)
+
+
+def test_by_default_a_cancelled_waiter_is_noticed_within_a_tenth_of_a_second_and_stops_wait_5_s():
+    async def scenario():
+        gate = AdmissionGate(RequestQueue(make_policy("fcfs")), 1)
+        relay = Relay(gate, FakeLLM(delay_s=0.01))
+        assert relay.stop_timeout_s == 5.0  # how long an engine's answer to a stop is awaited
+        leaving = FakeSink()
+        flag = {"gone": False}
+        leaving.is_cancelled = lambda: flag["gone"]  # type: ignore[method-assign]
+        holder = asyncio.create_task(relay.serve(job("run", 300), FakeSink()))  # holds the slot ~3 s
+        await asyncio.sleep(0.01)
+        waiter = asyncio.create_task(relay.serve(job("wait", 5), leaving))
+        await asyncio.sleep(0.01)
+        loop = asyncio.get_running_loop()
+        flag["gone"], started = True, loop.time()
+        await waiter
+        noticed = loop.time() - started
+        holder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await holder
+        return noticed, leaving
+
+    noticed, leaving = asyncio.run(scenario())
+    assert leaving.finish == "cancelled" and noticed < 0.8
