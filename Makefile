@@ -24,7 +24,7 @@ help:
 	@echo "make deploy TARGET=gpu ENGINE_DIR=... CHECKPOINT_DIR=...   render the GPU bundle, print the docker commands (docs/gpu.md)"
 	@echo "make test     unit + integration tests (starts its own servers on free ports)"
 	@echo "make test-unit   the unit tests alone (no server), in seconds"
-	@echo "make mutate   mutation testing of scheduler, relay, request checks, detokenizer (results/mutation.md; not CI)"
+	@echo "make mutate   mutation testing of the request path; fails unless every mutant got a verdict (results/mutation.md; not CI)"
 	@echo "make deploy-replicas   REPLICAS=2 tritonservers behind HAProxy on 127.0.0.1:$(LB_PORT) (make stop-replicas)"
 	@echo "make k8s-check   render deploy/k8s and validate it offline (docs/kubernetes.md)"
 	@echo "make dashboard   regenerate the Grafana dashboard and the Prometheus rules (docs/operations.md)"
@@ -100,13 +100,16 @@ stop:
 test: setup haproxy prometheus
 	$(PY) -m pytest -q
 
-# Mutation testing (tools/mutation.py): mutmut plants bugs in scheduler/, the relay, request validation
-# and detokenization and runs the fast unit tests against each; results/mutation.{json,md}.
-# About 5-10 min on 2 cores, bounded at 20; not part of CI.
+# Mutation testing (tools/mutation.py): mutmut plants bugs in the request path (scheduler, ltr_bls entry,
+# relay, LLM stream, request checks, detokenization, OpenAI protocol), the supervisor's decisions and the
+# goodput metrics, and runs each module's mirrored fast tests against each; results/mutation.{json,md}.
+# Fails (exit 1, the cause on stderr) when mutmut's baseline fails, a mutant gets no verdict, or a module
+# kills under 90% of its non-equivalent mutants. Bounded at MUTATE_TIMEOUT_MIN; not part of CI.
 MUTATE_WORKERS ?= 2
+MUTATE_TIMEOUT_MIN ?= 20
 .PHONY: mutate
 mutate: setup
-	$(PY) tools/mutation.py --workers $(MUTATE_WORKERS) --timeout-min 20
+	$(PY) tools/mutation.py --workers $(MUTATE_WORKERS) --timeout-min $(MUTATE_TIMEOUT_MIN)
 
 # The fast unit tests alone (no tritonserver started), in seconds.
 test-unit: setup

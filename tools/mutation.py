@@ -347,6 +347,30 @@ def _listing() -> str:
     return done.stdout if done.returncode == 0 else ""
 
 
+# One process for every diff: `mutmut show` per mutant starts Python and mutmut each time (minutes for
+# a few hundred survivors on a busy machine). Uses mutmut's own diff function (mutmut is pinned).
+_DIFFS = """
+import sys
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+for name in sys.stdin.read().split():
+    print(f"\\0{name}\\0" + get_diff_for_mutant(name))
+"""
+
+
+def _diffs(names: list[str]) -> dict[str, str]:
+    """`mutmut show`'s diff of each mutant, read in one process (else one `mutmut show` each)."""
+    if not names:
+        return {}
+    done = subprocess.run([sys.executable, "-c", _DIFFS], cwd=REPO_ROOT, input="\n".join(names),
+                          capture_output=True, text=True)
+    parts = done.stdout.split("\0")[1:]
+    diffs = dict(zip(parts[::2], parts[1::2]))
+    if done.returncode != 0 or set(diffs) != set(names):
+        diffs = {name: subprocess.run([_mutmut(), "show", name], cwd=REPO_ROOT, check=True,
+                                      capture_output=True, text=True).stdout for name in names}
+    return diffs
+
+
 def report(out_dir: Path, run: RunOutcome | None, workers: int, resume: bool,
            modules: dict[str, tuple[str, ...]] | None = None, load_start: float | None = None) -> dict:
     """Read mutmut's results in mutants/ and write results/mutation.{json,md}; `complete` is true only
@@ -354,10 +378,10 @@ def report(out_dir: Path, run: RunOutcome | None, workers: int, resume: bool,
     modules = MODULES if modules is None else modules
     mutants = parse_results(_listing(), modules)
     survivors = []
-    for mutant in (m for m in mutants if m.status in {"survived", "no tests"}):
-        diff = subprocess.run([_mutmut(), "show", mutant.name], cwd=REPO_ROOT, check=True,
-                              capture_output=True, text=True).stdout
-        original, mutated = changed_lines(diff)
+    unkilled = [m for m in mutants if m.status in {"survived", "no tests"}]
+    diffs = _diffs([m.name for m in unkilled])
+    for mutant in unkilled:
+        original, mutated = changed_lines(diffs[mutant.name])
         survivors.append(Survivor(mutant.name, mutant.function, original, mutated,
                                   equivalent_because(mutant.function, mutated), mutant.status))
     summary = summarize(mutants, survivors, run.seconds if run else 0.0, workers, modules)
