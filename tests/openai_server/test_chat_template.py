@@ -64,3 +64,11 @@ def test_a_conversation_without_a_user_text_is_ranked_as_its_turns_joined_by_bla
     messages = [Message("system", "Be brief."), Message("user", "  "), Message("assistant", "Hello.")]
     assert ranking_text(messages) == "Be brief.\n\nHello."
     assert ranking_text([Message("user", " ")]) == "(empty)"
+
+
+def test_an_empty_conversation_and_an_unknown_role_are_refused_by_name(tokenizer):
+    with pytest.raises(ValueError, match="^messages is empty$"):
+        chat_prompt_ids(tokenizer, [])
+    with pytest.raises(ValueError) as raised:
+        chat_prompt_ids(tokenizer, [Message("tool", "x")])
+    assert str(raised.value) == "unsupported role 'tool': use one of system, user, assistant"

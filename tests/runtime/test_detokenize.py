@@ -96,3 +96,12 @@ def test_a_response_is_decoded_without_the_ids_the_filter_drops(tokenizer):
     assert response_text(decode, keep, [*ids[:1], 128000], [*ids[1:], 128009], final=True) == " world"
     assert response_text(decode, keep, [], [128000, *ids], final=False) == "Hello world"
     assert response_text(decode, lambda i: True, [], [], final=True) == ""
+
+
+def test_a_final_response_shows_an_unfinished_character_and_a_middle_one_holds_it_back():
+    from runtime.detokenize import response_text
+
+    as_bytes = lambda ids: bytes(ids)  # noqa: E731  (ids standing for bytes)
+    euro_start = list("\u20ac".encode())[:2]  # two of the euro sign's three bytes
+    assert response_text(as_bytes, lambda i: True, [], [0x61, *euro_start], final=False) == "a"
+    assert response_text(as_bytes, lambda i: True, [], [0x61, *euro_start], final=True) == "a\ufffd"
