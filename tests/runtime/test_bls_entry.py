@@ -383,3 +383,36 @@ def test_without_a_stall_timeout_slow_answers_are_waited_for():
     steps, sink = FakeSteps(replies=ANSWER, pace_s=0.05), FakeSink()
     outcome, _ = serve(steps, sink, stall_timeout_s=1.0)
     assert outcome == "completed" and sink.sent[-1][3]
+
+
+def test_two_requests_failed_on_a_bug_are_both_stopped_and_counted():
+    class Unreadable(FakeSteps):
+        def read(self, item):
+            raise KeyError("output_ids")
+
+    steps = Unreadable(replies=LONG, pace_s=0.01)
+    outcomes, flow = serve_many(steps, [FakeSink(), FakeSink()])
+    assert outcomes == ["failed", "failed"] and flow.stats.abandoned_stops == 2 and len(steps.stops) == 2
+
+
+def test_a_stop_the_scheduler_never_takes_is_given_up_after_stop_timeout_s():
+    class Unreadable(FakeSteps):
+        def read(self, item):
+            raise KeyError("output_ids")
+
+    steps = Unreadable(replies=ANSWER, refused_stops=10**6)  # "no live request" forever
+
+    async def scenario():
+        with ThreadPoolExecutor(4) as readers:
+            flow = EntryFlow(steps, text_of, readers, cancel_poll_s=0.01, stop_timeout_s=0.1)
+            started = time.monotonic()
+            outcome = await asyncio.wait_for(flow.serve({"text_input": np.array([[b"hi"]], dtype=object),
+                                                         "max_tokens": np.array([[5]], dtype=np.int32)},
+                                                        FakeSink()), 3.0)
+            took = time.monotonic() - started
+            steps.release.set()
+            return outcome, flow.stats, took
+
+    outcome, stats, took = asyncio.run(scenario())
+    assert outcome == "failed" and stats.abandoned_stops == 0  # never taken, so not counted
+    assert took < 1.5  # the request's end waited about the stop timeout, not for a stop that never lands

@@ -196,3 +196,31 @@ def test_relay_logs_the_callers_id_else_its_own_and_the_score_it_queued_by():
     assert rows["caller-a"].score == 2.5 and rows["internal-2"].score == -0.75
     assert rows["caller-a"].prompt_ids == [1, 2] and rows["internal-2"].predictor_version is None
     assert rows["caller-a"].row(None)["prompt_tokens"] == 2
+
+
+def test_rotation_numbers_files_from_one_and_keeps_exactly_the_cap(tmp_path):
+    """Every row its own write and rotation (max_file_bytes 1); the cap is exactly three rows'
+    bytes, so three rotated files stay: a cap reached is a cap kept."""
+    row_bytes = len((json.dumps(record(0).row(None), ensure_ascii=False) + "\n").encode())
+    rlog = RequestLog(LogSettings(str(tmp_path), prompts=False, max_file_bytes=1, max_total_bytes=3 * row_bytes))
+    for i in range(5):
+        rlog.append(record(i))
+        rlog.flush()
+    rlog.close()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["requests.jsonl.1", "requests.jsonl.2", "requests.jsonl.3"]
+    assert [row["request_id"] for row in read_rows(tmp_path)] == ["r2", "r3", "r4"]  # oldest first
+
+
+def test_rotated_files_sort_by_number_not_by_name(tmp_path):
+    current = tmp_path / "requests.jsonl"
+    for suffix in ("1", "2", "10", "old"):
+        (tmp_path / f"requests.jsonl.{suffix}").write_text("")
+    current.write_text("")
+    assert [p.name for p in rotated_files(current)] == [
+        "requests.jsonl.10", "requests.jsonl.2", "requests.jsonl.1", "requests.jsonl"]
+
+
+def test_a_garbled_line_is_skipped_and_the_rows_after_it_are_read(tmp_path):
+    (tmp_path / "requests.jsonl").write_text('{"a": 1}\n{"torn\n{"a": 2}\n', encoding="utf-8")
+    assert read_rows(tmp_path) == [{"a": 1}, {"a": 2}]
