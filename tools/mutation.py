@@ -95,7 +95,7 @@ EQUIVALENT: list[tuple[str, str, str]] = [
      "without stop strings the range is empty for a longest of 0 or 1 alike: nothing is held back"),
     ("runtime.entry_seams.SchedulerReply.from_tensors", r"bool\(first_value\(tensor\(Scheduler\.IS_FINAL\), (None)?\)\)",
      "bool(None) is False, the default it replaces"),
-    ("*", r"^self\._seen = None$", "_seen is only read as a truth value, and None is false like False"),
+    ("*", r"^self\.(_seen|failing) = None$", "only ever read as a truth value, and None is false like False"),
     ("runtime.drain.begin_drain", r'path\.with_name\(path\.name \+ "(XX\.tmpXX|\.TMP)"\)',
      "only the temporary file's name changes: it is renamed over the signal file at once"),
     ("*", r'float\("(-INF|NAN)"\)', "float() reads infinity and nan case-insensitively"),
