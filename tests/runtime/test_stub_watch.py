@@ -81,3 +81,10 @@ def test_a_probe_that_raises_is_read_like_an_error_answer_and_a_live_answer_clea
 def test_the_died_error_names_the_step_and_carries_the_retryable_code():
     error = died_error("the scheduler", "UNAVAILABLE")
     assert (error.message, error.code) == (DIED, "UNAVAILABLE")
+
+
+def test_a_stub_death_names_its_step_as_its_message():
+    from runtime.stub_watch import StubDied
+
+    died = StubDied("preprocessing")
+    assert died.step == "preprocessing" and str(died) == "preprocessing" and died.args == ("preprocessing",)
