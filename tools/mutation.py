@@ -123,6 +123,14 @@ EQUIVALENT: list[tuple[str, str, str]] = [
     ("scheduler.admission.AdmissionGate._abandon", r"elif future\.done\(\) or not future\.cancelled\(\):",
      "a request no longer queued was admitted, and admission resolves its future at once; the future "
      "is shielded, never cancelled: done and not cancelled either way"),
+    ("runtime.request_log.*", r'encoding=("UTF-8"|None)\)|\.open\("a", \)|read_text\(encoding=None\)',
+     "Python's default encoding is UTF-8 wherever this runs (a UTF-8 locale, or the C locale, which Python "
+     "coerces to UTF-8), and codec names are case-insensitive"),
+    ("runtime.request_log.RequestLog.*", r"^self\._warned = None$", "only read as a truth value: None is false"),
+    ("runtime.request_log.RequestLog._write", r'raise OSError\((None|f"not retrying before \{self\._retry_at \+)',
+     "the OSError's text only reaches the log line about the outage"),
+    ("runtime.request_log.RequestLog._rotate", r"^return$", "the loop is the function's last statement"),
+    ("runtime.relay.Relay._generate", r"^ended = None", "only read as `if not ended`: None is false like False"),
     ("runtime.relay.ResponseSink.*", r".*", "a Protocol's method body never runs: the sinks are its implementations"),
     ("engine.settings.parse_request", r"\((seed|temperature|top_p) is not None\) or True|is not None else 2\.0,",
      "the value is never None there: first_value's default already filled it in"),

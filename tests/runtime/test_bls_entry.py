@@ -416,3 +416,34 @@ def test_a_stop_the_scheduler_never_takes_is_given_up_after_stop_timeout_s():
     outcome, stats, took = asyncio.run(scenario())
     assert outcome == "failed" and stats.abandoned_stops == 0  # never taken, so not counted
     assert took < 1.5  # the request's end waited about the stop timeout, not for a stop that never lands
+
+
+def test_a_refused_stop_is_sent_again_after_doubling_waits_up_to_half_a_second(monkeypatch):
+    """The BLS request may not have reached the scheduler yet: 0.02 s, 0.04 s, ... at most 0.5 s."""
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recorded(delay: float, *args):
+        waits.append(delay)
+        await real_sleep(0)
+
+    class Refusing(FakeSteps):
+        async def stop(self, request_id: str) -> bool:
+            self.stops.append(request_id)
+            return len(self.stops) > 7
+
+    steps = Refusing()
+    flow = EntryFlow(steps, text_of, None, cancel_poll_s=0.01)
+    monkeypatch.setattr("runtime.bls_entry.asyncio.sleep", recorded)
+    asyncio.run(flow._stop("r1"))
+    assert waits == pytest.approx([0.02, 0.04, 0.08, 0.16, 0.32, 0.5, 0.5]) and len(steps.stops) == 8
+
+
+def test_only_a_dead_stubs_message_outside_a_step_error_means_the_scheduler_died():
+    from runtime.bls_entry import _scheduler_died
+    from runtime.stub_watch import StubDied
+
+    assert _scheduler_died(StubDied("ltr_scheduler"))
+    assert _scheduler_died(RuntimeError(STUB_DEAD))  # a BLS call to a dead stub raised
+    assert not _scheduler_died(StepError(STUB_DEAD, "INTERNAL"))  # the step answered: it lives
+    assert not _scheduler_died(RuntimeError("boom"))

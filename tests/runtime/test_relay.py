@@ -270,12 +270,12 @@ def test_graceful_stop_refuses_new_ends_waiting_at_once_and_generating_at_the_de
         tasks = [asyncio.create_task(relay.serve(job("run", 10**7), running)),
                  asyncio.create_task(relay.serve(job("wait", 5), waiting))]
         await asyncio.sleep(0.01)
-        grace["left"] = 5.0  # `make stop` began draining
+        grace["left"] = 0.5  # `make stop` began draining: half a second left
         await asyncio.sleep(0.02)
         assert waiting.errors and waiting.retryable and "shutting down" in waiting.errors[0]
         assert not running.errors and not tasks[0].done()  # still within the grace period
         await relay.serve(job("late", 5), late)
-        assert late.errors and late.retryable and not late.tokens
+        assert late.errors == [waiting.errors[0]] and late.retryable and not late.tokens
         grace["left"] = 0.0  # the grace period is over
         await asyncio.gather(*tasks)
         assert running.errors and running.retryable and running.finals == 0 and llm.stopped == ["run"]
@@ -390,22 +390,45 @@ def test_queue_wait_and_ttft_are_observed_and_the_backlog_empties():
     assert max(backlogs) == 4 + 2.0 and relay.backlog.total() == 0
 
 
-def test_queue_wait_is_admission_minus_arrival_and_the_backlog_knows_who_waits():
-    """The wall clock ticks 1 s per reading: arrival 0, admission 1 for the first job."""
+def test_queue_wait_and_ttft_are_differences_and_the_backlog_follows_each_token():
+    """The wall clock ticks 0.25 s per reading: arrival 0, admission 0.25, first token 0.5."""
     observed: list[tuple[str, float]] = []
+    backlog_seen: list[float] = []
     waiting: list[float] = []
     ticks = iter(range(100))
 
+    class WatchingSink(FakeSink):
+        def send_tokens(self, token_ids, context_ids, final, finish=None):
+            super().send_tokens(token_ids, context_ids, final, finish)
+            backlog_seen.append(relay.backlog.total())
+
     async def scenario():
+        nonlocal relay
         gate = AdmissionGate(RequestQueue(make_policy("fcfs")), 1)
-        relay = Relay(gate, FakeLLM(), cancel_poll_s=0.001, wall_clock=lambda: 1000.0 + next(ticks),
+        relay = Relay(gate, FakeLLM(answer_len=3), cancel_poll_s=0.001, wall_clock=lambda: 0.25 * next(ticks),
                       observe=lambda phase, s: observed.append((phase, s)))
         gate.on_change = lambda _: waiting.append(relay.backlog.waiting_total())
-        await relay.serve(job("a", 4), FakeSink())
+        await relay.serve(job("a", 10), WatchingSink())  # expects 10 tokens (no calibration), ends after 3
 
+    relay = None
     asyncio.run(scenario())
-    assert observed[0] == ("queue_wait", 1.0)
-    assert waiting[-1] == 0.0  # admitted: no longer counted as waiting
+    assert observed == [("queue_wait", 0.25), ("ttft", 0.5)]
+    assert backlog_seen[:3] == [10.0, 9.0, 8.0]  # each token, once sent, counts off the expected ones
+    assert waiting[-1] == 0.0 and relay.backlog.total() == 0 and relay.backlog._live == {}  # ended: forgotten
+
+
+def test_the_final_response_carries_the_last_context_tokens():
+    finals: list[list[int]] = []
+
+    class FinalSink(FakeSink):
+        def send_tokens(self, token_ids, context_ids, final, finish=None):
+            super().send_tokens(token_ids, context_ids, final, finish)
+            if final:
+                finals.append(list(context_ids))
+
+    n = 2 * CONTEXT_TOKENS + 2
+    run_relay([(job("a", 100), FinalSink())], FakeLLM(answer_len=n))
+    assert finals == [[1000 + i for i in range(n - CONTEXT_TOKENS, n)]]
 
 
 def test_queue_timeouts_are_counted_each_and_logged_as_rejected():
