@@ -447,3 +447,39 @@ def test_only_a_dead_stubs_message_outside_a_step_error_means_the_scheduler_died
     assert _scheduler_died(RuntimeError(STUB_DEAD))  # a BLS call to a dead stub raised
     assert not _scheduler_died(StepError(STUB_DEAD, "INTERNAL"))  # the step answered: it lives
     assert not _scheduler_died(RuntimeError("boom"))
+
+
+def test_the_flows_defaults_and_what_its_observer_sees():
+    seen: list[tuple[int, int]] = []
+    flow = EntryFlow(FakeSteps(), text_of, None, on_change=lambda stats: seen.append((stats.live, stats.completed)))
+    assert (flow.cancel_poll_s, flow.stop_timeout_s) == (0.1, 10.0)  # the documented defaults
+    assert (flow.watch.after_s, flow.watch.every_s) == (1.0, 1.0)
+    flow = EntryFlow(FakeSteps(), text_of, None, probe_after_s=0.3, probe_every_s=0.7)
+    assert (flow.watch.after_s, flow.watch.every_s) == (0.3, 0.7)
+    steps, sink = FakeSteps(), FakeSink()
+
+    async def scenario():
+        with ThreadPoolExecutor(2) as readers:
+            observed = EntryFlow(steps, text_of, readers, cancel_poll_s=0.01,
+                                 on_change=lambda stats: seen.append((stats.live, stats.completed)))
+            await observed.serve({"text_input": np.array([[b"hi"]], dtype=object),
+                                  "max_tokens": np.array([[5]], dtype=np.int32)}, sink)
+
+    seen.clear()
+    asyncio.run(scenario())
+    assert seen == [(1, 0), (0, 1)]  # on arrival and at the end, the stats themselves
+
+
+def test_preprocessing_that_raises_fails_the_request_or_reports_its_dead_stub():
+    class Raising(FakeSteps):
+        def __init__(self, error: Exception) -> None:
+            super().__init__()
+            self.error = error
+
+        async def preprocess(self, inputs):
+            raise self.error
+
+    outcome, _ = serve(Raising(RuntimeError("boom")), sink := FakeSink())
+    assert outcome == "failed" and sink.errors[0].message == "ltr_bls failed: boom"
+    outcome, stats = serve(Raising(RuntimeError(STUB_DEAD)), sink := FakeSink())  # a BLS call to a dead stub
+    assert outcome == "error" and stats.stub_deaths == 1 and "preprocessing" in sink.errors[0].message

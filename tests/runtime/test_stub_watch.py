@@ -88,3 +88,8 @@ def test_a_stub_death_names_its_step_as_its_message():
 
     died = StubDied("preprocessing")
     assert died.step == "preprocessing" and str(died) == "preprocessing" and died.args == ("preprocessing",)
+
+
+def test_only_a_message_naming_an_unhealthy_stub_means_death():
+    assert stub_died("Stub process 'ltr_scheduler_0_0' is not healthy.")
+    assert not stub_died("stub process started") and not stub_died("the GPU is not healthy")
