@@ -483,3 +483,23 @@ def test_preprocessing_that_raises_fails_the_request_or_reports_its_dead_stub():
     assert outcome == "failed" and sink.errors[0].message == "ltr_bls failed: boom"
     outcome, stats = serve(Raising(RuntimeError(STUB_DEAD)), sink := FakeSink())  # a BLS call to a dead stub
     assert outcome == "error" and stats.stub_deaths == 1 and "preprocessing" in sink.errors[0].message
+
+
+def test_each_finished_scheduler_iterator_is_handed_to_the_deferred_release():
+    from runtime.llm_stream import DeferredRelease
+
+    release = DeferredRelease(hold_s=60.0)
+    steps, sink = FakeSteps(), FakeSink()
+
+    async def scenario():
+        with ThreadPoolExecutor(2) as readers:
+            flow = EntryFlow(steps, text_of, readers, cancel_poll_s=0.01, release=release)
+            outcome = await flow.serve({"text_input": np.array([[b"hi"]], dtype=object),
+                                        "max_tokens": np.array([[5]], dtype=np.int32)}, sink)
+            for _ in range(100):  # the reader thread hands it over through the loop
+                if len(release):
+                    break
+                await asyncio.sleep(0.01)
+            return outcome
+
+    assert asyncio.run(scenario()) == "completed" and len(release) == 1

@@ -391,7 +391,7 @@ def test_queue_wait_and_ttft_are_observed_and_the_backlog_empties():
 
 
 def test_queue_wait_and_ttft_are_differences_and_the_backlog_follows_each_token():
-    """The wall clock ticks 0.25 s per reading: arrival 0, admission 0.25, first token 0.5."""
+    """The wall clock ticks 0.25 s per reading from 100: arrival 100, admission 100.25, first token 100.5."""
     observed: list[tuple[str, float]] = []
     backlog_seen: list[float] = []
     waiting: list[float] = []
@@ -405,7 +405,7 @@ def test_queue_wait_and_ttft_are_differences_and_the_backlog_follows_each_token(
     async def scenario():
         nonlocal relay
         gate = AdmissionGate(RequestQueue(make_policy("fcfs")), 1)
-        relay = Relay(gate, FakeLLM(answer_len=3), cancel_poll_s=0.001, wall_clock=lambda: 0.25 * next(ticks),
+        relay = Relay(gate, FakeLLM(answer_len=3), cancel_poll_s=0.001, wall_clock=lambda: 100 + 0.25 * next(ticks),
                       observe=lambda phase, s: observed.append((phase, s)))
         gate.on_change = lambda _: waiting.append(relay.backlog.waiting_total())
         await relay.serve(job("a", 10), WatchingSink())  # expects 10 tokens (no calibration), ends after 3

@@ -93,3 +93,11 @@ def test_a_stub_death_names_its_step_as_its_message():
 def test_only_a_message_naming_an_unhealthy_stub_means_death():
     assert stub_died("Stub process 'ltr_scheduler_0_0' is not healthy.")
     assert not stub_died("stub process started") and not stub_died("the GPU is not healthy")
+
+
+def test_the_watchs_defaults():
+    async def probe() -> str | None:
+        return None
+
+    watch = SchedulerWatch(probe, time.monotonic)
+    assert (watch.after_s, watch.every_s, watch.timeout_s) == (1.0, 1.0, 5.0)  # runtime/bls_entry.py relies on them
