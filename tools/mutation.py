@@ -1,17 +1,25 @@
 """`make mutate`: mutation testing of the code whose bugs a green `make test` must not hide.
 
 mutmut (pinned in requirements.txt, configured in pyproject.toml `[tool.mutmut]`) plants small bugs,
-one at a time, in the scheduler (`scheduler/`), the relay (`runtime/relay.py`, `runtime/finish.py`),
-request validation (`runtime/preprocess.py`, `engine/settings.py` `parse_request`) and
-detokenization (`runtime/detokenize.py`), and runs the fast unit tests against each. A mutant is killed when a test
-fails (or hangs: a timeout counts as caught, as `make test`'s per-test limit would catch it).
+one at a time, in the request path (MODULES below: the scheduler, the `ltr_bls` entry, the relay, the
+LLM stream, request checks, detokenization, the request log, the drain signal, the OpenAI front's
+protocol), the supervisor's decisions and the goodput metrics, and runs against each the fast tests
+that call the mutated function (the mirrored test files listed in pyproject.toml). A mutant is killed
+when a test fails (or hangs: a timeout counts as caught, as `make test`'s per-test limit would catch it).
 
-Writes results/mutation.json ({"modules", "total", "killed", "survived", ...}) and results/mutation.md.
+Writes results/mutation.json ({"total", "killed", "not_checked", "complete", "by_module", ...}) and
+results/mutation.md. It fails (exit 1, the cause on stderr, `complete: false` in the results) when
+mutmut's run fails (its baseline is the usual culprit: a test that imports a package not copied into
+mutants/), stops at the time limit, leaves a mutant in scope without a verdict, finds no mutants, or
+when a module kills under --min-score (90%) of its non-equivalent mutants: a run that checked
+nothing is a failure, never "0 killed, complete".
+
 A surviving mutant is either a missing test (write it) or equivalent (the program behaves the same):
 equivalent ones are listed in EQUIVALENT below with the reason, keyed by function and mutated line so
 that renumbering does not lose them. A benchmark-style command, not part of CI:
 
     python tools/mutation.py --workers 2 --timeout-min 20
+    python tools/mutation.py --module runtime.drain --out build/mutation   (one module, while writing tests)
 """
 
 from __future__ import annotations
