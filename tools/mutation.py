@@ -309,8 +309,9 @@ def markdown(summary: dict) -> str:
         "",
         f"{summary['tool']}, {summary['workers']} workers, {summary['seconds']:.0f} s"
         f"{' (resumed: this run checked only what an earlier one had not)' if summary.get('resumed') else ''}"
-        + (f"; host load average {load['start']:.1f} at the start, {load['end']:.1f} at the end on "
-           f"{load['cpus']} CPUs (other work shared the machine: the wall time is inflated)" if load else "")
+        + (f"; host load average {load['start']:.1f} at the start, {load['end']:.1f} at the end, "
+           f"{load['cpus']} CPUs (the host may be shared: a load above the CPU count inflates the wall time)"
+           if load else "")
         + f". Tests: {summary['tests']}.",
         "",
         ("**Complete**: every mutant in scope got a verdict." if summary.get("complete", True) else
