@@ -43,7 +43,7 @@ help:
 	@echo "Tests"
 	@echo "  make test-unit        unit tests, no server                                           (~1 min)"
 	@echo "  make test             unit + integration tests, real servers on free ports            (tens of minutes)"
-	@echo "  make mutate           mutation testing -> results/mutation.md, not CI                 (5-10 min, bounded at 20)"
+	@echo "  make mutate           mutation testing; fails unless every mutant got a verdict, not CI (~10 min, bounded at 20)"
 	@echo "Predictor and the loop (need the data folder)"
 	@echo "  make predictor-data   the interchange files in build/predictor/data                   (~10 s)"
 	@echo "  make train            train + export model_repository/length_predictor/1              (~5 min)"
@@ -135,13 +135,16 @@ stop:
 test: setup haproxy prometheus
 	$(PY) -m pytest -q
 
-# Mutation testing (tools/mutation.py): mutmut plants bugs in scheduler/, the relay, request validation
-# and detokenization and runs the fast unit tests against each; results/mutation.{json,md}.
-# About 5-10 min on 2 cores, bounded at 20; not part of CI.
+# Mutation testing (tools/mutation.py): mutmut plants bugs in the request path (scheduler, ltr_bls entry,
+# relay, LLM stream, request checks, detokenization, OpenAI protocol), the supervisor's decisions and the
+# goodput metrics, and runs each module's mirrored fast tests against each; results/mutation.{json,md}.
+# Fails (exit 1, the cause on stderr) when mutmut's baseline fails, a mutant gets no verdict, or a module
+# kills under 90% of its non-equivalent mutants. Bounded at MUTATE_TIMEOUT_MIN; not part of CI.
 MUTATE_WORKERS ?= 2
+MUTATE_TIMEOUT_MIN ?= 20
 .PHONY: mutate
 mutate: setup
-	$(PY) tools/mutation.py --workers $(MUTATE_WORKERS) --timeout-min 20
+	$(PY) tools/mutation.py --workers $(MUTATE_WORKERS) --timeout-min $(MUTATE_TIMEOUT_MIN)
 
 # The fast unit tests alone (no tritonserver started), in seconds.
 test-unit: setup

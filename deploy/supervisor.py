@@ -112,6 +112,29 @@ class Health:
         return "\n".join(lines) + "\n"
 
 
+# The supervisor's decisions, as pure functions of what it saw (mutation-tested with
+# tests/deploy/test_supervisor.py; Supervisor.check_once only gathers the inputs and acts).
+
+def dead_models(expected: Mapping[str, int], counts: Mapping[str, int]) -> list[str]:
+    """What is dead: the models with fewer live stubs than instances, sorted (the reason's order)."""
+    return sorted(m for m, n in expected.items() if counts.get(m, 0) < n)
+
+
+def pipeline_hung(hang_after_s: float | None, now: float, last_answer_at: float) -> bool:
+    """Whether no probe has been answered for longer than `hang_after_s` (None: never probed, never hung)."""
+    return hang_after_s is not None and now - last_answer_at > hang_after_s
+
+
+def recovery_for(dead: list[str]) -> str:
+    """"reload" when every dead model's requests end by themselves (RELOADABLE), else "restart"."""
+    return "reload" if all(model in RELOADABLE for model in dead) else "restart"
+
+
+def restart_due(due_since: float, now: float, grace_s: float) -> bool:
+    """Whether a restart first called for at `due_since` has waited its grace."""
+    return now - due_since >= grace_s
+
+
 class Supervisor:
     def __init__(
         self,
@@ -136,11 +159,10 @@ class Supervisor:
             self.last_answer_at = self.clock()
 
     def hung(self) -> bool:
-        return self.hang_after_s is not None and self.clock() - self.last_answer_at > self.hang_after_s
+        return pipeline_hung(self.hang_after_s, self.clock(), self.last_answer_at)
 
     def missing_stubs(self) -> list[str]:
-        counts = self.server.stub_counts()
-        return sorted(m for m, n in self.expected.items() if counts.get(m, 0) < n)
+        return dead_models(self.expected, self.server.stub_counts())
 
     def check_once(self) -> Health:
         """One look, and the recovery it calls for. Returns the health seen before recovering."""
@@ -163,13 +185,13 @@ class Supervisor:
             self.health.ready, self.health.reason = True, ""
             return self.health
         self._not_ready("stub of " + ", ".join(dead) + " is not running")
-        if all(model in RELOADABLE for model in dead):
+        if recovery_for(dead) == "reload":
             for model in dead:
                 self._recover(model, "reload", lambda m=model: self.server.reload(m))
         else:
             if self._restart_due_since is None:
                 self._restart_due_since = self.clock()
-            if self.clock() - self._restart_due_since >= self.restart_grace_s:
+            if restart_due(self._restart_due_since, self.clock(), self.restart_grace_s):
                 self._restart_due_since = None
                 self._recover(",".join(dead), "restart", self.server.restart)
         return self.health

@@ -7,7 +7,16 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from deploy.supervisor import Supervisor, expected_stubs, serve_health, stub_counts
+from deploy.supervisor import (
+    Supervisor,
+    dead_models,
+    expected_stubs,
+    pipeline_hung,
+    recovery_for,
+    restart_due,
+    serve_health,
+    stub_counts,
+)
 from deploy.triton import free_ports
 from repo_paths import REPO_ROOT
 
@@ -229,3 +238,32 @@ def test_without_hang_after_there_is_no_probe():
     supervisor.probe_once()
     now[0] = 1e6
     assert supervisor.check_once().ready and server.actions == []
+
+
+def test_a_model_is_dead_below_its_instance_count_and_missing_counts_as_none():
+    expected = {"b": 2, "a": 1, "c": 1}
+    assert dead_models(expected, {"a": 1, "b": 2, "c": 1}) == []
+    assert dead_models(expected, {"a": 2, "b": 1, "c": 1}) == ["b"]  # one of two stubs gone
+    assert dead_models(expected, {"b": 2}) == ["a", "c"]  # absent: none running; sorted
+    assert dead_models(expected, {"c": 0, "b": 3, "a": 1}) == ["c"]
+
+
+def test_the_pipeline_is_hung_only_past_hang_after_s_and_never_without_probes():
+    assert not pipeline_hung(None, now=1000.0, last_answer_at=0.0)
+    assert not pipeline_hung(15.0, now=115.0, last_answer_at=100.0)  # exactly the limit: not yet
+    assert pipeline_hung(15.0, now=115.5, last_answer_at=100.0)
+    assert not pipeline_hung(15.0, now=114.0, last_answer_at=100.0)
+
+
+def test_only_models_whose_requests_end_by_themselves_are_reloaded():
+    assert recovery_for(["tensorrt_llm"]) == "reload"
+    assert recovery_for(["length_predictor", "preprocessing", "tensorrt_llm"]) == "reload"
+    for model in ("ltr_scheduler", "postprocessing", "ltr_bls", "a_model_added_later"):
+        assert recovery_for([model]) == "restart"
+        assert recovery_for(["tensorrt_llm", model]) == "restart"
+
+
+def test_a_restart_is_due_once_its_grace_has_passed():
+    assert not restart_due(100.0, now=102.9, grace_s=3.0)
+    assert restart_due(100.0, now=103.0, grace_s=3.0)  # the grace reached: due
+    assert restart_due(100.0, now=100.0, grace_s=0.0)

@@ -166,6 +166,8 @@ def test_sampling_defaults_follow_tensorrt_llm() -> None:
     assert (sampled.top_k, sampled.top_p) == (0, 1.0)
     top_k_only = parse_request("t", {**only, "runtime_top_k": np.array([[40]], np.int32)}, s)[0]
     assert (top_k_only.top_k, top_k_only.top_p) == (40, 0.0)
+    top_p_only = parse_request("t", {**only, "runtime_top_p": np.array([[1.0]], np.float32)}, s)[0]
+    assert (top_p_only.top_k, top_p_only.top_p) == (0, 1.0)  # an absent top_k is 0: no top-k limit
 
 
 def test_the_stand_in_samples_exactly_when_tensorrt_llm_would():

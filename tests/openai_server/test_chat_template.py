@@ -12,3 +12,9 @@ def test_the_predictor_scores_the_last_user_turn():
     assert ranking_text(conversation) == "Write an essay on rivers"
     assert ranking_text([Message("system", "Be brief."), Message("user", "  ")]) == "Be brief."
     assert ranking_text([Message("user", "")]) == "(empty)"
+
+
+def test_a_conversation_without_a_user_text_is_ranked_as_its_turns_joined_by_blank_lines():
+    messages = [Message("system", "Be brief."), Message("user", "  "), Message("assistant", "Hello.")]
+    assert ranking_text(messages) == "Be brief.\n\nHello."
+    assert ranking_text([Message("user", " ")]) == "(empty)"

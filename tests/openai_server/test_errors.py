@@ -67,3 +67,37 @@ def test_anything_else_is_internal():
         assert from_ensemble(message).status == 500
     assert from_ensemble("generation failed: request needs 9000 KV tokens, more than the cache holds (8192)").status == 400
     assert from_ensemble("generation failed: tensorrt_llm: prompt of 313 tokens exceeds max_input_len 256").status == 400
+
+
+def test_each_error_has_openais_shape_status_type_and_code():
+    from openai_server.errors import backend_unavailable, bad_request, internal, too_large, unauthorized, unknown_model
+
+    def shape(error) -> tuple:
+        return error.status, error.body(), error.headers, str(error)
+
+    assert shape(too_large(1024)) == (413, {"error": {
+        "message": "request body over 1024 bytes", "type": "invalid_request_error", "param": None,
+        "code": "request_too_large"}}, {}, "413 invalid_request_error: request body over 1024 bytes")
+    assert shape(unauthorized()) == (401, {"error": {
+        "message": "missing or wrong API key (Authorization: Bearer <key>)", "type": "authentication_error",
+        "param": None, "code": "invalid_api_key"}}, {},
+        "401 authentication_error: missing or wrong API key (Authorization: Bearer <key>)")
+    assert shape(unknown_model("gpt-4", "llama")) == (404, {"error": {
+        "message": "the model 'gpt-4' does not exist; this server serves 'llama'", "type": "invalid_request_error",
+        "param": None, "code": "model_not_found"}}, {},
+        "404 invalid_request_error: the model 'gpt-4' does not exist; this server serves 'llama'")
+    assert shape(backend_unavailable("connection refused", 3)) == (503, {"error": {
+        "message": "Triton is not reachable: connection refused", "type": "service_unavailable", "param": None,
+        "code": None}}, {"Retry-After": "3"}, "503 service_unavailable: Triton is not reachable: connection refused")
+    assert shape(bad_request("no")) == (400, {"error": {"message": "no", "type": "invalid_request_error",
+                                                        "param": None, "code": None}}, {},
+                                        "400 invalid_request_error: no")
+    assert shape(internal("boom"))[:3] == (500, {"error": {"message": "boom", "type": "internal_error",
+                                                           "param": None, "code": None}}, {})
+
+
+def test_overload_by_default_says_retry_after_one_second_and_errors_do_not_share_headers():
+    error = from_ensemble("server overloaded")
+    assert error.headers == {"Retry-After": "1"} and error.type == "server_overloaded" and error.code is None
+    assert from_ensemble("oops").message == "oops" and from_ensemble("oops").type == "internal_error"
+    assert from_ensemble("oops").headers == {} and from_ensemble("oops").headers is not from_ensemble("x").headers

@@ -130,3 +130,66 @@ def test_completion_prompts():
     with pytest.raises(InvalidRequest, match="empty"):
         prompt("  ")
     assert parse_request(CompletionRequest, {"model": "m", "prompt": "x"}).requested_max_tokens(16) == 16
+
+
+# ---- responses: OpenAI's objects, field by field --------------------------------------------------
+def test_response_objects_have_openais_fields(monkeypatch):
+    from openai_server import protocol
+
+    monkeypatch.setattr(protocol.time, "time", lambda: 1700000000.9)
+    ids = protocol.ResponseIds("chatcmpl", "abc", "llama")
+    assert (ids.id, ids.created, ids.model) == ("chatcmpl-abc", 1700000000, "llama")
+    use = protocol.usage(3, 4)
+    assert use == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+    head = {"id": "chatcmpl-abc", "created": 1700000000, "model": "llama"}
+    assert protocol.chat_completion(ids, "hi", "stop", use) == {
+        **head, "object": "chat.completion", "usage": use,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "logprobs": None,
+                     "finish_reason": "stop"}]}
+    delta = {"content": "h"}
+    assert protocol.chat_chunk(ids, delta) == {
+        **head, "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]}
+    assert protocol.chat_chunk(ids, {}, "length", None, with_usage_field=True) == {
+        **head, "object": "chat.completion.chunk", "usage": None,
+        "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "length"}]}
+    assert protocol.chat_chunk(ids, {}, "stop", use, True)["usage"] == use
+    assert protocol.usage_chunk(ids, "chat.completion.chunk", use) == {
+        **head, "object": "chat.completion.chunk", "choices": [], "usage": use}
+    assert protocol.completion(ids, "x", "length", use) == {
+        **head, "object": "text_completion", "usage": use,
+        "choices": [{"index": 0, "text": "x", "logprobs": None, "finish_reason": "length"}]}
+    assert protocol.completion_chunk(ids, "y") == {
+        **head, "object": "text_completion",
+        "choices": [{"index": 0, "text": "y", "logprobs": None, "finish_reason": None}]}
+    assert protocol.completion_chunk(ids, "", "stop", use, with_usage_field=True) == {
+        **head, "object": "text_completion", "usage": use,
+        "choices": [{"index": 0, "text": "", "logprobs": None, "finish_reason": "stop"}]}
+    assert protocol.model_list("llama", 5) == {
+        "object": "list", "data": [{"id": "llama", "object": "model", "created": 5, "owned_by": "ltr-serving"}]}
+
+
+@pytest.mark.parametrize("part", [{"type": "image_url", "text": "a picture"}, {"type": "text", "text": 5},
+                                  {"type": "text"}])
+def test_a_content_part_must_be_text_with_a_string(part):
+    with pytest.raises(InvalidRequest, match="only text parts are supported"):
+        chat(messages=[{"role": "user", "content": [part]}]).chat_messages()
+
+
+def test_an_empty_prompt_is_refused_by_name():
+    for prompt in ("  ", [], [" "], [[]]):
+        with pytest.raises(InvalidRequest, match="^prompt is empty$"):
+            parse_request(CompletionRequest, {"model": "m", "prompt": prompt}).single_prompt()
+
+
+def test_every_problem_is_named_by_its_field_path_in_one_message():
+    with pytest.raises(InvalidRequest) as raised:
+        parse_request(ChatCompletionRequest, {"model": "m", "messages": [{"content": "x"}], "n": 2})
+    assert str(raised.value) == ("n: Value error, only n=1 is supported, got n=2; "
+                                 "messages.0.role: Field required")
+    with pytest.raises(InvalidRequest) as raised:  # a check of the whole request has no field path
+        chat(stream_options={"include_usage": True})
+    assert str(raised.value) == "Value error, stream_options can only be set when stream is true"
+    with pytest.raises(InvalidRequest) as raised:
+        parse_request(ChatCompletionRequest, "text")
+    assert str(raised.value) == "the request body must be a JSON object"

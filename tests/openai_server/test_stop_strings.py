@@ -33,3 +33,17 @@ def test_held_back_text_is_released_when_it_turns_out_not_to_match():
 def test_no_stop_strings_pass_everything():
     assert run([], ["a", "b"]) == ("ab", False)
     assert run([""], ["a"]) == ("a", False)
+
+
+def test_the_first_of_two_occurrences_ends_the_answer():
+    assert run(["."], ["a.b.c"]) == ("a", True)
+    assert run(["END"], ["xEND yEND"]) == ("x", True)
+
+
+def test_a_piece_ending_in_the_start_of_a_stop_string_holds_that_start_back():
+    matcher = StopStringMatcher(["abc"])
+    assert matcher.feed("xab") == "x"  # "ab" may begin "abc"
+    assert matcher.feed("d") == "abd"
+    assert matcher.feed("a") == ""
+    assert matcher.flush() == "a" and matcher.flush() == ""  # flushed once: nothing held any more
+    assert matcher.feed("bc") == "bc"  # after a flush, nothing held back is prepended

@@ -385,3 +385,123 @@ def test_without_a_stall_timeout_slow_answers_are_waited_for():
     steps, sink = FakeSteps(replies=ANSWER, pace_s=0.05), FakeSink()
     outcome, _ = serve(steps, sink, stall_timeout_s=1.0)
     assert outcome == "completed" and sink.sent[-1][3]
+
+
+def test_two_requests_failed_on_a_bug_are_both_stopped_and_counted():
+    class Unreadable(FakeSteps):
+        def read(self, item):
+            raise KeyError("output_ids")
+
+    steps = Unreadable(replies=LONG, pace_s=0.01)
+    outcomes, flow = serve_many(steps, [FakeSink(), FakeSink()])
+    assert outcomes == ["failed", "failed"] and flow.stats.abandoned_stops == 2 and len(steps.stops) == 2
+
+
+def test_a_stop_the_scheduler_never_takes_is_given_up_after_stop_timeout_s():
+    class Unreadable(FakeSteps):
+        def read(self, item):
+            raise KeyError("output_ids")
+
+    steps = Unreadable(replies=ANSWER, refused_stops=10**6)  # "no live request" forever
+
+    async def scenario():
+        with ThreadPoolExecutor(4) as readers:
+            flow = EntryFlow(steps, text_of, readers, cancel_poll_s=0.01, stop_timeout_s=0.1)
+            started = time.monotonic()
+            outcome = await asyncio.wait_for(flow.serve({"text_input": np.array([[b"hi"]], dtype=object),
+                                                         "max_tokens": np.array([[5]], dtype=np.int32)},
+                                                        FakeSink()), 3.0)
+            took = time.monotonic() - started
+            steps.release.set()
+            return outcome, flow.stats, took
+
+    outcome, stats, took = asyncio.run(scenario())
+    assert outcome == "failed" and stats.abandoned_stops == 0  # never taken, so not counted
+    assert took < 1.5  # the request's end waited about the stop timeout, not for a stop that never lands
+
+
+def test_a_refused_stop_is_sent_again_after_doubling_waits_up_to_half_a_second(monkeypatch):
+    """The BLS request may not have reached the scheduler yet: 0.02 s, 0.04 s, ... at most 0.5 s."""
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recorded(delay: float, *args):
+        waits.append(delay)
+        await real_sleep(0)
+
+    class Refusing(FakeSteps):
+        async def stop(self, request_id: str) -> bool:
+            self.stops.append(request_id)
+            return len(self.stops) > 7
+
+    steps = Refusing()
+    flow = EntryFlow(steps, text_of, None, cancel_poll_s=0.01)
+    monkeypatch.setattr("runtime.bls_entry.asyncio.sleep", recorded)
+    asyncio.run(flow._stop("r1"))
+    assert waits == pytest.approx([0.02, 0.04, 0.08, 0.16, 0.32, 0.5, 0.5]) and len(steps.stops) == 8
+
+
+def test_only_a_dead_stubs_message_outside_a_step_error_means_the_scheduler_died():
+    from runtime.bls_entry import _scheduler_died
+    from runtime.stub_watch import StubDied
+
+    assert _scheduler_died(StubDied("ltr_scheduler"))
+    assert _scheduler_died(RuntimeError(STUB_DEAD))  # a BLS call to a dead stub raised
+    assert not _scheduler_died(StepError(STUB_DEAD, "INTERNAL"))  # the step answered: it lives
+    assert not _scheduler_died(RuntimeError("boom"))
+
+
+def test_the_flows_defaults_and_what_its_observer_sees():
+    seen: list[tuple[int, int]] = []
+    flow = EntryFlow(FakeSteps(), text_of, None, on_change=lambda stats: seen.append((stats.live, stats.completed)))
+    assert (flow.cancel_poll_s, flow.stop_timeout_s) == (0.1, 10.0)  # the documented defaults
+    assert (flow.watch.after_s, flow.watch.every_s) == (1.0, 1.0)
+    flow = EntryFlow(FakeSteps(), text_of, None, probe_after_s=0.3, probe_every_s=0.7)
+    assert (flow.watch.after_s, flow.watch.every_s) == (0.3, 0.7)
+    steps, sink = FakeSteps(), FakeSink()
+
+    async def scenario():
+        with ThreadPoolExecutor(2) as readers:
+            observed = EntryFlow(steps, text_of, readers, cancel_poll_s=0.01,
+                                 on_change=lambda stats: seen.append((stats.live, stats.completed)))
+            await observed.serve({"text_input": np.array([[b"hi"]], dtype=object),
+                                  "max_tokens": np.array([[5]], dtype=np.int32)}, sink)
+
+    seen.clear()
+    asyncio.run(scenario())
+    assert seen == [(1, 0), (0, 1)]  # on arrival and at the end, the stats themselves
+
+
+def test_preprocessing_that_raises_fails_the_request_or_reports_its_dead_stub():
+    class Raising(FakeSteps):
+        def __init__(self, error: Exception) -> None:
+            super().__init__()
+            self.error = error
+
+        async def preprocess(self, inputs):
+            raise self.error
+
+    outcome, _ = serve(Raising(RuntimeError("boom")), sink := FakeSink())
+    assert outcome == "failed" and sink.errors[0].message == "ltr_bls failed: boom"
+    outcome, stats = serve(Raising(RuntimeError(STUB_DEAD)), sink := FakeSink())  # a BLS call to a dead stub
+    assert outcome == "error" and stats.stub_deaths == 1 and "preprocessing" in sink.errors[0].message
+
+
+def test_each_finished_scheduler_iterator_is_handed_to_the_deferred_release():
+    from runtime.llm_stream import DeferredRelease
+
+    release = DeferredRelease(hold_s=60.0)
+    steps, sink = FakeSteps(), FakeSink()
+
+    async def scenario():
+        with ThreadPoolExecutor(2) as readers:
+            flow = EntryFlow(steps, text_of, readers, cancel_poll_s=0.01, release=release)
+            outcome = await flow.serve({"text_input": np.array([[b"hi"]], dtype=object),
+                                        "max_tokens": np.array([[5]], dtype=np.int32)}, sink)
+            for _ in range(100):  # the reader thread hands it over through the loop
+                if len(release):
+                    break
+                await asyncio.sleep(0.01)
+            return outcome
+
+    assert asyncio.run(scenario()) == "completed" and len(release) == 1

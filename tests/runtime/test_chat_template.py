@@ -79,3 +79,11 @@ def test_raw_and_broken_prompts_are_not_templates(tokenizer):
 def test_the_request_log_keeps_a_templated_prompts_user_turn(tokenizer):
     assert logged_prompt(tokenizer, single_turn_ids(tokenizer, "Name a river.")) == "Name a river."
     assert logged_prompt(tokenizer, [tokenizer.bos_id, *tokenizer.encode("Name a river.")]) == "Name a river."
+
+
+def test_an_empty_conversation_and_an_unknown_role_are_refused_by_name(tokenizer):
+    with pytest.raises(ValueError, match="^messages is empty$"):
+        chat_prompt_ids(tokenizer, [])
+    with pytest.raises(ValueError) as raised:
+        chat_prompt_ids(tokenizer, [Message("tool", "x")])
+    assert str(raised.value) == "unsupported role 'tool': use one of system, user, assistant"

@@ -76,3 +76,32 @@ def test_incomplete_tail_len_knows_every_lead_byte():
     assert [incomplete_tail_len(devanagari[:n]) for n in (1, 2, 3)] == [1, 2, 0]
     assert incomplete_tail_len("߿".encode()[:1]) == 1  # df bf: the largest 2-byte lead byte
 
+
+
+def test_special_tokens_are_dropped_only_when_asked():
+    from runtime.detokenize import special_token_filter
+
+    skip, keep_all = special_token_filter(128000, True), special_token_filter(128000, False)
+    assert skip(127999) and not skip(128000) and not skip(128009)
+    assert keep_all(0) and keep_all(128000) and keep_all(128255)
+
+
+def test_a_response_is_decoded_without_the_ids_the_filter_drops(tokenizer):
+    from runtime.detokenize import response_text
+
+    ids = tokenizer.encode("Hello world")
+    keep = lambda i: i < 128000  # noqa: E731
+    decode = tokenizer.decode_bytes
+    # context "Hello" (+ a special id), new " world" (+ a special id): only the new text comes out
+    assert response_text(decode, keep, [*ids[:1], 128000], [*ids[1:], 128009], final=True) == " world"
+    assert response_text(decode, keep, [], [128000, *ids], final=False) == "Hello world"
+    assert response_text(decode, lambda i: True, [], [], final=True) == ""
+
+
+def test_a_final_response_shows_an_unfinished_character_and_a_middle_one_holds_it_back():
+    from runtime.detokenize import response_text
+
+    as_bytes = lambda ids: bytes(ids)  # noqa: E731  (ids standing for bytes)
+    euro_start = list("\u20ac".encode())[:2]  # two of the euro sign's three bytes
+    assert response_text(as_bytes, lambda i: True, [], [0x61, *euro_start], final=False) == "a"
+    assert response_text(as_bytes, lambda i: True, [], [0x61, *euro_start], final=True) == "a\ufffd"

@@ -30,3 +30,16 @@ def test_a_garbled_file_is_ignored(tmp_path):
     path = tmp_path / "draining"
     path.write_text("not a number")
     assert DrainSignal(path)() is None
+
+
+def test_by_default_the_file_is_read_again_after_a_fifth_of_a_second(tmp_path):
+    now = {"t": 1000.0}
+    path = tmp_path / "draining"
+    signal = DrainSignal(path, clock=lambda: now["t"])
+    assert signal() is None
+    begin_drain(path, 10.0, clock=lambda: now["t"])
+    now["t"] += 0.19
+    assert signal() is None  # within the recheck interval: not read yet
+    now["t"] += 0.01
+    assert signal() == 1010.0 - 1000.2
+    assert [p.name for p in tmp_path.iterdir()] == ["draining"]  # written in place, no temporary left

@@ -39,3 +39,18 @@ def test_the_engines_other_outputs_are_kept_by_the_clients_names():
                                          Entry.EXPECTED_OUTPUT_TOKENS}
     assert reply.engine_outputs[Entry.EXPECTED_OUTPUT_TOKENS].tolist() == [[120]]  # passed on to the client
     assert reply.engine_outputs[Entry.OUTPUT_LOG_PROBS].tolist() == [[[-0.5]]]
+
+
+def test_a_reply_without_a_finish_reason_length_or_final_flag_takes_their_defaults():
+    ids = np.array([[7, 8, 9]], np.int32)
+    context = np.array([[5]], np.int32)
+    bare = SchedulerReply.from_tensors({S.OUTPUT_IDS: ids, S.CONTEXT_IDS: context}.get)
+    assert bare == SchedulerReply(token_ids=[], context_ids=[5], final=False, finish_reason="")  # length 0
+    empty_finish = SchedulerReply.from_tensors({S.OUTPUT_IDS: ids, S.CONTEXT_IDS: context,
+                                                S.SEQUENCE_LENGTH: np.array([3], np.int32),
+                                                S.FINISH_REASON: np.array([], dtype=object)}.get)
+    assert empty_finish.finish_reason == "" and empty_finish.token_ids == [7, 8, 9]
+    text_finish = SchedulerReply.from_tensors({S.OUTPUT_IDS: ids, S.CONTEXT_IDS: context,
+                                               S.IS_FINAL: np.array([[True]]),
+                                               S.FINISH_REASON: np.array([["stop"]], dtype=object)}.get)
+    assert text_finish.finish_reason == "stop" and text_finish.final  # a str passes as it is

@@ -129,7 +129,7 @@ def test_a_stream_whose_model_died_fails_after_the_stall_timeout_instead_of_hang
 
 def test_deferred_release_holds_iterators_for_the_hold_time_only():
     now = [0.0]
-    release = DeferredRelease(hold_s=10.0, clock=lambda: now[0])
+    release = DeferredRelease(clock=lambda: now[0])  # held 10 s by default
     first, second = object(), object()
     release.keep(first)
     now[0] = 9.9
@@ -176,3 +176,26 @@ def test_merged_chunks_carry_each_tokens_log_prob_aligned_to_its_ids():
 
     (chunk,) = asyncio.run(scenario())
     assert chunk == [1, 2, 3, 4] and chunk.log_probs == [-0.5, -1.0, -2.0, 0.0]
+
+
+def test_the_bls_pool_becomes_the_loops_default_executor_once():
+    from runtime.llm_stream import use_bls_executor
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bls-pool") as pool:
+            set_calls = []
+            original = loop.set_default_executor
+            loop.set_default_executor = lambda e: (set_calls.append(e), original(e))  # type: ignore[method-assign]
+            use_bls_executor(pool)
+            use_bls_executor(pool)  # again: nothing to do
+            assert set_calls == [pool] and loop._ltr_bls_executor is pool
+            import threading
+            name = await loop.run_in_executor(None, lambda: threading.current_thread().name)
+            assert name.startswith("bls-pool")  # the default pool is now ours
+            other = ThreadPoolExecutor(max_workers=1)
+            use_bls_executor(other)  # a different pool replaces it
+            assert set_calls == [pool, other] and loop._ltr_bls_executor is other
+            other.shutdown()
+
+    asyncio.run(scenario())

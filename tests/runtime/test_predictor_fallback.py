@@ -7,6 +7,7 @@ import math
 import threading
 
 import numpy as np
+import pytest
 
 from runtime.predictor_fallback import FallbackRank, FallbackScorer
 
@@ -73,3 +74,44 @@ def test_fallback_rank_is_the_running_mean_frozen_during_an_episode():
     assert rank(float("nan")) == 3.0 == rank(float("nan"))  # equal: ties break by arrival
     assert rank(float("-inf")) == float("-inf") and rank(float("nan")) == 3.0  # non-finite never moves it
     assert not math.isnan(rank(float("nan")))
+
+
+def test_fallback_rank_moves_its_mean_by_a_twentieth_by_default():
+    rank = FallbackRank()
+    assert rank(float("nan")) == 0.0  # the initial mean
+    rank(4.0)  # the first score is the mean
+    rank(2.0)
+    assert rank(float("nan")) == pytest.approx(0.95 * 4.0 + 0.05 * 2.0)
+
+
+def test_the_predictor_gets_the_ids_and_its_scores_come_back_flat_float32():
+    seen = []
+
+    def predictor(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        seen.append(threading.current_thread().name)
+        return (ids * mask).sum(axis=1, keepdims=True).astype(np.float64)  # [n, 1] float64
+
+    scorer = FallbackScorer(predictor, timeout_s=1.0)
+    scores = scorer.score(np.array([[3, 4], [5, 6]]), np.array([[1, 1], [1, 0]]))
+    assert scores.tolist() == [7.0, 5.0] and scores.dtype == np.float32 and scores.shape == (2,)
+    assert seen[0].startswith("predictor")  # its own worker thread, named for thread dumps
+
+
+def test_a_wrong_count_is_reported_and_failures_are_float32_nans_one_per_row():
+    lines: list[str] = []
+    scorer = FallbackScorer(lambda ids, mask: np.zeros(1), timeout_s=1.0, report=lines.append)
+    scores = scorer.score(np.ones((2, 3)), np.ones((2, 3)))
+    assert scores.dtype == np.float32 and scores.shape == (2,) and np.isnan(scores).all()
+    assert "1 scores for 2 prompts" in lines[0]
+
+
+def test_one_worker_a_hung_call_makes_the_next_time_out_too():
+    predictor = FlakyPredictor()
+    predictor.mode = "hang"
+    scorer = FallbackScorer(predictor, timeout_s=0.05, report=lambda line: None)
+    mask = np.ones((1, 2))
+    assert np.isnan(scorer.score(mask, mask)).all()
+    predictor.mode = "ok"  # a fresh call would answer, but the only worker still waits on the hung one
+    assert np.isnan(scorer.score(mask, mask)).all()
+    predictor.release.set()
+    scorer._executor.shutdown(wait=True)

@@ -216,7 +216,7 @@ def test_prompt_token_ids_are_used_as_sent(tokenizer):
         ({"QUERY": np.array([[b"\xff" * 10]], dtype=object)}, "not valid UTF-8"),
         ({"REQUEST_OUTPUT_LEN": np.array([[0]], np.int32)}, "max_tokens must be positive"),
         ({"END_ID": np.array([[-1]], np.int32)}, "end_id -1 is outside"),
-        ({"PAD_ID": np.array([[1 << 20]], np.int32)}, "pad_id"),
+        ({"PAD_ID": np.array([[1 << 20]], np.int32)}, "^pad_id 1048576 is outside"),
         ({"BAD_WORDS_DICT": np.array([b"w"] * 5, dtype=object)}, "bad_words holds 5 words"),
         ({"STOP_WORDS_DICT": np.array([b"w"] * 5, dtype=object)}, "stop_words holds 5 words"),
     ],
@@ -244,3 +244,23 @@ def test_embedding_bias_words_and_weights_must_pair_up(tokenizer):
     with pytest.raises(BadRequest, match="1 words but embedding_bias_weights 2 weights"):
         _preprocessor(tokenizer).prepare(_request(EMBEDDING_BIAS_WORDS=np.array([[b"a"]], dtype=object),
                                                   EMBEDDING_BIAS_WEIGHTS=np.array([[1.0, 2.0]], np.float32)))
+
+
+def test_the_schedulers_tensors_are_int32_as_its_config_declares(tokenizer):
+    from runtime.contracts import Preprocessing as P
+
+    prepared = _preprocessor(tokenizer).prepare(_request())
+    for name in (P.INPUT_ID, P.REQUEST_INPUT_LEN, P.REQUEST_OUTPUT_LEN, P.OUT_END_ID, P.OUT_PAD_ID):
+        assert prepared.tensors[name].dtype == np.int32, name
+
+
+def test_without_bos_the_prompt_is_its_tokens_alone_and_words_may_come_as_a_batch_of_one(tokenizer):
+    from runtime.contracts import Preprocessing as P
+    from runtime.preprocess import Preprocessor
+
+    plain = Preprocessor(tokenizer, Limits(max_input_len=64, max_output_len=100), add_bos=False,
+                         predictor_ids=lambda text: [])
+    stops = np.array([[b"\n", b"."]], dtype=object)  # [1, words]: Triton's batch dimension
+    prepared = plain.prepare(_request(STOP_WORDS_DICT=stops))
+    assert prepared.tensors[P.INPUT_ID].reshape(-1).tolist() == tokenizer.encode("Hello there")
+    assert prepared.tensors[P.STOP_WORDS_IDS].shape[:2] == (1, 2) and prepared.tensors[P.STOP_WORDS_IDS].shape[2] >= 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import numpy as np
 
@@ -13,16 +14,17 @@ from scheduler import AdmissionGate, RequestQueue, make_policy
 
 class FakeLLM:
     """Yields one token at a time until the answer's natural end (`answer_len`, default: none) or
-    `max_tokens`; records stop calls."""
+    `max_tokens`, `delay_s` apart; records stop calls."""
 
-    def __init__(self, fail: bool = False, answer_len: int | None = None) -> None:
+    def __init__(self, fail: bool = False, answer_len: int | None = None, delay_s: float = 0.0) -> None:
         self.fail = fail
         self.answer_len = answer_len
+        self.delay_s = delay_s
         self.stopped: list[str] = []
 
     async def stream(self, job: LLMJob):
         for i in range(min(job.max_tokens, self.answer_len or job.max_tokens)):
-            await asyncio.sleep(0)
+            await asyncio.sleep(self.delay_s)
             if self.fail and i == 2:
                 raise RuntimeError("engine fell over")
             yield [1000 + i]
@@ -115,16 +117,17 @@ def test_relay_rejects_past_the_queue_bound_with_overloaded_error():
 def test_overload_and_queue_deadline_are_retryable_errors_that_hold_nothing():
     async def scenario():
         gate = AdmissionGate(RequestQueue(make_policy("ltr"), max_size=1), 1)
-        relay = Relay(gate, FakeLLM(), cancel_poll_s=0.001, queue_timeout_s=0.02)
+        # the long answer holds the only slot for >= 0.1 s (50 tokens 2 ms apart), past the 0.02 s queue timeout
+        relay = Relay(gate, FakeLLM(delay_s=0.002), cancel_poll_s=0.001, queue_timeout_s=0.02)
         long, waiting, rejected = FakeSink(), FakeSink(), FakeSink()
         await asyncio.gather(
-            relay.serve(job("long", 200_000), long), relay.serve(job("w", 5), waiting), relay.serve(job("r", 5), rejected)
+            relay.serve(job("long", 50), long), relay.serve(job("w", 5), waiting), relay.serve(job("r", 5), rejected)
         )
         assert gate.inflight == 0 and len(gate.queue) == 0
         return relay.stats, long, waiting, rejected
 
     stats, long, waiting, rejected = asyncio.run(scenario())
-    assert len(long.tokens) == 200_000 and not long.errors
+    assert len(long.tokens) == 50 and not long.errors
     assert waiting.errors == ["queue timeout: waited 0.02 s without a free slot; retry later"] and waiting.retryable
     assert "overloaded" in rejected.errors[0] and rejected.retryable
     assert (stats.timed_out, stats.rejected, stats.completed) == (1, 1, 1)
@@ -267,12 +270,12 @@ def test_graceful_stop_refuses_new_ends_waiting_at_once_and_generating_at_the_de
         tasks = [asyncio.create_task(relay.serve(job("run", 10**7), running)),
                  asyncio.create_task(relay.serve(job("wait", 5), waiting))]
         await asyncio.sleep(0.01)
-        grace["left"] = 5.0  # `make stop` began draining
+        grace["left"] = 0.5  # `make stop` began draining: half a second left
         await asyncio.sleep(0.02)
         assert waiting.errors and waiting.retryable and "shutting down" in waiting.errors[0]
         assert not running.errors and not tasks[0].done()  # still within the grace period
         await relay.serve(job("late", 5), late)
-        assert late.errors and late.retryable and not late.tokens
+        assert late.errors == [waiting.errors[0]] and late.retryable and not late.tokens
         grace["left"] = 0.0  # the grace period is over
         await asyncio.gather(*tasks)
         assert running.errors and running.retryable and running.finals == 0 and llm.stopped == ["run"]
@@ -452,3 +455,109 @@ def test_the_relay_tells_an_arrival_aware_policy_how_each_admitted_request_ended
     asyncio.run(scenario())
     assert sorted(policy.ended) == [("cut", 3, "length"), ("left", 2, "cancelled"), ("natural", 4, "stop")]
     assert policy.guard.stats().samples == 3
+
+
+def test_queue_wait_and_ttft_are_differences_and_the_backlog_follows_each_token():
+    """The wall clock ticks 0.25 s per reading from 100: arrival 100, admission 100.25, first token 100.5."""
+    observed: list[tuple[str, float]] = []
+    backlog_seen: list[float] = []
+    waiting: list[float] = []
+    ticks = iter(range(100))
+
+    class WatchingSink(FakeSink):
+        def send_tokens(self, token_ids, context_ids, final, finish=None, log_probs=None):
+            super().send_tokens(token_ids, context_ids, final, finish)
+            backlog_seen.append(relay.backlog.total())
+
+    async def scenario():
+        nonlocal relay
+        gate = AdmissionGate(RequestQueue(make_policy("fcfs")), 1)
+        relay = Relay(gate, FakeLLM(answer_len=3), cancel_poll_s=0.001, wall_clock=lambda: 100 + 0.25 * next(ticks),
+                      observe=lambda phase, s: observed.append((phase, s)))
+        gate.on_change = lambda _: waiting.append(relay.backlog.waiting_total())
+        await relay.serve(job("a", 10), WatchingSink())  # expects 10 tokens (no calibration), ends after 3
+
+    relay = None
+    asyncio.run(scenario())
+    assert observed == [("queue_wait", 0.25), ("ttft", 0.5)]
+    assert backlog_seen[:3] == [10.0, 9.0, 8.0]  # each token, once sent, counts off the expected ones
+    assert waiting[-1] == 0.0 and relay.backlog.total() == 0 and relay.backlog._live == {}  # ended: forgotten
+
+
+def test_the_final_response_carries_the_last_context_tokens():
+    finals: list[list[int]] = []
+
+    class FinalSink(FakeSink):
+        def send_tokens(self, token_ids, context_ids, final, finish=None, log_probs=None):
+            super().send_tokens(token_ids, context_ids, final, finish)
+            if final:
+                finals.append(list(context_ids))
+
+    n = 2 * CONTEXT_TOKENS + 2
+    run_relay([(job("a", 100), FinalSink())], FakeLLM(answer_len=n))
+    assert finals == [[1000 + i for i in range(n - CONTEXT_TOKENS, n)]]
+
+
+def test_queue_timeouts_are_counted_each_and_logged_as_rejected():
+    rows = []
+
+    async def scenario():
+        gate = AdmissionGate(RequestQueue(make_policy("fcfs")), 1)
+        relay = Relay(gate, FakeLLM(delay_s=0.002), cancel_poll_s=0.001, queue_timeout_s=0.02,
+                      request_log=rows.append)
+        await asyncio.gather(relay.serve(job("long", 50), FakeSink()),
+                             *(relay.serve(job(f"w{i}", 5), FakeSink()) for i in range(2)))
+        assert gate.inflight == 0
+        return relay.stats
+
+    stats = asyncio.run(scenario())
+    assert stats.timed_out == 2
+    assert sorted(r.finish_reason for r in rows) == ["length", "rejected", "rejected"]
+
+
+def test_a_waiting_request_its_client_cancels_while_stopping_ends_as_cancelled_not_shut_down():
+    async def stopping():
+        grace = {"left": None}
+        gate = AdmissionGate(RequestQueue(make_policy("fcfs")), 1)
+        relay = Relay(gate, FakeLLM(delay_s=0.002), cancel_poll_s=0.001, grace_left=lambda: grace["left"])
+        running = FakeSink()
+        task = asyncio.create_task(relay.serve(job("run", 20), running))
+        await asyncio.sleep(0.005)
+        leaving = FakeSink()
+        leaving.is_cancelled = lambda: grace["left"] is not None  # type: ignore[method-assign]
+        waiter = asyncio.create_task(relay.serve(job("wait", 5), leaving))
+        await asyncio.sleep(0.005)
+        grace["left"] = 60.0  # the stop begins as the client leaves: the client's end wins
+        await waiter
+        grace["left"] = None
+        await task
+        return relay.stats, leaving
+
+    stats, leaving = asyncio.run(stopping())
+    assert leaving.finish == "cancelled" and not leaving.errors
+    assert (stats.cancelled, stats.shut_down) == (1, 0)
+
+
+def test_by_default_a_cancelled_waiter_is_noticed_within_a_tenth_of_a_second_and_stops_wait_5_s():
+    async def scenario():
+        gate = AdmissionGate(RequestQueue(make_policy("fcfs")), 1)
+        relay = Relay(gate, FakeLLM(delay_s=0.01))
+        assert relay.stop_timeout_s == 5.0  # how long an engine's answer to a stop is awaited
+        leaving = FakeSink()
+        flag = {"gone": False}
+        leaving.is_cancelled = lambda: flag["gone"]  # type: ignore[method-assign]
+        holder = asyncio.create_task(relay.serve(job("run", 300), FakeSink()))  # holds the slot ~3 s
+        await asyncio.sleep(0.01)
+        waiter = asyncio.create_task(relay.serve(job("wait", 5), leaving))
+        await asyncio.sleep(0.01)
+        loop = asyncio.get_running_loop()
+        flag["gone"], started = True, loop.time()
+        await waiter
+        noticed = loop.time() - started
+        holder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await holder
+        return noticed, leaving
+
+    noticed, leaving = asyncio.run(scenario())
+    assert leaving.finish == "cancelled" and noticed < 0.8

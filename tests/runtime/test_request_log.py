@@ -58,6 +58,21 @@ def test_settings_from_parameters():
     assert LogSettings.from_parameters({}).path == ""
 
 
+def test_settings_defaults_and_the_truthy_words_for_prompts():
+    default = LogSettings()
+    empty = LogSettings.from_parameters({})
+    assert (empty.prompts, empty.max_file_bytes, empty.max_total_bytes) == (
+        True, default.max_file_bytes, default.max_total_bytes)  # absent: the defaults, prompts logged
+    blank = LogSettings.from_parameters({"request_log_max_file_mb": " ", "request_log_max_total_mb": ""})
+    assert (blank.max_file_bytes, blank.max_total_bytes) == (default.max_file_bytes, default.max_total_bytes)
+    for word in ("true", "1", "yes", "on", " ON "):
+        assert LogSettings.from_parameters({"request_log_prompts": word}).prompts, word
+    for word in ("false", "0", "no", "off", "", "y"):
+        assert not LogSettings.from_parameters({"request_log_prompts": word}).prompts, word
+    half = LogSettings.from_parameters({"request_log_max_file_mb": "0.5", "request_log_max_total_mb": " 1.5 "})
+    assert (half.max_file_bytes, half.max_total_bytes) == (2**19, 3 * 2**19)
+
+
 def test_rotation_keeps_the_log_under_its_disk_cap(tmp_path):
     rlog = RequestLog(LogSettings(str(tmp_path), max_file_bytes=2000, max_total_bytes=7000), decode=fake_decode)
     for i in range(200):
@@ -171,3 +186,79 @@ def test_a_failing_log_never_fails_the_request():
 
     asyncio.run(scenario())
     assert sink.finish == "stop" and not sink.errors
+
+
+def test_relay_logs_the_callers_id_else_its_own_and_the_score_it_queued_by():
+    named = LLMJob("internal-1", np.array([1, 2], np.int32), 5, score=2.5, streaming=True, client_id="caller-a")
+    anonymous = LLMJob("internal-2", np.array([1], np.int32), 5, score=-0.75, streaming=False)
+    rows = served_rows([(named, FakeSink()), (anonymous, FakeSink())], FakeLLM(answer_len=2), max_inflight=2)
+    assert set(rows) == {"caller-a", "internal-2"}  # the id the caller knows; its own when it gave none
+    assert rows["caller-a"].score == 2.5 and rows["internal-2"].score == -0.75
+    assert rows["caller-a"].prompt_ids == [1, 2] and rows["internal-2"].predictor_version is None
+    assert rows["caller-a"].row(None)["prompt_tokens"] == 2
+
+
+def test_rotation_numbers_files_from_one_and_keeps_exactly_the_cap(tmp_path):
+    """Every row its own write and rotation (max_file_bytes 1); the cap is exactly three rows'
+    bytes, so three rotated files stay: a cap reached is a cap kept."""
+    row_bytes = len((json.dumps(record(0).row(None), ensure_ascii=False) + "\n").encode())
+    rlog = RequestLog(LogSettings(str(tmp_path), prompts=False, max_file_bytes=row_bytes,  # one row reaches it
+                                  max_total_bytes=3 * row_bytes))
+    for i in range(5):
+        rlog.append(record(i))
+        rlog.flush()
+    rlog.close()
+    assert rlog.stats.written == 5
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["requests.jsonl.1", "requests.jsonl.2", "requests.jsonl.3"]
+    assert [row["request_id"] for row in read_rows(tmp_path)] == ["r2", "r3", "r4"]  # oldest first
+
+
+def test_rotated_files_sort_by_number_not_by_name(tmp_path):
+    current = tmp_path / "requests.jsonl"
+    for suffix in ("1", "2", "10", "old"):
+        (tmp_path / f"requests.jsonl.{suffix}").write_text("")
+    current.write_text("")
+    assert [p.name for p in rotated_files(current)] == [
+        "requests.jsonl.10", "requests.jsonl.2", "requests.jsonl.1", "requests.jsonl"]
+
+
+def test_a_garbled_line_is_skipped_and_the_rows_after_it_are_read(tmp_path):
+    (tmp_path / "requests.jsonl").write_text('{"a": 1}\n{"torn\n{"a": 2}\n', encoding="utf-8")
+    assert read_rows(tmp_path) == [{"a": 1}, {"a": 2}]
+
+
+def test_a_jsonl_path_is_the_file_itself_written_as_utf8_by_a_named_daemon_thread(tmp_path):
+    path = tmp_path / "mine.jsonl"
+    rlog = RequestLog(LogSettings(str(path)), decode=lambda ids: "caf\u00e9")
+    assert rlog._thread.name == "request-log" and rlog._thread.daemon  # never holds up a server's exit
+    rlog.append(record(0))
+    rlog.close()
+    assert rlog.path == path and [p.name for p in tmp_path.iterdir()] == ["mine.jsonl"]
+    assert '"prompt": "caf\u00e9"' in path.read_text(encoding="utf-8")  # the text itself, not \\u00e9
+    assert rlog._file.closed  # close() closed the file
+
+
+def test_after_a_failure_the_file_is_tried_again_only_after_retry_s(tmp_path):
+    now = [0.0]
+    blocker = tmp_path / "log"
+    blocker.write_text("")  # a file where the log's folder should be
+    rlog = RequestLog(LogSettings(str(blocker / "sub"), retry_s=30.0), clock=lambda: now[0])
+    rlog.append(record(0))
+    rlog.flush()  # failed at 0: the next try at 30
+    blocker.unlink()  # writable again, but the retry waits
+    now[0] = 29.0
+    rlog.append(record(1))
+    rlog.flush()  # not tried; a row lost while waiting moves the next try to 29 + 30
+    assert (rlog.stats.written, rlog.stats.write_failures) == (0, 2)
+    now[0] = 59.0  # reached: tried again
+    rlog.append(record(2))
+    rlog.close()
+    assert (rlog.stats.written, rlog.stats.write_failures) == (1, 2)
+
+
+def test_a_log_starting_at_clock_zero_writes_at_once(tmp_path):
+    rlog = RequestLog(LogSettings(str(tmp_path)), clock=lambda: 0.0)
+    rlog.append(record(0))
+    rlog.close()
+    assert rlog.stats.written == 1

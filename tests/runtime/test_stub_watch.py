@@ -81,3 +81,23 @@ def test_a_probe_that_raises_is_read_like_an_error_answer_and_a_live_answer_clea
 def test_the_died_error_names_the_step_and_carries_the_retryable_code():
     error = died_error("the scheduler", "UNAVAILABLE")
     assert (error.message, error.code) == (DIED, "UNAVAILABLE")
+
+
+def test_a_stub_death_names_its_step_as_its_message():
+    from runtime.stub_watch import StubDied
+
+    died = StubDied("preprocessing")
+    assert died.step == "preprocessing" and str(died) == "preprocessing" and died.args == ("preprocessing",)
+
+
+def test_only_a_message_naming_an_unhealthy_stub_means_death():
+    assert stub_died("Stub process 'ltr_scheduler_0_0' is not healthy.")
+    assert not stub_died("stub process started") and not stub_died("the GPU is not healthy")
+
+
+def test_the_watchs_defaults():
+    async def probe() -> str | None:
+        return None
+
+    watch = SchedulerWatch(probe, time.monotonic)
+    assert (watch.after_s, watch.every_s, watch.timeout_s) == (1.0, 1.0, 5.0)  # runtime/bls_entry.py relies on them

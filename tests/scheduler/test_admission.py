@@ -199,3 +199,66 @@ def test_refusals_say_why_and_the_observer_sees_the_gate():
     g = asyncio.run(scenario())
     assert seen == [g, g]
 
+
+
+def _elapsed_until_raised(awaitable, exc: type[BaseException], limit_s: float = 3.0) -> tuple[float, BaseException]:
+    """Seconds until `awaitable` raised `exc` (it must, within `limit_s`), and the exception."""
+    async def scenario() -> tuple[float, BaseException]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(exc) as raised:
+            await asyncio.wait_for(awaitable(), limit_s)
+        return loop.time() - started, raised.value
+
+    return asyncio.run(scenario())
+
+
+def test_the_queue_deadline_cuts_a_poll_interval_longer_than_it_short():
+    # the wait ends at the deadline (0.05 s), not at the next poll (30 s) nor a second later
+    async def late() -> None:
+        g = gate(max_inflight=1)
+        await g.acquire(QueuedRequest("busy"))
+        try:
+            await g.acquire(QueuedRequest("late"), poll_interval_s=30.0, max_wait_s=0.05)
+        finally:
+            assert g._waiters == {} and len(g.queue) == 0
+
+    elapsed, _ = _elapsed_until_raised(late, QueueTimeout)
+    assert 0.05 <= elapsed < 0.8
+
+
+@pytest.mark.parametrize("use_slot", [False, True])
+def test_by_default_a_cancelled_waiter_is_noticed_within_a_tenth_of_a_second(use_slot):
+    async def cancelled_while_waiting() -> None:
+        g = gate(max_inflight=1)
+        await g.acquire(QueuedRequest("busy"))
+        flag = {"cancelled": False}
+        asyncio.get_running_loop().call_later(0.01, flag.update, {"cancelled": True})
+        request = QueuedRequest("w")
+        try:
+            if use_slot:
+                async with g.slot(request, lambda: flag["cancelled"]):
+                    pass
+            else:
+                await g.acquire(request, lambda: flag["cancelled"])  # the default poll interval: 0.1 s
+        finally:
+            assert g._waiters == {} and len(g.queue) == 0 and g.inflight == 1  # nothing left behind
+
+    elapsed, raised = _elapsed_until_raised(cancelled_while_waiting, RequestCancelled)
+    assert elapsed < 0.8 and raised.args == ("w",)  # the exception names the request
+
+
+def test_a_waiter_cancelled_in_the_instant_it_is_admitted_says_which_request():
+    async def scenario() -> None:
+        g = gate(max_inflight=1)
+        await g.acquire(QueuedRequest("busy"))
+        flag = {"cancelled": False}
+        waiter = asyncio.create_task(g.acquire(QueuedRequest("w"), lambda: flag["cancelled"], 30.0))
+        await asyncio.sleep(0.01)
+        flag["cancelled"] = True
+        g.release()  # admits "w", which then sees its cancellation and gives the slot back
+        with pytest.raises(RequestCancelled) as raised:
+            await waiter
+        assert raised.value.args == ("w",) and g.inflight == 0 and g._waiters == {}
+
+    asyncio.run(scenario())

@@ -56,6 +56,11 @@ def test_starvation_promotes_a_request_after_threshold_admissions():
     assert "long" in admitted
     assert admitted.index("long") == threshold  # overtaken exactly `threshold` times
     assert q.stats().promoted_total == 1
+    q.push(req("long2", score=100.0))
+    for i in range(threshold + 1):
+        q.push(req(f"t{i}", score=0.0))
+        q.pop()
+    assert q.stats().promoted_total == 2  # counted, not just flagged
 
 
 def test_promoted_request_carries_its_quantum():
@@ -235,3 +240,31 @@ def test_a_distrusting_guard_gives_arrival_order():
     for i, score in enumerate([5.0, 1.0, 3.0, 0.0]):
         q.push(req(f"r{i}", score=score, arrival=float(i)))
     assert [q.pop(now=10.0).request_id for _ in range(4)] == ["r0", "r1", "r2", "r3"]
+
+
+@pytest.mark.parametrize("pushed, live_kept, live_compacted", [(200, 68, 67), (199, 68, 67), (100, 18, 17)])
+def test_the_heap_is_compacted_exactly_when_it_outgrows_twice_the_live_requests_plus_64(
+        pushed, live_kept, live_compacted):
+    # removal only marks an entry dead; the heap is rebuilt once it holds more than 2 * live + 64
+    # entries (the boundary is checked from both sides: 200 = 2 * 68 + 64 keeps, 199 = 2 * 67 + 65 compacts)
+    q = RequestQueue(make_policy("ltr"))
+    for i in range(pushed):
+        q.push(req(f"r{i}", score=float(i)))
+    for i in range(pushed - live_kept):
+        assert q.remove(f"r{i}") is not None
+    assert len(q) == live_kept and len(q._heap) == pushed  # at the threshold: not yet
+    q.remove(f"r{pushed - live_kept}")
+    assert len(q) == live_compacted and len(q._heap) == live_compacted  # past it: only the live ones
+    assert drain(q) == [f"r{i}" for i in range(pushed - live_compacted, pushed)]  # still in policy order
+
+
+def test_popping_dead_entries_also_compacts_the_heap():
+    q = RequestQueue(make_policy("fcfs"))
+    for i in range(200):
+        q.push(req(f"r{i}"))
+    for i in range(1, 200, 2):  # every other one, so that pops meet the dead entries
+        q.remove(f"r{i}")
+    assert len(q._heap) == 200
+    while len(q) > 30:
+        q.pop()
+    assert len(q._heap) <= 2 * len(q) + 64 and q.peek().request_id == "r140"
