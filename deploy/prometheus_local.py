@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -17,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from deploy.triton import free_ports, stop_pid, wait_ready
+from deploy.local_process import LocalProcess
+from deploy.triton import free_ports
 
 
 @dataclass(frozen=True)
@@ -44,46 +44,37 @@ def with_interval(rules_text: str, interval: str) -> str:
     return yaml.safe_dump(data, sort_keys=False, width=200)
 
 
-class LocalPrometheus:
+class LocalPrometheus(LocalProcess):
+    """A Prometheus on loopback scraping `targets` and evaluating `rule_files` (tests)."""
+
+    name, log_name = "prometheus", "prometheus.log"
+
     def __init__(self, work_dir: Path, targets: list[ScrapeTarget], rule_files: list[Path],
                  interval: str = "1s", port: int | None = None) -> None:
-        self.work_dir = Path(work_dir)
+        super().__init__(work_dir)
         self.targets = targets
         self.rule_files = rule_files
         self.interval = interval
         self.port = port if port is not None else free_ports(1)[0]
-        self.log_path = self.work_dir / "prometheus.log"
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 60.0) -> "LocalPrometheus":
+    def command(self) -> list[str]:
         binary = shutil.which("prometheus")
         if binary is None:
             raise FileNotFoundError("no prometheus: `make prometheus` installs Debian's package")
-        self.work_dir.mkdir(parents=True, exist_ok=True)
         config = self.work_dir / "prometheus.yml"
         config.write_text(yaml.safe_dump(prometheus_config(self.targets, self.rule_files, self.interval)))
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={self.work_dir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
-        try:
-            wait_ready(f"{self.url}/-/ready", timeout_s, self.process, "prometheus")
-        except Exception:
-            self.stop()
-            raise RuntimeError(f"prometheus did not become ready:\n{self.log_tail()}") from None
-        return self
+        return [binary, f"--config.file={config}", f"--storage.tsdb.path={self.work_dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}"]
 
-    def stop(self, timeout_s: float = 15.0) -> None:
-        if self.process is not None:
-            stop_pid(self.process.pid, timeout_s)
-            self.process.wait(timeout=5)
-            self.process = None
+    def ready_url(self) -> str:
+        return f"{self.url}/-/ready"
+
+    def env(self) -> None:
+        return None  # Prometheus needs none of the python stubs' environment
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         """An instant query's result vector (raises on a PromQL error)."""
@@ -107,8 +98,3 @@ class LocalPrometheus:
             if result or time.monotonic() > deadline:
                 return result
             time.sleep(0.5)
-
-    def log_tail(self, lines: int = 30) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
