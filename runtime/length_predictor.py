@@ -10,6 +10,7 @@ ships into Triton lives under runtime/ (+ scheduler/). A version folder holds `m
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -148,3 +149,13 @@ class LengthRanker:
         for i in range(0, len(texts), batch_size):
             out.append(self.model.score(*self.tokenizer.encode(texts[i : i + batch_size])))
         return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def chance_scores(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Experiments only (`score_mode: random`): a standard-normal score per row, drawn from a
+    generator seeded by the row's own token ids, so that a predictor ranking at chance gives each
+    prompt the same score every time, whatever the batching and the order of arrival."""
+    rows = np.asarray(ids).reshape(len(ids), -1)
+    keep = np.asarray(mask).reshape(rows.shape).astype(bool)
+    return np.array([np.random.default_rng(zlib.crc32(row[k].astype(np.int64).tobytes())).standard_normal()
+                     for row, k in zip(rows, keep)], dtype=np.float32)

@@ -88,3 +88,17 @@ def test_concat_padded_merges_requests_of_different_widths():
     out = concat_padded([a, b], fill=0)
     assert out.shape == (3, 6) and out.dtype == np.int64
     assert out[0].tolist() == [5, 6, 0, 0, 0, 0] and out[1].tolist() == [7, 8, 9, 1, 2, 3]
+
+
+def test_chance_scores_are_a_function_of_the_prompt_alone():
+    from runtime.length_predictor import chance_scores
+
+    ids = np.array([[5, 6, 7, 0], [9, 9, 0, 0]], np.int64)
+    mask = np.array([[1, 1, 1, 0], [1, 1, 0, 0]], np.int64)
+    scores = chance_scores(ids, mask)
+    assert scores.shape == (2,) and scores.dtype == np.float32 and scores[0] != scores[1]
+    # the same prompt padded otherwise, alone or in another batch, keeps its score
+    again = chance_scores(np.array([[9, 9, 0, 0, 0, 0]]), np.array([[1, 1, 0, 0, 0, 0]]))
+    assert again[0] == scores[1]
+    many = chance_scores(np.arange(2000).reshape(1000, 2), np.ones((1000, 2)))
+    assert abs(float(many.mean())) < 0.15 and 0.8 < float(many.std()) < 1.2  # standard normal

@@ -12,7 +12,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from runtime.contracts import Predictor
-from runtime.length_predictor import OnnxPredictor, concat_padded
+from runtime.length_predictor import OnnxPredictor, chance_scores, concat_padded
 from runtime import internal_key
 from runtime.triton_tensors import model_parameters
 
@@ -26,12 +26,12 @@ class TritonPythonModel:
         self.predictor = OnnxPredictor.from_dir(version_dir, intra_op_threads=int(params.get("intra_op_threads", "1") or 1))
         meta = json.loads((version_dir / "predictor.json").read_text())
         self.pad_id = int(meta.get("pad_id", 0))
-        # experiments only: "random" answers standard-normal scores (a predictor that ranks at chance,
-        # which the scheduler's ranking guard must notice); "model" (default) runs the predictor
+        # experiments only: "random" answers chance scores (runtime.length_predictor.chance_scores: a
+        # predictor that ranks at chance, which the ranking guard must notice); "model" (default) runs it
         mode = params.get("score_mode", "model") or "model"
         if mode not in ("model", "random"):
             raise ValueError(f"length_predictor: score_mode must be model or random, got {mode!r}")
-        self.random = np.random.default_rng() if mode == "random" else None
+        self.at_chance = mode == "random"
 
     def execute(self, requests: list) -> list:
         allowed = [internal_key.carries_key(r.parameters(), self.internal_key) for r in requests]
@@ -48,8 +48,8 @@ class TritonPythonModel:
             masks.append(m.reshape(-1, m.shape[-1]))
             rows.append(ids[-1].shape[0])
         try:
-            scores = (self.predictor.score(concat_padded(ids, self.pad_id), concat_padded(masks, 0))
-                      if self.random is None else self.random.standard_normal(sum(rows)))
+            batch, mask = concat_padded(ids, self.pad_id), concat_padded(masks, 0)
+            scores = chance_scores(batch, mask) if self.at_chance else self.predictor.score(batch, mask)
         except Exception as exc:  # one bad batch answers every request with the error
             err = pb_utils.TritonError(f"length_predictor: {exc}")
             return [pb_utils.InferenceResponse(output_tensors=[], error=err) for _ in requests]
