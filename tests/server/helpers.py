@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deploy.repository import render_repository
-from deploy.triton import TritonServer
+from deploy.supervisor import PORTS_FILE
+from deploy.triton import RepositoryAccess, TritonServer
 
 # Small, fast settings shared by the integration tests (timing stand-in LLM).
 TEST_OVERRIDES: dict[str, dict[str, str]] = {
@@ -21,12 +22,27 @@ TEST_OVERRIDES: dict[str, dict[str, str]] = {
 }
 
 
-def start_server(work_dir: Path, overrides: dict[str, dict[str, str]] | None = None) -> TritonServer:
+def test_repository(work_dir: Path, overrides: dict[str, dict[str, str]] | None = None) -> Path:
+    """The model repository rendered with TEST_OVERRIDES, then `overrides` on top."""
     merged = {model: dict(params) for model, params in TEST_OVERRIDES.items()}
     for model, params in (overrides or {}).items():
         merged.setdefault(model, {}).update(params)
-    repo = render_repository(work_dir / "model_repository", merged)
-    return TritonServer(repo, work_dir).start()
+    return render_repository(work_dir / "model_repository", merged)
+
+
+def start_server(work_dir: Path, overrides: dict[str, dict[str, str]] | None = None) -> TritonServer:
+    return TritonServer(test_repository(work_dir, overrides), work_dir).start()
+
+
+def start_supervised_server(state: Path, overrides: dict[str, dict[str, str]] | None = None) -> TritonServer:
+    """A server as `make deploy` leaves it for the supervisor: the repository API keyed, its ports
+    and PID in the state folder."""
+    access = RepositoryAccess.generate()
+    access.save(state)
+    server = TritonServer(test_repository(state, overrides), state, repository_access=access).start()
+    (state / PORTS_FILE).write_text(json.dumps(vars(server.ports)))
+    (state / "tritonserver.pid").write_text(str(server.process.pid))
+    return server
 
 
 def post_json(url: str, body: Any, timeout: float = 60) -> tuple[int, Any]:

@@ -4,27 +4,24 @@ supervisor's detection and recovery by model control."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
 
 import pytest
 
-from deploy.repository import render_repository
 from deploy.supervisor import (
-    PORTS_FILE,
     DeployedServer,
     Supervisor,
     expected_stubs,
     stub_counts,
 )
-from deploy.triton import RepositoryAccess, TritonServer
+from deploy.triton import TritonServer
 from tests.server.helpers import (
-    TEST_OVERRIDES,
     http_generate,
     http_generate_stream,
     metric_value,
+    start_supervised_server,
     wait_for,
 )
 
@@ -34,15 +31,8 @@ pytestmark = pytest.mark.server
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory):
     state = tmp_path_factory.mktemp("faults")
-    overrides = {model: dict(params) for model, params in TEST_OVERRIDES.items()}
-    overrides.setdefault("ltr_scheduler", {}).update({"max_inflight": "2", "llm_stall_timeout_s": "2"})
-    repo = render_repository(state / "model_repository", overrides)
-    access = RepositoryAccess.generate()
-    access.save(state)
-    server = TritonServer(repo, state, repository_access=access).start()
-    (state / PORTS_FILE).write_text(json.dumps(vars(server.ports)))
-    (state / "tritonserver.pid").write_text(str(server.process.pid))
-    yield server, Supervisor(DeployedServer(state), expected_stubs(repo))
+    server = start_supervised_server(state, {"ltr_scheduler": {"max_inflight": "2", "llm_stall_timeout_s": "2"}})
+    yield server, Supervisor(DeployedServer(state), expected_stubs(server.model_repository))
     server.stop(timeout_s=10)
 
 

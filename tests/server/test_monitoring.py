@@ -19,12 +19,10 @@ from deploy.dashboard import DASHBOARD_FILE, queries
 from deploy.openai_frontend import OpenAIFrontend
 from deploy.prometheus_local import LocalPrometheus, ScrapeTarget, with_interval
 from deploy.prometheus_rules import ALERTS, RECORDINGS, RULES_FILE
-from deploy.repository import render_repository
-from deploy.supervisor import PORTS_FILE
-from deploy.triton import RepositoryAccess, TritonServer, free_ports, server_env, stop_pid, wait_ready
+from deploy.triton import free_ports, server_env, stop_pid, wait_ready
 from openai_server.settings import API_KEY_ENV, DEFAULT_MODEL_NAME
 from runtime import scheduler_metrics as m
-from tests.server.helpers import TEST_OVERRIDES
+from tests.server.helpers import start_supervised_server
 
 KEY = "test-key"
 
@@ -45,18 +43,11 @@ def _chat(base_url: str, max_tokens: int, model: str = DEFAULT_MODEL_NAME) -> in
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory):
     state = tmp_path_factory.mktemp("monitoring")
-    overrides = {model: dict(params) for model, params in TEST_OVERRIDES.items()}
     # two slots and a short queue: requests wait (queue-wait histogram), some are refused
-    overrides.setdefault("ltr_scheduler", {}).update({"max_inflight": "2", "max_queue_size": "4"})
-    repo = render_repository(state / "model_repository", overrides)
-    access = RepositoryAccess.generate()
-    access.save(state)
-    triton = TritonServer(repo, state, repository_access=access).start()
+    triton = start_supervised_server(state, {"ltr_scheduler": {"max_inflight": "2", "max_queue_size": "4"}})
     started: list = [triton]
     supervisor = None
     try:
-        (state / PORTS_FILE).write_text(json.dumps(vars(triton.ports)))
-        (state / "tritonserver.pid").write_text(str(triton.process.pid))
         frontend = OpenAIFrontend(triton.grpc_url, state, env={API_KEY_ENV: KEY}).start()
         started.append(frontend)
         health_port = free_ports(1)[0]
