@@ -32,13 +32,6 @@ def server(tmp_path_factory):
     srv.stop()
 
 
-@pytest.fixture()
-def grpc(server):
-    client = grpcclient.InferenceServerClient(server.grpc_url)
-    yield client
-    client.close()
-
-
 @pytest.mark.parametrize("tokens", [2 * len(MULTILINGUAL_IDS), MULTILINGUAL_IDS.index(248)])  # whole; cut mid-character
 def test_streamed_answers_are_the_ensembles_byte_for_byte(grpc, tokens):
     answers = {}

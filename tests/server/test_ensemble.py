@@ -32,13 +32,6 @@ def server(tmp_path_factory):
     srv.stop()
 
 
-@pytest.fixture()
-def grpc(server):
-    client = grpcclient.InferenceServerClient(server.grpc_url)
-    yield client
-    client.close()
-
-
 def test_models_are_ready_over_the_standard_endpoints(server, grpc):
     for model in ("ensemble", "preprocessing", "length_predictor", "ltr_scheduler", "tensorrt_llm", "postprocessing"):
         assert grpc.is_model_ready(model), model

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import tritonclient.grpc as grpcclient
 
 from loadtest.grpc_stream import stream_infer, tensor
 from runtime.contracts import Entry
@@ -35,13 +34,6 @@ def server(tmp_path_factory):
     srv = start_server(tmp_path_factory.mktemp("trtllm_interface"), {"tensorrt_llm": {"mode": "hf"}})
     yield srv
     srv.stop()
-
-
-@pytest.fixture()
-def grpc(server):
-    client = grpcclient.InferenceServerClient(server.grpc_url)
-    yield client
-    client.close()
 
 
 def grpc_inputs(body: dict) -> list:
