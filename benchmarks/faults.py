@@ -236,20 +236,29 @@ def _watch_recovery(d: Deployment, killed_at: float, threads: list, inflight: li
     }
 
 
+def send_chunked(sock: socket.socket, path: str, body: bytes, chunk: int = 65536) -> OSError | None:
+    """POST `body` to `path` with chunked transfer encoding, `chunk` bytes a chunk (the shape of the
+    public Triton 2.51 crash payload). The OSError that ended the sending (a server that stops
+    reading once it has answered), or None when all of it went out."""
+    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n".encode())
+    try:
+        for start in range(0, len(body), chunk):
+            piece = body[start:start + chunk]
+            sock.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
+        sock.sendall(b"0\r\n\r\n")
+    except OSError as exc:
+        return exc
+    return None
+
+
 def probe_door(d: Deployment) -> dict:
     """The crash payloads of the issue, sent to the public door (the OpenAI server)."""
     results = {}
-    body = b"A" * (3_600_000)
     with socket.create_connection(("127.0.0.1", d.openai), timeout=30) as sock:
-        sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n")
-        try:
-            for start in range(0, len(body), 65536):
-                piece = body[start:start + 65536]
-                sock.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
-            sock.sendall(b"0\r\n\r\n")
-        except OSError as exc:
-            results["chunked_3_6MB_send"] = f"connection closed by the door: {exc.__class__.__name__}"
+        sent = send_chunked(sock, "/v1/completions", b"A" * 3_600_000)
+        if sent is not None:
+            results["chunked_3_6MB_send"] = f"connection closed by the door: {sent.__class__.__name__}"
         try:
             results["chunked_3_6MB"] = sock.recv(200).split(b"\r\n", 1)[0].decode()
         except OSError as exc:

@@ -22,6 +22,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
+from benchmarks.faults import send_chunked
 from deploy.triton import free_ports
 from loadtest.abandon import http_stream_close
 from loadtest.grpc_stream import ensemble_inputs, stream_infer, tensor
@@ -220,23 +221,12 @@ def test_a_grpc_client_that_cancels_at_the_door_frees_its_slot(deployed):
 
 
 def test_the_chunked_oversized_post_gets_413_and_the_server_keeps_serving(deployed):
-    body = b"A" * 3_600_000
-    with socket.create_connection(("127.0.0.1", deployed.http), timeout=30) as sock:
-        sock.sendall(b"POST /v2/models/ltr_bls/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n")
-        try:
-            for start in range(0, len(body), 65536):
-                piece = body[start:start + 65536]
-                sock.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
-            sock.sendall(b"0\r\n\r\n")
-        except OSError:
-            pass  # the door may stop reading once it has answered
-        assert sock.recv(200).split(b"\r\n", 1)[0] == b"HTTP/1.1 413 Request Entity Too Large"
-    many_chunks = b"".join(b"1\r\n \r\n" for _ in range(5000)) + b"0\r\n\r\n"
-    with socket.create_connection(("127.0.0.1", deployed.http), timeout=30) as sock:
-        sock.sendall(b"POST /v2/models/ltr_bls/generate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                     + many_chunks)
-        assert sock.recv(200).split(b"\r\n", 1)[0] == b"HTTP/1.1 413 Request Entity Too Large"
+    # 3.6 MB in 64 KiB chunks (over the body limit), then 5,000 one-byte chunks (over the chunk count);
+    # the door may stop reading once it has answered, so what the sending met is not checked
+    for body, chunk in ((b"A" * 3_600_000, 65536), (b" " * 5000, 1)):
+        with socket.create_connection(("127.0.0.1", deployed.http), timeout=30) as sock:
+            send_chunked(sock, "/v2/models/ltr_bls/generate", body, chunk)
+            assert sock.recv(200).split(b"\r\n", 1)[0] == b"HTTP/1.1 413 Request Entity Too Large"
     status, body = http(deployed, "POST", "/v2/models/ltr_bls/generate", {"text_input": "Still there?", "max_tokens": 3})
     assert status == 200 and json.loads(body)["output_token_count"] == 3
 
