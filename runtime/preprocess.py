@@ -203,9 +203,8 @@ class Preprocessor:
         pad_id = check_token_id(first_value(inputs.get(P.PAD_ID), self.tokenizer.pad_id), vocab, "pad_id")
         bad = self._words(inputs.get(P.BAD_WORDS_DICT), "bad_words")
         stop = self._words(inputs.get(P.STOP_WORDS_DICT), "stop_words")
-        bias_words = [] if inputs.get(P.EMBEDDING_BIAS_WORDS) is None else [
-            w for w in np.asarray(inputs[P.EMBEDDING_BIAS_WORDS]).reshape(-1) if len(w)]
-        bias = embedding_bias(self.tokenizer, bias_words, inputs.get(P.EMBEDDING_BIAS_WEIGHTS), self.limits)
+        bias = embedding_bias(self.tokenizer, _words_sent(inputs.get(P.EMBEDDING_BIAS_WORDS)),
+                              inputs.get(P.EMBEDDING_BIAS_WEIGHTS), self.limits)
         tensors = {
             P.INPUT_ID: input_ids[None, :],
             P.REQUEST_INPUT_LEN: np.array([[input_ids.size]], dtype=np.int32),
@@ -219,6 +218,11 @@ class Preprocessor:
         return Prepared(tensors, self.predictor_ids(text))
 
     def _words(self, tensor: np.ndarray | None, name: str) -> np.ndarray:
-        words = [] if tensor is None else [w for w in np.asarray(tensor).reshape(-1) if len(w)]
+        words = _words_sent(tensor)
         check_words(words, self.limits, name)
         return word_list(self.tokenizer, words)
+
+
+def _words_sent(tensor: np.ndarray | None) -> list:
+    """A word-list input's words (any batch shape), empty ones dropped; none when it was not sent."""
+    return [] if tensor is None else [w for w in np.asarray(tensor).reshape(-1) if len(w)]
