@@ -21,6 +21,7 @@ from engine.request import EngineRequest
 from engine.tokens import CyclicTokenSource, TokenSource, WordTokenSource
 from repo_paths import REPO_ROOT
 from runtime.triton_tensors import first_value
+from runtime.word_lists import unpack_words
 
 Mode = Literal["timing", "hf"]
 TIMING_TOKENS = ("words", "multilingual")  # what `timing` mode emits (engine/README.md)
@@ -130,24 +131,9 @@ def _choice(params: Mapping[str, str], key: str, default: str, choices: tuple[st
 
 
 def parse_word_list(arr: np.ndarray | None) -> tuple[tuple[int, ...], ...]:
-    """TensorRT-LLM's [2, N] word-list format: row 0 flattened ids, row 1 end offsets (-1 padded)."""
-    if arr is None:
-        return ()
-    a = np.asarray(arr)
-    if a.size == 0:
-        return ()
-    a = a.reshape(-1, 2, a.shape[-1])[0]
-    ids, offsets = a[0], a[1]
-    words: list[tuple[int, ...]] = []
-    start = 0
-    for end in offsets:
-        end = int(end)
-        if end < 0:
-            break
-        if end > start:
-            words.append(tuple(int(t) for t in ids[start:end]))
-        start = end
-    return tuple(words)
+    """The words of TensorRT-LLM's word-list format (runtime.word_lists), empty ones dropped: they
+    never match."""
+    return tuple(word for word in unpack_words(arr) if word)
 
 
 def parse_request(

@@ -33,6 +33,7 @@ import numpy as np
 from runtime.contracts import LLM, Scheduler
 from runtime.preprocess import BadRequest
 from runtime.triton_tensors import first_value
+from runtime.word_lists import pack_words, unpack_words
 
 # Meta's generation_config.json for Llama-3-8B/70B-Instruct: "eos_token_id": [128001, 128009].
 LLAMA3_END_TOKENS = (128001, 128009)
@@ -44,28 +45,13 @@ def parse_token_ids(text: str) -> tuple[int, ...]:
 
 
 def add_stop_tokens(word_list: np.ndarray | None, tokens: Iterable[int]) -> np.ndarray:
-    """`word_list` (TensorRT-LLM's [1, 2, N] format: row 0 the ids of all words, row 1 each word's
-    end offset, -1 padded; None or empty: no words) with each of `tokens` appended as a one-token
-    word, unless it is one already."""
-    ids: list[int] = []
-    offsets: list[int] = []
-    if word_list is not None and np.asarray(word_list).size:
-        rows = np.asarray(word_list).reshape(2, -1)
-        offsets = [int(o) for o in rows[1] if o >= 0]
-        ids = [int(t) for t in rows[0, : (offsets[-1] if offsets else 0)]]
-    starts = [0, *offsets[:-1]]
-    words = {tuple(ids[a:b]) for a, b in zip(starts, offsets)}
+    """`word_list` (TensorRT-LLM's [1, 2, N] format, runtime.word_lists; None or empty: no words) with
+    each of `tokens` appended as a one-token word, unless it is one already."""
+    words = unpack_words(word_list)
     for token in tokens:
         if (int(token),) not in words:
-            ids.append(int(token))
-            offsets.append(len(ids))
-            words.add((int(token),))
-    width = max(len(ids), len(offsets))
-    out = np.full((2, width), -1, dtype=np.int32)
-    out[0, : len(ids)] = ids
-    out[0, len(ids):] = 0
-    out[1, : len(offsets)] = offsets
-    return out[None]
+            words.append((int(token),))
+    return pack_words(words)[None]
 
 
 def sampling_defaults(passed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -17,6 +17,7 @@ import numpy as np
 from runtime.contracts import Preprocessing
 from runtime.llama3_tokenizer import Tokenizer
 from runtime.triton_tensors import first_value
+from runtime.word_lists import pack_words
 
 
 class BadRequest(ValueError):
@@ -127,20 +128,10 @@ def check_prompt_ids(ids: np.ndarray, vocab_size: int, limits: Limits) -> np.nda
 
 
 def word_list(tokenizer: Tokenizer, words: Sequence[bytes | str]) -> np.ndarray:
-    """TensorRT-LLM's `[2, N]` word-list format: row 0 the concatenated token ids of all words,
-    row 1 the end offset of each word, padded with -1. Empty input gives shape [2, 0]."""
-    ids: list[int] = []
-    offsets: list[int] = []
-    for word in words:
-        text = decode_utf8(word, "stop/bad word")  # "\n" is a common stop word: no blank check
-        ids.extend(tokenizer.encode(text))
-        offsets.append(len(ids))
-    width = max(len(ids), len(offsets))
-    out = np.full((2, width), -1, dtype=np.int32)
-    out[0, : len(ids)] = ids
-    out[0, len(ids):] = 0
-    out[1, : len(offsets)] = offsets
-    return out
+    """TensorRT-LLM's `[2, N]` word-list format (runtime.word_lists) of the tokenized words. Empty
+    input gives shape [2, 0]."""
+    # "\n" is a common stop word: no blank check
+    return pack_words([tokenizer.encode(decode_utf8(word, "stop/bad word")) for word in words])
 
 
 def embedding_bias(tokenizer: Tokenizer, words: Sequence[bytes | str], weights: np.ndarray | None,
